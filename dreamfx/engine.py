@@ -1,0 +1,172 @@
+"""The streaming dream engine: STFT -> chunked dreaming -> overlap-add, for any block size.
+
+Input samples are collected until ``chunk_frames`` new hops are complete; that
+chunk is analysed, dreamed together with ``context_frames`` earlier frames,
+resynthesised, and its finished samples are queued.  Every call returns as
+many samples as it was given, delayed by exactly :attr:`DreamEngine.latency`
+samples.  The work done on a chunk never depends on how the host sliced the
+audio, so any block size gives the same output, and :meth:`render` (offline,
+latency-compensated) is this same loop run over the whole file.
+
+Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
+is applied to every channel, so the stereo image stays put and the cost does
+not grow with the channel count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dreamfx.dream import Objective, dream
+from dreamfx.models import DreamNet
+from dreamfx.ringbuffer import RingBuffer
+from dreamfx.spectral import OverlapAdd, stft
+
+
+@dataclass
+class DreamSettings:
+    """Dream parameters read at the start of every chunk (validated by DreamEffect)."""
+
+    intensity: float = 1.0      # 0..1, scales the log-magnitude change; 0 = exact bypass
+    iterations: int = 8         # gradient-ascent steps per chunk
+    step: float = 0.1           # step size, natural-log magnitude units per iteration
+    mix: float = 1.0            # 0..1 wet/dry, applied in the spectral domain
+    seed: int = 0               # seeds the jitter of each chunk
+    jitter: int = 0             # max random time roll of the window, frames
+    max_gain_db: float = 12.0   # bound on the change of any bin, dB
+    objective: Objective = field(default_factory=Objective)
+
+
+@dataclass
+class EngineStats:
+    chunks: int = 0              # chunks processed
+    dreamed_chunks: int = 0      # chunks on which the dream ran
+    fallback_chunks: int = 0     # chunks whose dream was not finite and were passed dry
+    nonfinite_blocks: int = 0    # input blocks that held NaN/Inf (zeroed)
+
+
+@dataclass
+class ChunkReport:
+    """What one chunk did, for metrics: magnitudes of the model's window (1, n_bins, C + K)."""
+
+    index: int
+    dry: torch.Tensor
+    dreamed: torch.Tensor
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'auto'/None -> CUDA when torch sees it, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class DreamEngine:
+    """Streaming dream for one sample rate and channel count.
+
+    model: a DreamNet (configured here for ``sample_rate``; eval mode).
+    settings: DreamSettings, shared with the caller and read per chunk.
+    """
+
+    def __init__(self, model: DreamNet, settings: DreamSettings, sample_rate: int, channels: int, *,
+                 chunk_frames: int = 8, context_frames: int = 24, device: str | torch.device | None = None):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device)
+        self.stft = model.configure(sample_rate)
+        self.settings = settings
+        self.channels, self.chunk_frames, self.context_frames = channels, chunk_frames, context_frames
+        cfg = self.stft
+        self.chunk_samples = chunk_frames * cfg.hop
+        self.window = cfg.window()
+        self.input = np.zeros((channels, cfg.pad + self.chunk_samples), dtype=np.float32)
+        self.output = RingBuffer(channels, 2 * self.chunk_samples)
+        self.ola = OverlapAdd(cfg, channels)
+        self.on_chunk: Callable[[ChunkReport], None] | None = None
+        self.reset()
+
+    @property
+    def latency(self) -> int:
+        """Samples between an input sample and the output sample it becomes."""
+        return self.chunk_samples - 1 + self.stft.pad
+
+    def reset(self) -> None:
+        """Forget all audio; parameters are kept, ramps restart at their targets."""
+        self.input[:] = 0
+        self.filled = 0
+        self.output.clear()
+        self.output.write(np.zeros((self.channels, self.chunk_samples - 1), dtype=np.float32))
+        self.ola.reset()
+        empty = torch.zeros(1, self.stft.n_bins, self.context_frames)
+        self.context_dry, self.context_out = empty, empty.clone()
+        self.ramp_from = (self.settings.intensity, self.settings.mix)
+        self.chunk_index = 0
+        self.stats = EngineStats()
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """block: float32 (channels, n), any n. Returns (channels, n), delayed by :attr:`latency`."""
+        if not np.isfinite(block).all():
+            block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
+            self.stats.nonfinite_blocks += 1
+        out = np.empty((self.channels, block.shape[1]), dtype=np.float32)
+        pad, pos = self.stft.pad, 0
+        while pos < block.shape[1]:
+            take = min(block.shape[1] - pos, self.chunk_samples - self.filled)
+            self.input[:, pad + self.filled:pad + self.filled + take] = block[:, pos:pos + take]
+            self.filled += take
+            if self.filled == self.chunk_samples:
+                self.output.write(self._process_chunk())
+                self.input[:, :pad] = self.input[:, self.chunk_samples:]
+                self.filled = 0
+            self.output.read_into(out[:, pos:pos + take])
+            pos += take
+        return out
+
+    def render(self, audio: np.ndarray, block_size: int = 8192) -> np.ndarray:
+        """Offline render from a reset state: same length as ``audio``, sample-aligned (latency removed)."""
+        self.reset()
+        n = audio.shape[1]
+        padded = np.concatenate([audio, np.zeros((self.channels, self.latency), dtype=np.float32)], axis=1)
+        out = np.concatenate([self.process(padded[:, i:i + block_size])
+                              for i in range(0, padded.shape[1], block_size)], axis=1)
+        return out[:, self.latency:self.latency + n]
+
+    def _gain(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Spectral gain (1, n_bins, K) for the new frames' downmix magnitude (1, n_bins, K)."""
+        s, k = self.settings, self.chunk_frames
+        (i0, m0), (i1, m1) = self.ramp_from, (s.intensity, s.mix)
+        self.ramp_from = (i1, m1)
+        if (i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0:
+            return torch.ones_like(magnitude)
+        window = torch.cat([self.context_out, magnitude], dim=-1).to(self.device)
+        rng = np.random.default_rng([s.seed, self.chunk_index])
+        with torch.enable_grad():
+            delta = dream(self.model, s.objective, window, k, iterations=s.iterations, step=s.step,
+                          max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng).cpu()
+        self.stats.dreamed_chunks += 1
+        intensity = torch.linspace(i0, i1, k + 1)[1:]
+        mix = torch.linspace(m0, m1, k + 1)[1:]
+        gain = 1 + mix * (torch.exp(intensity * delta) - 1)
+        if not torch.isfinite(gain).all():
+            self.stats.fallback_chunks += 1
+            return torch.ones_like(magnitude)
+        return gain
+
+    def _process_chunk(self) -> np.ndarray:
+        spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)
+        magnitude = spec.mean(dim=0, keepdim=True).abs()                     # downmix, (1, n_bins, K)
+        with torch.no_grad():
+            gain = self._gain(magnitude)
+        out_magnitude = magnitude * gain
+        if self.on_chunk is not None:
+            self.on_chunk(ChunkReport(self.chunk_index, torch.cat([self.context_dry, magnitude], -1),
+                                      torch.cat([self.context_out, out_magnitude], -1)))
+        c = self.context_frames
+        self.context_dry = torch.cat([self.context_dry, magnitude], -1)[..., -c:]
+        self.context_out = torch.cat([self.context_out, out_magnitude], -1)[..., -c:]
+        self.chunk_index += 1
+        self.stats.chunks += 1
+        return self.ola.push(spec * gain).numpy()

@@ -1,0 +1,152 @@
+"""The genre classifier that dreams: frontend -> conv blocks -> pooled logits.
+
+A model file is one safetensors file: the weights, plus the JSON metadata
+(STFT settings, frontend, class and layer names, training record) under the
+header key ``"dreamfx"``.  Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import nn
+
+from dreamfx.errors import DreamfxError
+from dreamfx.frontends import FRONTENDS
+from dreamfx.spectral import LOG_EPS, StftConfig
+
+FORMAT = "dreamfx-model"
+FORMAT_VERSION = 1
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("dreamfx") / "assets" / "default_model.safetensors"))
+
+
+class DreamNet(nn.Module):
+    """Compact CNN genre classifier on a linear log-magnitude STFT.
+
+    Input ``logmag`` (batch, n_bins, frames); output logits (batch, n_classes).
+    Named layers (activations after ReLU): ``conv1`` .. ``convN``, then ``logits``.
+    Each block halves frequency and time except the last, so ``frames`` should
+    be a multiple of ``2 ** (len(channels) - 1)`` for pooling without loss.
+    """
+
+    def __init__(self, meta: dict):
+        super().__init__()
+        self.meta = meta
+        fe = dict(meta["frontend"])
+        self.frontend = FRONTENDS[fe.pop("kind")](**fe)
+        self.stft_reference = StftConfig(**meta["stft"])
+        self.input_norm = nn.BatchNorm1d(self.frontend.n_features)
+        blocks, c_in = [], 1
+        channels = meta["channels"]
+        for i, c_out in enumerate(channels):
+            layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            blocks.append(nn.Sequential(*layers))
+            c_in = c_out
+        self.blocks = nn.ModuleList(blocks)
+        self.pool = nn.MaxPool2d(2)
+        self.dropout = nn.Dropout(meta.get("dropout", 0.3))
+        self.head = nn.Linear(2 * c_in, len(meta["classes"]))
+        self.layer_names = tuple(f"conv{i + 1}" for i in range(len(channels))) + ("logits",)
+        self.stft = self.stft_reference
+        self.configure(self.stft_reference.sample_rate)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.meta["classes"])
+
+    def configure(self, sample_rate: int) -> StftConfig:
+        """Build the frontend for ``sample_rate``; returns the STFT settings to use there."""
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise DreamfxError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz: "
+                               "resample the audio first")
+        self.stft = self.stft_reference.for_sample_rate(int(sample_rate))
+        self.frontend.configure(self.stft.sample_rate, self.stft.n_fft)
+        return self.stft
+
+    def activations(self, logmag: torch.Tensor, until: str | None = None) -> dict[str, torch.Tensor]:
+        """Activations of every named layer up to ``until`` (all when None)."""
+        x = self.input_norm(self.frontend(logmag)).unsqueeze(1)  # (B, 1, n_features, T)
+        out = {}
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            out[self.layer_names[i]] = x
+            if until == self.layer_names[i]:
+                return out
+            if i < len(self.blocks) - 1:
+                x = self.pool(x)
+        pooled = x.mean(dim=2)  # over frequency: (B, C, T')
+        features = torch.cat([pooled.mean(dim=2), pooled.amax(dim=2)], dim=1)
+        out["logits"] = self.head(self.dropout(features))
+        return out
+
+    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+        return self.activations(logmag)["logits"]
+
+
+def build_metadata(classes: list[str], *, channels=(16, 32, 64, 128), n_mels=64, fmin=30.0, fmax=11025.0,
+                   sample_rate=22050, n_fft=1024, hop=256, training: dict | None = None) -> dict:
+    """Metadata of a new mel-in-the-loop DreamNet (the JSON stored in the model file)."""
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": "DreamNet",
+        "channels": list(channels), "classes": list(classes),
+        "frontend": {"kind": "mel_in_the_loop", "n_mels": n_mels, "fmin": fmin, "fmax": fmax},
+        "stft": {"sample_rate": sample_rate, "n_fft": n_fft, "hop": hop},
+        "window": "hann", "log_eps": LOG_EPS, "input": "natural log of |STFT| / sum(window) + log_eps",
+        "sample_rates": [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE],
+        "layers": [f"conv{i + 1}" for i in range(len(channels))] + ["logits"],
+        "training": training or {},
+    }
+
+
+def save_model(model: DreamNet, path: Path) -> None:
+    """Write weights + metadata to ``path`` (safetensors), atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    safetensors.torch.save_file(tensors, str(tmp), metadata={"dreamfx": json.dumps(model.meta)})
+    tmp.replace(path)
+
+
+def read_metadata(path: Path) -> dict:
+    """The JSON metadata of a model file, validated; raises DreamfxError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise DreamfxError(f"model file {path} not found: pass an existing .safetensors model or omit --model")
+    try:
+        with safetensors.safe_open(str(path), "pt") as f:
+            header = f.metadata() or {}
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise DreamfxError(f"model file {path} is not a valid safetensors file ({str(exc).splitlines()[0]}): "
+                           "re-export or re-train it") from None
+    try:
+        meta = json.loads(header["dreamfx"])
+    except (KeyError, json.JSONDecodeError):
+        raise DreamfxError(f"model file {path} has no dreamfx metadata: it was not written by dreamfx") from None
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise DreamfxError(f"model file {path} has format {meta.get('format')!r} version "
+                           f"{meta.get('format_version')!r}; this dreamfx reads {FORMAT!r} version {FORMAT_VERSION}")
+    return meta
+
+
+def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> DreamNet:
+    """Load a model file (the bundled default when ``path`` is None) in eval mode."""
+    path = default_model_path() if path is None else Path(path)
+    meta = read_metadata(path)
+    model = DreamNet(meta)
+    try:
+        state = safetensors.torch.load_file(str(path))
+        model.load_state_dict(state)
+    except Exception as exc:
+        raise DreamfxError(f"model file {path} does not match its metadata ({str(exc).splitlines()[0]}): "
+                           "re-export or re-train it") from None
+    model.eval().requires_grad_(False)
+    return model.to(device)
