@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dreamfx.errors import DreamfxError
 from dreamfx.models import DreamNet
@@ -77,17 +78,33 @@ def dreamed_logmag(magnitude: torch.Tensor, delta: torch.Tensor) -> torch.Tensor
     return torch.log(magnitude * torch.exp(delta) + LOG_EPS)
 
 
+def smooth(grad: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
+    """Box-average (B, n_bins, T) over +-``bins`` bins and +-``frames`` frames (edges zero-padded)."""
+    if not bins and not frames:
+        return grad
+    kernel = torch.full((1, 1, 2 * bins + 1, 2 * frames + 1), 1.0 / ((2 * bins + 1) * (2 * frames + 1)),
+                        dtype=grad.dtype, device=grad.device)
+    return F.conv2d(grad[:, None], kernel, padding=(bins, frames))[:, 0]
+
+
 def dream(model: DreamNet, objective: Objective, magnitude: torch.Tensor, n_new: int, *, iterations: int,
-          step: float, max_gain_db: float, jitter: int, rng: np.random.Generator) -> torch.Tensor:
+          step: float, max_gain_db: float, jitter: int, rng: np.random.Generator, smooth_bins: int = 0,
+          smooth_frames: int = 0, preserve_level: bool = False) -> torch.Tensor:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
     magnitude: (B, n_bins, T) linear magnitudes of context + new frames.
     Returns delta (B, n_bins, n_new), the change of natural-log magnitude.
-    ``jitter`` > 0 rolls the window by a random number of frames (up to
-    ``jitter``) each iteration, drawn from ``rng``.
+
+    jitter: roll the window by a random number of frames (|shift| <= jitter,
+    drawn from ``rng``) each iteration.  smooth_bins / smooth_frames: average
+    the gradient over that neighbourhood; smooth changes are closer to a
+    consistent STFT and survive resynthesis better.  preserve_level: rescale
+    every frame so its energy stays that of the input (a timbre change, not a
+    level change).
     """
     context = magnitude[..., :-n_new]
     new = magnitude[..., -n_new:]
+    energy = new.square().sum(dim=1, keepdim=True).clamp_min(1e-20)
     bound = max_gain_db / 20 * np.log(10)
     delta = torch.zeros_like(new, requires_grad=True)
     for _ in range(iterations):
@@ -97,7 +114,11 @@ def dream(model: DreamNet, objective: Objective, magnitude: torch.Tensor, n_new:
             window = torch.roll(window, shift, dims=-1)
         (grad,) = torch.autograd.grad(objective(model, window).sum(), delta)
         with torch.no_grad():
+            grad = smooth(grad, smooth_bins, smooth_frames)
             scale = grad.abs().mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
             delta += step * (grad / scale).clamp(-STEP_CLIP, STEP_CLIP)
             delta.clamp_(-bound, bound)
+            if preserve_level:
+                dreamed_energy = (new.square() * torch.exp(2 * delta)).sum(dim=1, keepdim=True)
+                delta -= 0.5 * torch.log(dreamed_energy.clamp_min(1e-20) / energy)
     return delta.detach()

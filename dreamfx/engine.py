@@ -38,6 +38,9 @@ class DreamSettings:
     seed: int = 0               # seeds the jitter of each chunk
     jitter: int = 0             # max random time roll of the window, frames
     max_gain_db: float = 12.0   # bound on the change of any bin, dB
+    smooth_bins: int = 2        # gradient smoothing across frequency, +- bins
+    smooth_frames: int = 1      # gradient smoothing across time, +- frames
+    preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     objective: Objective = field(default_factory=Objective)
 
 
@@ -125,13 +128,20 @@ class DreamEngine:
             pos += take
         return out
 
-    def render(self, audio: np.ndarray, block_size: int = 8192) -> np.ndarray:
-        """Offline render from a reset state: same length as ``audio``, sample-aligned (latency removed)."""
+    def render(self, audio: np.ndarray, block_size: int = 8192,
+               progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Offline render from a reset state: same length as ``audio``, sample-aligned (latency removed).
+
+        ``progress`` is called with the number of input samples done after each block.
+        """
         self.reset()
         n = audio.shape[1]
         padded = np.concatenate([audio, np.zeros((self.channels, self.latency), dtype=np.float32)], axis=1)
-        out = np.concatenate([self.process(padded[:, i:i + block_size])
-                              for i in range(0, padded.shape[1], block_size)], axis=1)
+        out = np.empty_like(padded)
+        for i in range(0, padded.shape[1], block_size):
+            out[:, i:i + block_size] = self.process(padded[:, i:i + block_size])
+            if progress is not None:
+                progress(min(i + block_size, n))
         return out[:, self.latency:self.latency + n]
 
     def _gain(self, magnitude: torch.Tensor) -> torch.Tensor:
@@ -145,7 +155,8 @@ class DreamEngine:
         rng = np.random.default_rng([s.seed, self.chunk_index])
         with torch.enable_grad():
             delta = dream(self.model, s.objective, window, k, iterations=s.iterations, step=s.step,
-                          max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng).cpu()
+                          max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng, smooth_bins=s.smooth_bins,
+                          smooth_frames=s.smooth_frames, preserve_level=s.preserve_level).cpu()
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
         mix = torch.linspace(m0, m1, k + 1)[1:]

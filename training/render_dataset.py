@@ -21,6 +21,7 @@ import click
 import numpy as np
 from pedalboard.io import AudioFile
 
+from dreamfx.audio_io import write_audio
 from training.genres import STYLES, compose
 
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -38,7 +39,7 @@ def find_fluidsynth(soundfont: Path) -> str:
 
 
 def render_midi(midi, out_wav: Path, seconds: float, sample_rate: int, soundfont: Path, fluidsynth: str) -> None:
-    """Render a mido.MidiFile with FluidSynth, trim to ``seconds``, normalise, write ``out_wav``."""
+    """Render a mido.MidiFile with FluidSynth, trim to ``seconds``, normalise to -3 dBFS, write ``out_wav``."""
     with tempfile.TemporaryDirectory() as tmp:
         mid_path, raw_path = Path(tmp) / "clip.mid", Path(tmp) / "raw.wav"
         midi.save(mid_path)
@@ -51,10 +52,7 @@ def render_midi(midi, out_wav: Path, seconds: float, sample_rate: int, soundfont
         peak = float(np.max(np.abs(audio)))
         if peak > 0:
             audio = audio * (PEAK / peak)
-        tmp_out = out_wav.with_suffix(".part.wav")
-        with AudioFile(str(tmp_out), "w", sample_rate, audio.shape[0], bit_depth=16) as f:
-            f.write(audio.astype(np.float32))
-        tmp_out.replace(out_wav)
+        write_audio(out_wav, audio.astype(np.float32), sample_rate, bit_depth=16)
 
 
 @click.command()

@@ -1,0 +1,89 @@
+"""Reading and writing audio files through pedalboard.io, with one-line errors and atomic writes.
+
+An output file is written under a temporary name in its destination folder and
+renamed into place only when complete, so an error or Ctrl-C never leaves a
+half-written file, and the input is never the output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from pedalboard.io import AudioFile, get_supported_read_formats, get_supported_write_formats
+
+from dreamfx.effect import check_finite
+from dreamfx.errors import DreamfxError
+
+READ_FORMATS = tuple(get_supported_read_formats())
+WRITE_FORMATS = tuple(get_supported_write_formats())
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a file; returns (float32 (channels, samples), sample rate in Hz)."""
+    path = Path(path)
+    if path.is_dir():
+        raise DreamfxError(f"{path} is a directory, expected an audio file: pass a file, or a folder as both IN and OUT")
+    if not path.exists():
+        raise DreamfxError(f"input file {path} not found")
+    if path.suffix.lower() not in READ_FORMATS:
+        raise DreamfxError(f"{path}: unsupported format {path.suffix or '(no extension)'}; "
+                           f"readable formats are {' '.join(READ_FORMATS)}")
+    try:
+        with AudioFile(str(path)) as f:
+            audio, sample_rate = f.read(f.frames), f.samplerate
+    except Exception as exc:
+        raise DreamfxError(f"{path} could not be read as audio ({str(exc).splitlines()[0]})") from None
+    if audio.shape[1] == 0:
+        raise DreamfxError(f"{path} holds no audio samples")
+    check_finite(audio, str(path))
+    if not float(sample_rate).is_integer():
+        raise DreamfxError(f"{path} has a fractional sample rate {sample_rate}: resample it to a whole number of Hz")
+    return audio.astype(np.float32, copy=False), int(sample_rate)
+
+
+def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bool = False) -> Path:
+    """Validate an output file path before any work is done."""
+    output = Path(output)
+    if output.suffix.lower() not in WRITE_FORMATS:
+        raise DreamfxError(f"{output}: cannot write {output.suffix or '(no extension)'} files; "
+                           f"writable formats are {' '.join(WRITE_FORMATS)}")
+    if output.is_dir():
+        raise DreamfxError(f"{output} is a directory: give an output file name")
+    for src in inputs:
+        if output.exists() and output.resolve() == Path(src).resolve():
+            raise DreamfxError(f"refusing to overwrite the input {src}: choose another output path")
+    if output.exists() and not overwrite:
+        raise DreamfxError(f"{output} already exists: pass --overwrite or choose another path")
+    if not output.parent.exists():
+        raise DreamfxError(f"output folder {output.parent} does not exist: create it first")
+    return output
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bit_depth: int | None = None) -> Path:
+    """Write (channels, samples) float32 atomically.
+
+    Default ``bit_depth``: 32-bit float for WAV/AIFF (no clipping), 24-bit for FLAC;
+    lossy formats use their encoder's default quality.
+    """
+    path = Path(path)
+    check_finite(audio, "output audio")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        if bit_depth is None:
+            bit_depth = 32 if path.suffix.lower() in (".wav", ".aif", ".aiff") else 24
+        kwargs = {"bit_depth": bit_depth} if path.suffix.lower() in (".wav", ".aif", ".aiff", ".flac") else {}
+        data = audio if bit_depth == 32 else np.clip(audio, -1.0, 1.0)
+        with AudioFile(tmp, "w", sample_rate, audio.shape[0], **kwargs) as f:
+            f.write(data.astype(np.float32, copy=False))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,83 @@
+"""Chain: a list of native pedalboard plugins and DreamEffects, called like a Pedalboard.
+
+``pedalboard.Pedalboard`` only holds native plugins, so dreamfx brings its own
+list with the same surface: build and edit it like a list, call it like a
+plugin.  With ``reset=True`` (offline) every stage compensates its own latency,
+so the output lines up with the input; with ``reset=False`` (streaming) the
+output is delayed by :meth:`Chain.latency_samples`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import pedalboard
+
+from dreamfx.effect import DreamEffect, check_finite, to_channels_first
+from dreamfx.errors import DreamfxError
+
+
+def _check_plugin(plugin) -> object:
+    if not isinstance(plugin, (pedalboard.Plugin, DreamEffect)):
+        raise DreamfxError(f"a Chain holds pedalboard plugins and DreamEffects, not {type(plugin).__name__}: "
+                           "e.g. Chain([pedalboard.Reverb(), DreamEffect()])")
+    return plugin
+
+
+class Chain(list):
+    """Effects applied in order: ``Chain([Reverb(), DreamEffect(), Compressor()])(audio, sr)``."""
+
+    is_effect = True
+    is_instrument = False
+
+    def __init__(self, plugins: Iterable = ()):
+        super().__init__(_check_plugin(p) for p in plugins)
+
+    def append(self, plugin) -> None:
+        super().append(_check_plugin(plugin))
+
+    def insert(self, index: int, plugin) -> None:
+        super().insert(index, _check_plugin(plugin))
+
+    def extend(self, plugins: Iterable) -> None:
+        super().extend(_check_plugin(p) for p in plugins)
+
+    def __setitem__(self, index, value) -> None:
+        if isinstance(index, slice):
+            value = [_check_plugin(p) for p in value]
+        else:
+            _check_plugin(value)
+        super().__setitem__(index, value)
+
+    @property
+    def dream_effects(self) -> list[DreamEffect]:
+        return [p for p in self if isinstance(p, DreamEffect)]
+
+    def latency_samples(self, sample_rate: float) -> int:
+        """Total streaming delay at ``sample_rate``: the sum of the dream stages' latencies."""
+        return sum(p.latency_samples(sample_rate) for p in self.dream_effects)
+
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Run audio through every stage; same layout and length as the input.
+
+        ``progress`` is passed to the dream stages (called with samples done).
+        """
+        audio, restore = to_channels_first(input_array)
+        check_finite(audio, "input audio")
+        for plugin in self:
+            if isinstance(plugin, DreamEffect):
+                audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=reset, progress=progress)
+            else:
+                audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=reset)
+        return restore(audio)
+
+    __call__ = process
+
+    def reset(self) -> None:
+        for plugin in self:
+            plugin.reset()
+
+    def __repr__(self) -> str:
+        return f"<dreamfx.Chain with {len(self)} plugins: {list.__repr__(self)}>"

@@ -1,0 +1,257 @@
+"""DreamEffect: the dream engine behind pedalboard's calling convention.
+
+    effect = DreamEffect(intensity=0.7, layer="conv3")
+    wet = effect(audio, sample_rate)                 # offline: aligned, same length
+    block_out = effect(block, sr, reset=False)       # streaming: delayed by latency_samples(sr)
+
+Parameters are plain attributes, validated on assignment; an invalid value
+raises :class:`~dreamfx.errors.DreamfxError` with the allowed range.  Arrays are
+float32 ``(channels, samples)`` or ``(samples,)``; ``(samples, channels)`` is
+recognised as pedalboard does when the first axis is the longer one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from dreamfx.dream import Objective
+from dreamfx.engine import DreamEngine, DreamSettings
+from dreamfx.errors import DreamfxError
+from dreamfx.models import DreamNet, load_model
+
+
+class _Range:
+    """A numeric attribute stored in DreamSettings, checked against [low, high]."""
+
+    def __init__(self, kind: type, low: float, high: float, doc: str):
+        self.kind, self.low, self.high, self.__doc__ = kind, low, high, doc
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj.settings, self.name)
+
+    def __set__(self, obj, value):
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if self.kind is int:
+            ok = ok and float(value).is_integer()
+        if not ok or not self.low <= value <= self.high or value != value:
+            raise DreamfxError(f"{self.name} must be {'an integer' if self.kind is int else 'a number'} in "
+                               f"{self.low}..{self.high}, got {value!r}: e.g. effect.{self.name} = {self.low}")
+        setattr(obj.settings, self.name, self.kind(value))
+
+
+class DreamEffect:
+    """A DeepDream audio effect with pedalboard's calling convention.
+
+    model: a model file path, a loaded DreamNet, or None for the bundled default.
+    chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
+    past context the model sees (fixed at construction: they set the latency).
+    device: "auto" (CUDA when available), "cpu" or "cuda".
+    """
+
+    is_effect = True
+    is_instrument = False
+
+    intensity = _Range(float, 0.0, 1.0, "Depth of the dream, 0..1; 0 passes the input through exactly.")
+    iterations = _Range(int, 0, 256, "Gradient-ascent iterations per chunk.")
+    step = _Range(float, 0.0, 2.0, "Step size per iteration (natural-log magnitude).")
+    mix = _Range(float, 0.0, 1.0, "Wet/dry mix, 0..1.")
+    seed = _Range(int, 0, 2**32 - 1, "Seed of the per-chunk jitter.")
+    jitter = _Range(int, 0, 16, "Largest random time roll of the dream window, frames.")
+    max_gain_db = _Range(float, 0.0, 48.0, "Largest change of any STFT bin, dB.")
+    smooth_bins = _Range(int, 0, 32, "Gradient smoothing across frequency, +- STFT bins.")
+    smooth_frames = _Range(int, 0, 8, "Gradient smoothing across time, +- frames.")
+
+    def __init__(self, model: str | Path | DreamNet | None = None, *, intensity: float = 1.0, iterations: int = 8,
+                 step: float = 0.1, mix: float = 1.0, layer: str = "conv3", channel: int | None = None,
+                 target: str | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0,
+                 smooth_bins: int = 2, smooth_frames: int = 1, preserve_level: bool = True,
+                 chunk_frames: int = 8, context_frames: int = 24, device: str = "auto"):
+        self.model = model if isinstance(model, DreamNet) else load_model(model)
+        self.settings = DreamSettings()
+        self.chunk_frames, self.context_frames = _check_chunking(self.model, chunk_frames, context_frames)
+        if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+            raise DreamfxError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        self.device = device
+        self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
+        self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
+        self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
+        self._set_objective(Objective("layer", layer))
+        self.channel, self.target = channel, target
+        self._engine: DreamEngine | None = None
+
+    @classmethod
+    def from_preset(cls, preset: str | Path, **overrides) -> DreamEffect:
+        """The dream stage of a preset (a name in presets/ or a .toml path)."""
+        from dreamfx.presets import load_preset
+        return load_preset(preset).dream_effect(**overrides)
+
+    @property
+    def preserve_level(self) -> bool:
+        """Keep each frame's energy, so the dream changes timbre, not loudness."""
+        return self.settings.preserve_level
+
+    @preserve_level.setter
+    def preserve_level(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise DreamfxError(f"preserve_level must be True or False, got {value!r}")
+        self.settings.preserve_level = value
+
+    # --- objective: layer energy, one channel of it, or a class logit ------------
+    def _set_objective(self, objective: Objective) -> None:
+        objective.validate(self.model)
+        self.settings.objective = objective
+
+    @property
+    def layer(self) -> str:
+        """Layer whose activation energy is maximised (conv1..convN)."""
+        return self.settings.objective.layer
+
+    @layer.setter
+    def layer(self, name: str) -> None:
+        self._set_objective(replace(self.settings.objective, layer=name))
+
+    @property
+    def channel(self) -> int | None:
+        """One channel of ``layer`` to maximise, or None for the whole layer."""
+        o = self.settings.objective
+        return o.channel if o.kind == "channel" else None
+
+    @channel.setter
+    def channel(self, index: int | None) -> None:
+        o = self.settings.objective
+        if index is None:
+            kind = "class" if o.kind == "class" else "layer"
+            self._set_objective(replace(o, kind=kind, channel=0))
+        else:
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise DreamfxError(f"channel must be an integer or None, got {index!r}")
+            self._set_objective(replace(o, kind="channel", channel=int(index), target=None))
+
+    @property
+    def target(self) -> str | None:
+        """Class name whose logit is maximised, or None for a layer objective."""
+        return self.settings.objective.target
+
+    @target.setter
+    def target(self, name: str | None) -> None:
+        o = self.settings.objective
+        if name is None:
+            self._set_objective(replace(o, kind="layer" if o.kind == "class" else o.kind, target=None))
+        else:
+            self._set_objective(replace(o, kind="class", target=name))
+
+    @property
+    def objective(self) -> str:
+        """'layer', 'channel' or 'class' (read-only: set layer, channel or target)."""
+        return self.settings.objective.kind
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.model.class_names
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return self.model.layer_names[:-1]
+
+    # --- pedalboard calling convention ---------------------------------------------
+    def latency_samples(self, sample_rate: float) -> int:
+        """Delay of the streaming output (reset=False) at ``sample_rate``, in samples."""
+        stft = self.model.stft_reference.for_sample_rate(int(sample_rate))
+        return self.chunk_frames * stft.hop - 1 + stft.pad
+
+    @property
+    def stats(self):
+        """Counters of the current engine (chunks, dreamed, fallbacks, non-finite blocks)."""
+        return None if self._engine is None else self._engine.stats
+
+    def engine(self, sample_rate: float, channels: int) -> DreamEngine:
+        """The engine for this sample rate and channel count (rebuilt when they change)."""
+        sr = _check_sample_rate(sample_rate)
+        e = self._engine
+        if e is None or e.stft.sample_rate != sr or e.channels != channels:
+            self._engine = DreamEngine(self.model, self.settings, sr, channels, chunk_frames=self.chunk_frames,
+                                       context_frames=self.context_frames, device=self.device)
+        return self._engine
+
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Run audio through the dream.
+
+        reset=True: start from silence and return output aligned with the input
+        (latency compensated), same shape.  reset=False: continue the stream;
+        output is delayed by :meth:`latency_samples`.  ``progress`` (optional)
+        is called with the number of input samples done after each buffer.
+        """
+        audio, restore = to_channels_first(input_array, self._engine.channels if self._engine and not reset else None)
+        check_finite(audio, "input audio")
+        if not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
+            raise DreamfxError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        engine = self.engine(sample_rate, audio.shape[0])
+        if reset:
+            out = engine.render(audio, buffer_size, progress)
+        else:
+            out = np.concatenate([engine.process(audio[:, i:i + buffer_size])
+                                  for i in range(0, audio.shape[1], buffer_size)] or [audio[:, :0]], axis=1)
+        return restore(out)
+
+    __call__ = process
+
+    def reset(self) -> None:
+        """Clear all audio state (the dream restarts from silence); parameters stay."""
+        if self._engine is not None:
+            self._engine.reset()
+
+    def __repr__(self) -> str:
+        target = f" target={self.target!r}" if self.target else ""
+        channel = f" channel={self.channel}" if self.channel is not None else ""
+        return (f"<dreamfx.DreamEffect intensity={self.intensity} iterations={self.iterations} step={self.step} "
+                f"mix={self.mix} layer={self.layer!r}{channel}{target} at {hex(id(self))}>")
+
+
+def _check_chunking(model: DreamNet, chunk_frames, context_frames) -> tuple[int, int]:
+    """Validate the chunk geometry: the model's pooling needs windows in whole multiples."""
+    multiple = 2 ** (len(model.meta["channels"]) - 1)
+    for name, value, low in (("chunk_frames", chunk_frames, 1), ("context_frames", context_frames, 0)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= 256:
+            raise DreamfxError(f"{name} must be an integer in {low}..256, got {value!r}")
+    if (chunk_frames + context_frames) % multiple:
+        raise DreamfxError(f"chunk_frames + context_frames must be a multiple of {multiple} for this model, got "
+                           f"{chunk_frames} + {context_frames}")
+    return int(chunk_frames), int(context_frames)
+
+
+def _check_sample_rate(sample_rate) -> int:
+    if not isinstance(sample_rate, (int, float, np.number)) or not float(sample_rate).is_integer() or sample_rate <= 0:
+        raise DreamfxError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
+
+
+def check_finite(audio: np.ndarray, what: str) -> None:
+    """Raise DreamfxError naming the first NaN/Inf sample of ``audio`` (channels, samples)."""
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        channel, sample = (int(i[0]) for i in np.nonzero(bad))
+        raise DreamfxError(f"{what} contains NaN/Inf (first at sample {sample}, channel {channel}): "
+                           "repair or re-export it before dreaming")
+
+
+def to_channels_first(array, channels_hint: int | None = None):
+    """Return (float32 (channels, samples) array, function that restores the caller's layout)."""
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        raise DreamfxError(f"audio must be a float32 or float64 numpy array, got "
+                           f"{type(array).__name__}{'' if not isinstance(array, np.ndarray) else ' of ' + str(array.dtype)}")
+    if array.ndim == 1:
+        return array[None].astype(np.float32, copy=False), lambda out: out[0]
+    if array.ndim != 2:
+        raise DreamfxError(f"audio must be 1-D (samples,) or 2-D (channels, samples), got shape {array.shape}")
+    channels_last = array.shape[0] > array.shape[1] and array.shape[0] != channels_hint
+    if channels_last:
+        return np.ascontiguousarray(array.T, dtype=np.float32), lambda out: out.T
+    return np.ascontiguousarray(array, dtype=np.float32), lambda out: out

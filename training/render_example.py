@@ -1,0 +1,34 @@
+"""Render the bundled example clip (a genre piece not in the training set), stereo 44.1 kHz FLAC.
+
+    python -m training.render_example dreamfx/assets/example.flac
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from training.genres import GENRES, STYLES, compose
+from training.render_dataset import DEFAULT_SOUNDFONT, find_fluidsynth, render_midi
+
+EXAMPLE_SEED = 7  # differs from the data set's seed, so the example is never a training clip
+
+
+@click.command()
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--genre", type=click.Choice(GENRES), default="jazz", show_default=True)
+@click.option("--seconds", default=10.0, show_default=True)
+@click.option("--sample-rate", default=44100, show_default=True)
+@click.option("--soundfont", type=click.Path(path_type=Path), default=DEFAULT_SOUNDFONT, show_default=True)
+def main(output: Path, genre: str, seconds: float, sample_rate: int, soundfont: Path) -> None:
+    """Render one GENRE clip of SECONDS to OUTPUT."""
+    style = STYLES[GENRES.index(genre)]
+    midi, bpm = compose(style, np.random.default_rng([EXAMPLE_SEED, GENRES.index(genre)]), seconds)
+    render_midi(midi, output, seconds, sample_rate, soundfont, find_fluidsynth(soundfont))
+    click.echo(f"wrote {seconds:.0f} s of {genre} at {bpm:.0f} BPM to {output}")
+
+
+if __name__ == "__main__":
+    main()
