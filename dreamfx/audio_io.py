@@ -21,9 +21,8 @@ READ_FORMATS = tuple(get_supported_read_formats())
 WRITE_FORMATS = tuple(get_supported_write_formats())
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a file; returns (float32 (channels, samples), sample rate in Hz)."""
-    path = Path(path)
+def _open(path: Path):
+    """Open ``path`` for reading, turning every failure into a one-line DreamfxError."""
     if path.is_dir():
         raise DreamfxError(f"{path} is a directory, expected an audio file: pass a file, or a folder as both IN and OUT")
     if not path.exists():
@@ -32,8 +31,25 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise DreamfxError(f"{path}: unsupported format {path.suffix or '(no extension)'}; "
                            f"readable formats are {' '.join(READ_FORMATS)}")
     try:
-        with AudioFile(str(path)) as f:
+        return AudioFile(str(path))
+    except Exception as exc:
+        raise DreamfxError(f"{path} could not be read as audio ({str(exc).splitlines()[0]})") from None
+
+
+def probe_audio(path: str | Path) -> int:
+    """Check that ``path`` opens as audio; returns its length in samples."""
+    with _open(Path(path)) as f:
+        return f.frames
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a file; returns (float32 (channels, samples), sample rate in Hz)."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
             audio, sample_rate = f.read(f.frames), f.samplerate
+    except DreamfxError:
+        raise
     except Exception as exc:
         raise DreamfxError(f"{path} could not be read as audio ({str(exc).splitlines()[0]})") from None
     if audio.shape[1] == 0:

@@ -1,0 +1,174 @@
+"""The ``dreamfx`` command line: process files and folders, inspect models, measure dreams.
+
+Errors are one line on stderr (``dreamfx: error: ...``) with exit status 2;
+no traceback, no output file left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_audio, write_audio
+from dreamfx.errors import DreamfxError
+from dreamfx.presets import NATIVE_PLUGINS, load_preset
+
+EXAMPLE = Path(__file__).resolve().parent / "assets" / "example.flac"
+
+
+def dream_options(f):
+    """Options that override the preset's dream parameters (None = keep the preset's)."""
+    options = [
+        click.option("--preset", default="default", show_default=True, help="Preset name in presets/ or a .toml path."),
+        click.option("--model", type=click.Path(path_type=Path), help="Model file (.safetensors); default: the preset's."),
+        click.option("--intensity", type=float, help="Dream depth 0..1 (0 = bypass)."),
+        click.option("--iterations", type=int, help="Dream iterations per chunk."),
+        click.option("--step", type=float, help="Step size per iteration."),
+        click.option("--mix", type=float, help="Wet/dry mix 0..1."),
+        click.option("--layer", help="Layer whose energy is dreamed (conv1..conv4)."),
+        click.option("--channel", type=int, help="Dream one channel of --layer."),
+        click.option("--target", help="Dream toward this class (e.g. jazz) instead of a layer."),
+        click.option("--seed", type=int, help="Seed of the jitter."),
+        click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
+        click.option("--device", help="auto, cpu or cuda."),
+        click.option("--chain", "chain_spec", help="Replace the preset's chain: comma-separated stages, e.g. "
+                     "'Reverb,dream,Compressor' (native plugins with default settings)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_chain(preset: str, model, chain_spec: str | None, **overrides):
+    """The Chain for a preset with CLI overrides applied."""
+    p = load_preset(preset)
+    if model is not None:
+        overrides["model"] = str(model.resolve())
+    if chain_spec:
+        stages = [s.strip() for s in chain_spec.split(",") if s.strip()]
+        for s in stages:
+            if s != "dream" and s not in NATIVE_PLUGINS:
+                raise DreamfxError(f"--chain: unknown stage {s!r}; use 'dream' or one of {', '.join(NATIVE_PLUGINS)}")
+        if stages.count("dream") != 1:
+            raise DreamfxError("--chain must name the 'dream' stage exactly once, e.g. --chain 'Reverb,dream'")
+        p.chain = [{"plugin": s} for s in stages]
+    return p.build_chain(**overrides)
+
+
+def progress_to(bar):
+    """A progress callback (samples done in the current file) that advances a click progress bar."""
+    done = [0]
+
+    def update(n: int) -> None:
+        bar.update(n - done[0])
+        done[0] = n
+    return update
+
+
+def collect_jobs(src: Path, dst: Path, overwrite: bool) -> list[tuple[Path, Path]]:
+    """(input, output) pairs for a file or a folder tree; validated before any work."""
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise DreamfxError(f"{src} is a folder, so OUT must be a folder too, but {dst} is a file")
+        if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+            raise DreamfxError(f"output folder {dst} must not be the input folder or inside it")
+        files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in READ_FORMATS)
+        if not files:
+            raise DreamfxError(f"no audio files ({' '.join(READ_FORMATS)}) found in {src}")
+        jobs = [(f, dst / f.relative_to(src)) for f in files]
+        for _, out in jobs:
+            out.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        if not src.exists():
+            raise DreamfxError(f"input file {src} not found")
+        jobs = [(src, dst)]
+    for inp, out in jobs:
+        check_output_path(out, [inp], overwrite)
+    return jobs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dreamfx")
+def cli() -> None:
+    """dreamfx: a DeepDream audio effect."""
+
+
+@cli.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
+@dream_options
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (never the input).")
+@click.option("--buffer-size", default=8192, show_default=True, help="Samples per processing block.")
+def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, **overrides) -> None:
+    """Dream IN (a file, or a folder of files) into OUT (a file, or a folder)."""
+    jobs = collect_jobs(src, dst, overwrite)
+    total = sum(probe_audio(inp) for inp, _ in jobs)  # every input opens before any output is written
+    chain = build_chain(preset, model, chain_spec, **overrides)
+    with click.progressbar(length=total, label="dreaming", file=sys.stderr) as bar:
+        for inp, out in jobs:
+            audio, sr = read_audio(inp)
+            write_audio(out, chain(audio, sr, buffer_size=buffer_size, progress=progress_to(bar)), sr)
+    latency = chain.latency_samples(sr)
+    click.echo(f"wrote {len(jobs)} file(s) to {dst} (dream latency {latency} samples = {1000 * latency / sr:.1f} ms, "
+               "compensated)")
+
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+def info(model: Path | None) -> None:
+    """Print a model's metadata (the bundled default when MODEL is omitted)."""
+    from dreamfx.models import default_model_path, read_metadata
+    path = model or default_model_path()
+    meta = read_metadata(path)
+    click.echo(f"model: {path}")
+    click.echo(json.dumps(meta, indent=2))
+
+
+@cli.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path), default=EXAMPLE)
+@dream_options
+def analyze(src: Path, preset, model, chain_spec, **overrides) -> None:
+    """Measure how much of the dream survives resynthesis (retention) on IN (default: the example clip)."""
+    from dreamfx.metrics import measure_retention
+    audio, sr = read_audio(src)
+    effect = build_chain(preset, model, chain_spec, **overrides).dream_effects[0]
+    report = measure_retention(effect, audio, sr)
+    click.echo(f"{src}: {report.summary()}")
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("dreamfx-demo/example-dreamed.wav"),
+              show_default=True)
+@click.option("--preset", default="default", show_default=True)
+def demo(output: Path, preset: str) -> None:
+    """Render the bundled example clip through a preset's chain with the bundled model."""
+    audio, sr = read_audio(EXAMPLE)
+    chain = load_preset(preset).build_chain()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    check_output_path(output, [EXAMPLE], overwrite=True)
+    with click.progressbar(length=audio.shape[1], label=f"dreaming {EXAMPLE.name}", file=sys.stderr) as bar:
+        write_audio(output, chain(audio, sr, progress=progress_to(bar)), sr)
+    click.echo(f"input:  {EXAMPLE}")
+    click.echo(f"output: {output.resolve()}  (preset {preset!r}, {audio.shape[1] / sr:.1f} s, {sr} Hz)")
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning DreamfxError into a one-line message and exit status 2."""
+    try:
+        cli(standalone_mode=False)
+    except DreamfxError as exc:
+        click.echo(f"dreamfx: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("dreamfx: interrupted; no partial output was kept", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
