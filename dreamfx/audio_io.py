@@ -63,11 +63,11 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bool = False) -> Path:
     """Validate an output file path before any work is done."""
     output = Path(output)
+    if output.is_dir():
+        raise DreamfxError(f"{output} is a directory: give an output file name, or a folder as both IN and OUT")
     if output.suffix.lower() not in WRITE_FORMATS:
         raise DreamfxError(f"{output}: cannot write {output.suffix or '(no extension)'} files; "
                            f"writable formats are {' '.join(WRITE_FORMATS)}")
-    if output.is_dir():
-        raise DreamfxError(f"{output} is a directory: give an output file name")
     for src in inputs:
         if output.exists() and output.resolve() == Path(src).resolve():
             raise DreamfxError(f"refusing to overwrite the input {src}: choose another output path")

@@ -58,6 +58,26 @@ def build_chain(preset: str, model, chain_spec: str | None, **overrides):
     return p.build_chain(**overrides)
 
 
+class _Quiet:
+    """Stands in for a progress bar when stderr is not a terminal (logs, pipes, CI)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def progress_bar(length: int, label: str):
+    """A click progress bar on an interactive stderr, else a silent stand-in."""
+    if sys.stderr.isatty():
+        return click.progressbar(length=length, label=label, file=sys.stderr)
+    return _Quiet()
+
+
 def progress_to(bar):
     """A progress callback (samples done in the current file) that advances a click progress bar."""
     done = [0]
@@ -107,7 +127,7 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
     jobs = collect_jobs(src, dst, overwrite)
     total = sum(probe_audio(inp) for inp, _ in jobs)  # every input opens before any output is written
     chain = build_chain(preset, model, chain_spec, **overrides)
-    with click.progressbar(length=total, label="dreaming", file=sys.stderr) as bar:
+    with progress_bar(total, "dreaming") as bar:
         for inp, out in jobs:
             audio, sr = read_audio(inp)
             write_audio(out, chain(audio, sr, buffer_size=buffer_size, progress=progress_to(bar)), sr)
@@ -149,7 +169,7 @@ def demo(output: Path, preset: str) -> None:
     chain = load_preset(preset).build_chain()
     output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output, [EXAMPLE], overwrite=True)
-    with click.progressbar(length=audio.shape[1], label=f"dreaming {EXAMPLE.name}", file=sys.stderr) as bar:
+    with progress_bar(audio.shape[1], f"dreaming {EXAMPLE.name}") as bar:
         write_audio(output, chain(audio, sr, progress=progress_to(bar)), sr)
     click.echo(f"input:  {EXAMPLE}")
     click.echo(f"output: {output.resolve()}  (preset {preset!r}, {audio.shape[1] / sr:.1f} s, {sr} Hz)")

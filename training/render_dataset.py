@@ -55,6 +55,33 @@ def render_midi(midi, out_wav: Path, seconds: float, sample_rate: int, soundfont
         write_audio(out_wav, audio.astype(np.float32), sample_rate, bit_depth=16)
 
 
+def plan(clips: int, seconds: float, seed: int) -> list[tuple[Path, object, float]]:
+    """(relative path, MIDI, BPM) of every clip: ``clips`` per genre, composed from ``seed``."""
+    jobs = []
+    for g, style in enumerate(STYLES):
+        for i in range(clips):
+            midi, bpm = compose(style, np.random.default_rng([seed, g, i]), seconds)
+            jobs.append((Path(style.name) / f"{style.name}.{i:05d}.wav", midi, bpm))
+    return jobs
+
+
+def render_jobs(root: Path, jobs, seconds: float, sample_rate: int, soundfont: Path, n_workers: int,
+                progress=None) -> None:
+    """Render planned clips under ``root`` with ``n_workers`` FluidSynth processes."""
+    fluidsynth = find_fluidsynth(soundfont)
+    for rel, _, _ in jobs:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+
+    def work(job):
+        rel, midi, _ = job
+        render_midi(midi, root / rel, seconds, sample_rate, soundfont, fluidsynth)
+
+    with ThreadPoolExecutor(n_workers) as pool:
+        for _ in pool.map(work, jobs):
+            if progress is not None:
+                progress(1)
+
+
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--clips", default=60, show_default=True, help="Clips per genre.")
@@ -62,30 +89,16 @@ def render_midi(midi, out_wav: Path, seconds: float, sample_rate: int, soundfont
 @click.option("--sample-rate", default=22050, show_default=True)
 @click.option("--seed", default=2026, show_default=True)
 @click.option("--soundfont", type=click.Path(path_type=Path), default=DEFAULT_SOUNDFONT, show_default=True)
-@click.option("--jobs", default=2, show_default=True, help="FluidSynth processes run at once.")
-def main(root: Path, clips: int, seconds: float, sample_rate: int, seed: int, soundfont: Path, jobs: int) -> None:
+@click.option("--jobs", "n_workers", default=2, show_default=True, help="FluidSynth processes run at once.")
+def main(root: Path, clips: int, seconds: float, sample_rate: int, seed: int, soundfont: Path, n_workers: int) -> None:
     """Render CLIPS clips per genre into ROOT (GTZAN layout)."""
-    fluidsynth = find_fluidsynth(soundfont)
-    jobs_list = []
-    for g, style in enumerate(STYLES):
-        (root / style.name).mkdir(parents=True, exist_ok=True)
-        for i in range(clips):
-            rng = np.random.default_rng([seed, g, i])
-            midi, bpm = compose(style, rng, seconds)
-            jobs_list.append((root / style.name / f"{style.name}.{i:05d}.wav", midi, bpm))
-
-    def work(job):
-        path, midi, _ = job
-        render_midi(midi, path, seconds, sample_rate, soundfont, fluidsynth)
-
-    with ThreadPoolExecutor(jobs) as pool, click.progressbar(pool.map(work, jobs_list), length=len(jobs_list),
-                                                              label="rendering clips") as bar:
-        for _ in bar:
-            pass
+    jobs = plan(clips, seconds, seed)
+    with click.progressbar(length=len(jobs), label="rendering clips") as bar:
+        render_jobs(root, jobs, seconds, sample_rate, soundfont, n_workers, bar.update)
     manifest = {"seed": seed, "seconds": seconds, "sample_rate": sample_rate, "soundfont": soundfont.name,
-                "clips": [{"path": str(p.relative_to(root)), "bpm": round(bpm, 2)} for p, _, bpm in jobs_list]}
+                "clips": [{"path": str(rel), "bpm": round(bpm, 2)} for rel, _, bpm in jobs]}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    click.echo(f"wrote {len(jobs_list)} clips to {root}")
+    click.echo(f"wrote {len(jobs)} clips to {root}")
 
 
 if __name__ == "__main__":

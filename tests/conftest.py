@@ -1,0 +1,46 @@
+"""Shared fixtures: the bundled example clip, short excerpts of it, and system-package checks.
+
+Tests that need a system package (FluidSynth) skip with a printed reason when it
+is missing; with DREAMFX_REQUIRE_SYSTEM=1 (set by .ci/run) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from dreamfx.cli import EXAMPLE
+
+
+def require_system(binary: str, install: str) -> str:
+    """Path of ``binary``; skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) when it is missing."""
+    path = shutil.which(binary)
+    if path is None:
+        message = f"{binary} not installed (apt-get install -y {install})"
+        if os.environ.get("DREAMFX_REQUIRE_SYSTEM") == "1":
+            pytest.fail(message + " but DREAMFX_REQUIRE_SYSTEM=1")
+        pytest.skip(message)
+    return path
+
+
+def excerpt(seconds: float, sample_rate: int = 44100, start: float = 2.0) -> np.ndarray:
+    """(2, n) float32 excerpt of the example clip, resampled with pedalboard.io when needed."""
+    with AudioFile(str(EXAMPLE)).resampled_to(sample_rate) as f:
+        f.seek(int(start * sample_rate))
+        return f.read(int(seconds * sample_rate)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def example() -> tuple[np.ndarray, int]:
+    with AudioFile(str(EXAMPLE)) as f:
+        return f.read(f.frames).astype(np.float32), int(f.samplerate)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,109 @@
+"""The dreamfx CLI end to end, in a subprocess: real files in, real files out, one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from dreamfx.audio_io import write_audio
+from tests.conftest import excerpt
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dreamfx.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def clip(workdir: Path) -> Path:
+    path = workdir / "clip.wav"
+    write_audio(path, excerpt(2.0, 44100), 44100)
+    return path
+
+
+def test_process_file_writes_output_and_keeps_input(clip, workdir):
+    before = sha(clip)
+    out = workdir / "out.wav"
+    result = run("process", str(clip), str(out), "--intensity", "0.9", "--iterations", "4", "--layer", "conv2")
+    assert result.returncode == 0, result.stderr
+    assert sha(clip) == before
+    with AudioFile(str(out)) as f, AudioFile(str(clip)) as g:
+        wet, dry = f.read(f.frames), g.read(g.frames)
+    assert wet.shape == dry.shape and np.isfinite(wet).all()
+    assert np.abs(wet - dry).max() > 0.01
+    assert "latency" in result.stdout
+
+
+def test_process_folder_to_folder(workdir):
+    src = workdir / "in"
+    (src / "sub").mkdir(parents=True)
+    write_audio(src / "a.wav", excerpt(1.0, 22050), 22050)
+    write_audio(src / "sub" / "b.flac", excerpt(1.0, 48000, start=4.0), 48000)
+    (src / "notes.txt").write_text("not audio")
+    result = run("process", str(src), str(workdir / "out"), "--iterations", "2", "--target", "rock")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.relative_to(workdir / "out").as_posix() for p in (workdir / "out").rglob("*.*")) == \
+        ["a.wav", "sub/b.flac"]
+    with AudioFile(str(workdir / "out" / "sub" / "b.flac")) as f:
+        assert f.samplerate == 48000 and f.frames == 48000
+
+
+def test_info_prints_model_metadata():
+    result = run("info")
+    assert result.returncode == 0, result.stderr
+    for key in ('"classes"', '"stft"', '"layers"', '"held_out_accuracy"', "mel_in_the_loop"):
+        assert key in result.stdout
+
+
+def nan_file(workdir: Path) -> Path:
+    audio = excerpt(1.0, 22050)
+    audio[0, 500] = np.nan
+    path = workdir / "nan.wav"
+    with AudioFile(str(path), "w", 22050, 2, bit_depth=32) as f:  # write_audio itself refuses NaN
+        f.write(audio)
+    return path
+
+
+BAD_INPUTS = [
+    ("missing file", lambda d, c: ["process", str(d / "nope.wav"), str(d / "o.wav")], "not found"),
+    ("unsupported format", lambda d, c: ["process", str(d / "x.txt"), str(d / "o.wav")], "unsupported format .txt"),
+    ("directory for a file", lambda d, c: ["process", str(c), str(d / "adir")], "is a directory"),
+    ("NaN samples", lambda d, c: ["process", str(nan_file(d)), str(d / "o.wav")], "contains NaN/Inf"),
+    ("unknown layer", lambda d, c: ["process", str(c), str(d / "o.wav"), "--layer", "conv7"], "unknown layer 'conv7'"),
+    ("unknown class", lambda d, c: ["process", str(c), str(d / "o.wav"), "--target", "polka"], "unknown target class"),
+    ("intensity out of range", lambda d, c: ["process", str(c), str(d / "o.wav"), "--intensity", "3"],
+     "intensity must be a number in 0.0..1.0"),
+    ("output is the input", lambda d, c: ["process", str(c), str(c), "--overwrite"], "refusing to overwrite the input"),
+    ("unwritable format", lambda d, c: ["process", str(c), str(d / "o.xyz")], "cannot write .xyz"),
+    ("unknown preset", lambda d, c: ["process", str(c), str(d / "o.wav"), "--preset", "nosuch"], "unknown preset"),
+    ("corrupt model", lambda d, c: ["process", str(c), str(d / "o.wav"), "--model", str(d / "x.txt")],
+     "not a valid safetensors file"),
+    ("unknown chain stage", lambda d, c: ["process", str(c), str(d / "o.wav"), "--chain", "dream,Flanger"],
+     "unknown stage 'Flanger'"),
+]
+
+
+@pytest.mark.parametrize("case, argv, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_one_line_error_and_leaves_nothing(case, argv, message, clip, workdir):
+    (workdir / "x.txt").write_text("this is not audio, nor a model")
+    (workdir / "adir").mkdir()
+    args = argv(workdir, clip)  # may create the bad input file
+    before = {p: sha(p) for p in workdir.rglob("*") if p.is_file()}
+    result = run(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dreamfx: error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    after = {p: sha(p) for p in workdir.rglob("*") if p.is_file()}
+    assert after == before, "a failed run must not create, change or leave any file"

@@ -1,0 +1,109 @@
+"""pedalboard compatibility: calling convention, validated attributes, and a Chain with native plugins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pedalboard
+import pytest
+from pedalboard.io import AudioFile
+
+from dreamfx import Chain, DreamEffect, DreamfxError
+from dreamfx.audio_io import read_audio, write_audio
+from tests.conftest import excerpt
+
+
+def spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of log-magnitude spectra (natural log), mono downmix."""
+    fa, fb = (np.abs(np.fft.rfft(x.mean(axis=0))) + 1e-6 for x in (a, b))
+    return float(np.mean(np.abs(np.log(fa) - np.log(fb))))
+
+
+def test_calling_convention_layouts_and_dtypes():
+    sr = 22050
+    stereo = excerpt(0.6, sr)
+    effect = DreamEffect(iterations=2)
+    mono_out = effect(stereo[0], sr)
+    assert mono_out.shape == stereo[0].shape and mono_out.dtype == np.float32
+    last = effect(np.ascontiguousarray(stereo.T), sr)            # (samples, channels), as pedalboard accepts
+    first = effect.process(stereo.astype(np.float64), sr)       # float64 in, float32 out
+    assert last.shape == stereo.T.shape and first.dtype == np.float32
+    assert np.abs(last.T - first).max() <= 1e-6
+    assert effect.is_effect and not effect.is_instrument
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("intensity", 1.5, "intensity must be a number in 0.0..1.0"),
+    ("intensity", -0.1, "intensity must be"),
+    ("iterations", 2.5, "iterations must be an integer"),
+    ("mix", "half", "mix must be a number"),
+    ("layer", "conv9", "unknown layer 'conv9': use one of conv1, conv2, conv3, conv4"),
+    ("target", "polka", "unknown target class 'polka': this model knows classical"),
+    ("channel", 999, "channel 999 is out of range for layer 'conv3'"),
+])
+def test_invalid_parameters_raise_one_line_errors(name, value, fragment):
+    effect = DreamEffect()
+    before = getattr(effect, name)
+    with pytest.raises(DreamfxError) as err:
+        setattr(effect, name, value)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+    assert getattr(effect, name) == before, "a rejected value must leave the parameter unchanged"
+
+
+def test_objective_follows_layer_channel_target():
+    effect = DreamEffect()
+    assert effect.objective == "layer"
+    effect.channel = 3
+    assert effect.objective == "channel" and effect.channel == 3
+    effect.target = "jazz"
+    assert effect.objective == "class" and effect.channel is None
+    effect.target = None
+    assert effect.objective == "layer"
+
+
+def test_chain_reverb_dream_compressor_renders_a_file(workdir, example):
+    audio, sr = example
+    src = workdir / "in.wav"
+    write_audio(src, audio[:, :3 * sr], sr)
+    clip, sr = read_audio(src)
+    chain = Chain([pedalboard.Reverb(room_size=0.4, wet_level=0.2), DreamEffect(iterations=4),
+                   pedalboard.Compressor(threshold_db=-18, ratio=3)])
+    dst = workdir / "out.wav"
+    write_audio(dst, chain(clip, sr), sr)
+    with AudioFile(str(dst)) as f:
+        out, out_sr = f.read(f.frames), f.samplerate
+    assert out_sr == sr and out.shape == clip.shape and np.isfinite(out).all()
+    without_dream = Chain([chain[0], chain[2]])
+    without_dream.reset()
+    plain = without_dream(clip, sr)
+    assert spectral_distance(out, plain) > 0.05, "the dream stage must audibly change the chain's output"
+    assert spectral_distance(out, clip) > spectral_distance(plain, clip)
+    assert chain.latency_samples(sr) == chain[1].latency_samples(sr) > 0
+
+
+def test_chain_streaming_is_delayed_by_reported_latency():
+    sr = 22050
+    audio = excerpt(1.0, sr)
+    chain = Chain([pedalboard.Gain(gain_db=-6), DreamEffect(intensity=0.0)])
+    latency = chain.latency_samples(sr)
+    chain.reset()
+    out = np.concatenate([chain(audio[:, i:i + 512], sr, reset=False) for i in range(0, audio.shape[1], 512)], axis=1)
+    expected = audio[:, :-latency] * 10 ** (-6 / 20)
+    assert np.abs(out[:, latency:] - expected).max() <= 1e-5
+
+
+def test_chain_is_a_list_that_rejects_non_plugins():
+    chain = Chain([pedalboard.Reverb()])
+    chain.append(DreamEffect(iterations=1))
+    chain.insert(0, pedalboard.Gain())
+    assert [type(p).__name__ for p in chain] == ["Gain", "Reverb", "DreamEffect"]
+    with pytest.raises(DreamfxError, match="a Chain holds pedalboard plugins and DreamEffects"):
+        chain.append("reverb")
+    with pytest.raises(DreamfxError):
+        chain[0] = 42
+
+
+def test_nan_input_is_rejected_by_name():
+    audio = excerpt(0.5, 22050)
+    audio[1, 123] = np.nan
+    with pytest.raises(DreamfxError, match="NaN/Inf \\(first at sample 123, channel 1\\)"):
+        DreamEffect()(audio, 22050)
