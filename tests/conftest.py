@@ -17,6 +17,22 @@ from pedalboard.io import AudioFile
 from dreamfx.cli import EXAMPLE
 
 
+MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture
+def measured():
+    """Call with a line of figures; the lines are printed in pytest's terminal summary."""
+    return MEASUREMENTS.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.section("dreamfx measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)
+
+
 def require_system(binary: str, install: str) -> str:
     """Path of ``binary``; skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) when it is missing."""
     path = shutil.which(binary)

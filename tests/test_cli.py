@@ -107,3 +107,20 @@ def test_bad_input_is_one_line_error_and_leaves_nothing(case, argv, message, cli
     assert "Traceback" not in result.stderr
     after = {p: sha(p) for p in workdir.rglob("*") if p.is_file()}
     assert after == before, "a failed run must not create, change or leave any file"
+
+
+def test_ctrl_c_leaves_no_partial_output(workdir):
+    import signal
+    import time
+    long = workdir / "long.wav"
+    write_audio(long, np.tile(excerpt(5.0, 44100), 8), 44100)  # 40 s: long enough to interrupt
+    out = workdir / "out.wav"
+    proc = subprocess.Popen([sys.executable, "-m", "dreamfx.cli", "process", str(long), str(out), "--iterations", "32"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)
+    assert proc.poll() is None, "the render finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in workdir.iterdir()) == ["long.wav"]

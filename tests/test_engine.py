@@ -64,21 +64,21 @@ def test_determinism_and_reset():
     assert np.abs(other_seed - first).max() > 1e-3, "the seed must matter when jitter is on"
 
 
-def test_dream_is_real_on_example(example):
+def test_dream_is_real_on_example(example, measured):
     audio, sr = example
     effect = DreamEffect.from_preset("default")
     report = measure_retention(effect, audio, sr)
-    print(f"\ndefault preset on the example clip: {report.summary()}")
+    measured(f"default preset on the example clip: {report.summary()}")
     assert report.objective_audio > 1.5 * report.objective_dry, "re-analysed audio must show the objective raised"
     assert report.gain_audio > 0 and report.gain_spectral > 0
     assert report.retention > 0.5
 
 
-def test_class_objective_moves_the_classifier_toward_the_target(example):
+def test_class_objective_moves_the_classifier_toward_the_target(example, measured):
     audio, sr = example
     effect = DreamEffect(target="metal", iterations=8)
     report = measure_retention(effect, audio, sr)
-    print(f"\ntarget=metal: {report.summary()}")
+    measured(f"target='metal' on the example clip: {report.summary()}")
     assert report.objective_audio > report.objective_dry + 1.0  # logit of 'metal' rises in the rendered audio
 
 
