@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from dreamfx.dream import Objective
-from dreamfx.engine import DreamEngine, DreamSettings
+from dreamfx.engine import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
 from dreamfx.models import DreamNet, load_model
 
@@ -163,8 +163,8 @@ class DreamEffect:
     # --- pedalboard calling convention ---------------------------------------------
     def latency_samples(self, sample_rate: float) -> int:
         """Delay of the streaming output (reset=False) at ``sample_rate``, in samples."""
-        stft = self.model.stft_reference.for_sample_rate(int(sample_rate))
-        return self.chunk_frames * stft.hop - 1 + stft.pad
+        stft = self.model.stft_reference.for_sample_rate(_check_sample_rate(sample_rate))
+        return stream_latency(stft, self.chunk_frames)
 
     @property
     def stats(self):

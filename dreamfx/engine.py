@@ -24,7 +24,7 @@ import torch
 from dreamfx.dream import Objective, dream
 from dreamfx.models import DreamNet
 from dreamfx.ringbuffer import RingBuffer
-from dreamfx.spectral import OverlapAdd, stft
+from dreamfx.spectral import OverlapAdd, StftConfig, stft
 
 
 @dataclass
@@ -61,6 +61,11 @@ class ChunkReport:
     dreamed: torch.Tensor
 
 
+def stream_latency(stft: StftConfig, chunk_frames: int) -> int:
+    """Samples from an input sample to its output sample: a chunk's wait plus the STFT overlap."""
+    return chunk_frames * stft.hop - 1 + stft.pad
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """'auto'/None -> CUDA when torch sees it, else CPU."""
     if device in (None, "auto"):
@@ -94,7 +99,7 @@ class DreamEngine:
     @property
     def latency(self) -> int:
         """Samples between an input sample and the output sample it becomes."""
-        return self.chunk_samples - 1 + self.stft.pad
+        return stream_latency(self.stft, self.chunk_frames)
 
     def reset(self) -> None:
         """Forget all audio; parameters are kept, ramps restart at their targets."""

@@ -47,9 +47,9 @@ class DreamNet(nn.Module):
         self.input_norm = nn.BatchNorm1d(self.frontend.n_features)
         blocks, c_in = [], 1
         channels = meta["channels"]
-        for i, c_out in enumerate(channels):
-            layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-            blocks.append(nn.Sequential(*layers))
+        for c_out in channels:
+            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                                        nn.ReLU()))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2)
