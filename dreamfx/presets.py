@@ -20,6 +20,7 @@ Every error names the file, the key path, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,10 @@ from dreamfx.effect import DreamEffect
 from dreamfx.errors import DreamfxError
 
 PRESET_VERSION = 1
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+# presets/ of a source checkout (editable install), else the copy a wheel installs under <prefix>/share.
+PRESET_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "presets",
+                               Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
+                  Path(sys.prefix) / "share" / "dreamfx" / "presets")
 TOP_KEYS = {"version", "name", "description", "dream", "chain"}
 DREAM_KEYS = {"model", "intensity", "iterations", "step", "mix", "layer", "channel", "target", "seed", "jitter",
               "max_gain_db", "smooth_bins", "smooth_frames", "preserve_level", "chunk_frames", "context_frames",
