@@ -43,6 +43,7 @@ DREAM_KEYS = {"model", "intensity", "iterations", "step", "mix", "layer", "chann
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
+PLUGIN_METHODS = {"process", "reset", "is_effect", "is_instrument"}  # attributes that are not parameters
 
 
 @dataclass
@@ -84,9 +85,8 @@ def _native_plugin(preset: Preset, index: int, name: str, params: dict):
     plugin = getattr(pedalboard, name)()
     for key, value in params.items():
         where = f"{preset.where}: chain[{index}] ({name}).{key}"
-        if not hasattr(plugin, key) or key.startswith("_") or key in ("process", "reset", "is_effect", "is_instrument"):
-            allowed = sorted(k for k in dir(type(plugin)) if not k.startswith("_")
-                             and k not in ("process", "reset", "is_effect", "is_instrument"))
+        allowed = sorted(k for k in dir(type(plugin)) if not k.startswith("_") and k not in PLUGIN_METHODS)
+        if key not in allowed:
             raise DreamfxError(f"{where}: unknown parameter; {name} takes {', '.join(allowed)}")
         try:
             setattr(plugin, key, value)
