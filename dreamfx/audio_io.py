@@ -60,8 +60,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return audio.astype(np.float32, copy=False), int(sample_rate)
 
 
-def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bool = False) -> Path:
-    """Validate an output file path before any work is done."""
+def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bool = False,
+                      parent_must_exist: bool = True) -> Path:
+    """Validate an output file path before any work is done (folder trees create parents later)."""
     output = Path(output)
     if output.is_dir():
         raise DreamfxError(f"{output} is a directory: give an output file name, or a folder as both IN and OUT")
@@ -73,7 +74,7 @@ def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bo
             raise DreamfxError(f"refusing to overwrite the input {src}: choose another output path")
     if output.exists() and not overwrite:
         raise DreamfxError(f"{output} already exists: pass --overwrite or choose another path")
-    if not output.parent.exists():
+    if parent_must_exist and not output.parent.exists():
         raise DreamfxError(f"output folder {output.parent} does not exist: create it first")
     return output
 

@@ -98,15 +98,13 @@ def collect_jobs(src: Path, dst: Path, overwrite: bool) -> list[tuple[Path, Path
         files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in READ_FORMATS)
         if not files:
             raise DreamfxError(f"no audio files ({' '.join(READ_FORMATS)}) found in {src}")
-        jobs = [(f, dst / f.relative_to(src)) for f in files]
-        for _, out in jobs:
-            out.parent.mkdir(parents=True, exist_ok=True)
+        jobs = [(f, dst / f.relative_to(src)) for f in files]  # folders are made when their first file is written
     else:
         if not src.exists():
             raise DreamfxError(f"input file {src} not found")
         jobs = [(src, dst)]
     for inp, out in jobs:
-        check_output_path(out, [inp], overwrite)
+        check_output_path(out, [inp], overwrite, parent_must_exist=not src.is_dir())
     return jobs
 
 
@@ -130,6 +128,7 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
     with progress_bar(total, "dreaming") as bar:
         for inp, out in jobs:
             audio, sr = read_audio(inp)
+            out.parent.mkdir(parents=True, exist_ok=True)
             write_audio(out, chain(audio, sr, buffer_size=buffer_size, progress=progress_to(bar)), sr)
     latency = chain.latency_samples(sr)
     click.echo(f"wrote {len(jobs)} file(s) to {dst} (dream latency {latency} samples = {1000 * latency / sr:.1f} ms, "
