@@ -61,14 +61,14 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bool = False,
-                      parent_must_exist: bool = True) -> Path:
+                      parent_must_exist: bool = True, formats: tuple[str, ...] = WRITE_FORMATS) -> Path:
     """Validate an output file path before any work is done (folder trees create parents later)."""
     output = Path(output)
     if output.is_dir():
         raise DreamfxError(f"{output} is a directory: give an output file name, or a folder as both IN and OUT")
-    if output.suffix.lower() not in WRITE_FORMATS:
-        raise DreamfxError(f"{output}: cannot write {output.suffix or '(no extension)'} files; "
-                           f"writable formats are {' '.join(WRITE_FORMATS)}")
+    if output.suffix.lower() not in formats:
+        raise DreamfxError(f"{output}: cannot write {output.suffix or '(no extension)'} files here; "
+                           f"use {' '.join(formats)}")
     for src in inputs:
         if output.exists() and output.resolve() == Path(src).resolve():
             raise DreamfxError(f"refusing to overwrite the input {src}: choose another output path")

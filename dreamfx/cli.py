@@ -13,9 +13,11 @@ from pathlib import Path
 import click
 
 from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_audio, write_audio
+from dreamfx.backends import BACKENDS
 from dreamfx.errors import DreamfxError
 from dreamfx.presets import NATIVE_PLUGINS, load_preset
 
+EXPORT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}
 EXAMPLE = Path(__file__).resolve().parent / "assets" / "example.flac"
 
 
@@ -33,6 +35,8 @@ def dream_options(f):
         click.option("--target", help="Dream toward this class (e.g. jazz) instead of a layer."),
         click.option("--seed", type=int, help="Seed of the jitter."),
         click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
+        click.option("--backend", type=click.Choice(BACKENDS), help="Where the dream runs (default: the "
+                     "preset's; auto = torch for safetensors models, else the exported file's kind)."),
         click.option("--device", help="auto, cpu or cuda."),
         click.option("--chain", "chain_spec", help="Replace the preset's chain: comma-separated stages, e.g. "
                      "'Reverb,dream,Compressor' (native plugins with default settings)."),
@@ -138,12 +142,41 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
 @cli.command()
 @click.argument("model", required=False, type=click.Path(path_type=Path))
 def info(model: Path | None) -> None:
-    """Print a model's metadata (the bundled default when MODEL is omitted)."""
-    from dreamfx.models import default_model_path, read_metadata
+    """Print a model's metadata: safetensors or an export (the bundled default when MODEL is omitted)."""
+    from dreamfx.backends import read_model_metadata
+    from dreamfx.models import default_model_path
     path = model or default_model_path()
-    meta = read_metadata(path)
+    meta = read_model_metadata(path)
     click.echo(f"model: {path}")
     click.echo(json.dumps(meta, indent=2))
+
+
+@cli.command("export")
+@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
+@click.option("--what", type=click.Choice(["dream-step", "classifier"]), default="dream-step", show_default=True)
+@click.option("--layer", default="conv3", show_default=True, help="Dream step: layer whose energy is dreamed.")
+@click.option("--channel", type=int, help="Dream step: the default channel of --layer.")
+@click.option("--target", help="Dream step: a class objective (the graph serves every class) with this default.")
+@click.option("--sample-rate", type=int, default=44100, show_default=True, help="The graph's sample rate.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def export_command(model, output, fmt, what, layer, channel, target, sample_rate, overwrite) -> None:
+    """Export MODEL (default: the bundled one) to ONNX or TorchScript, metadata inside."""
+    from dreamfx.dream import Objective
+    from dreamfx.export import export_model
+    from dreamfx.models import default_model_path, load_model
+    path = model or default_model_path()
+    check_output_path(output, [path], overwrite, formats=EXPORT_SUFFIXES[fmt])
+    if target is not None:
+        objective = Objective("class", target=target)
+    else:
+        objective = Objective("layer" if channel is None else "channel", layer, channel or 0)
+    meta = export_model(load_model(path), output, fmt=fmt, what=what, objective=objective,
+                        sample_rate=sample_rate)
+    record = meta["export"]
+    serves = f", objectives on {record['graph_layer']}" if what == "dream-step" else ""
+    click.echo(f"wrote {output} ({fmt} {what}, {sample_rate} Hz, {record['n_bins']} bins{serves})")
 
 
 @cli.command()

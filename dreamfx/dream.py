@@ -4,22 +4,29 @@ The dream changes only the log-magnitude of the newest frames of a window; the
 phase and the context frames are left alone.  The update is bounded twice, as
 the design notes require: each step is ``step * clip(g / mean|g|, +-3)`` and the
 accumulated change is clipped to ``+- max_gain_db``.
+
+One iteration is a *step* (:class:`StepInputs` -> new delta, objective value),
+run by a backend (:mod:`dreamfx.backends`): torch autograd, or an exported graph
+with an analytic gradient (:mod:`dreamfx.dream_step`).  Both call
+:func:`ascent_update`, so the update rule exists once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from dreamfx.errors import DreamfxError
-from dreamfx.models import DreamNet
+from dreamfx.models import DreamNet, ModelSpec
 from dreamfx.spectral import LOG_EPS
 
 OBJECTIVE_KINDS = ("layer", "channel", "class")
 STEP_CLIP = 3.0  # per-element bound of the normalised gradient
+MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES = 32, 8  # largest gradient-smoothing radii (frequency bins, frames)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,10 @@ class Objective:
     kind ``"layer"``: mean squared activation of ``layer``;
     ``"channel"``: mean squared activation of one ``channel`` of ``layer``;
     ``"class"``: the logit of class ``target``.
+
+    Every kind is a weighted sum over the channels of one graph layer
+    (:attr:`graph_layer`): ``sum_c w_c * mean_hw(act_c ** 2)`` for conv layers,
+    ``sum_k w_k * logit_k`` for classes, with the weights of :meth:`weights`.
     """
 
     kind: str = "layer"
@@ -36,21 +47,21 @@ class Objective:
     channel: int = 0
     target: str | None = None
 
-    def validate(self, model: DreamNet) -> None:
+    def validate(self, spec: ModelSpec) -> None:
         """Raise DreamfxError naming the bad field and what is allowed."""
         if self.kind not in OBJECTIVE_KINDS:
             raise DreamfxError(f"unknown objective {self.kind!r}: use one of {', '.join(OBJECTIVE_KINDS)}")
         if self.kind == "class":
-            if self.target not in model.class_names:
+            if self.target not in spec.class_names:
                 raise DreamfxError(f"unknown target class {self.target!r}: this model knows "
-                                   f"{', '.join(model.class_names)}")
+                                   f"{', '.join(spec.class_names)}")
             return
-        conv_layers = model.layer_names[:-1]
+        conv_layers = spec.layer_names[:-1]
         if self.layer not in conv_layers:
             raise DreamfxError(f"unknown layer {self.layer!r}: use one of {', '.join(conv_layers)} "
                                "(or objective='class' with a target)")
         if self.kind == "channel":
-            n = model.meta["channels"][conv_layers.index(self.layer)]
+            n = spec.channels[conv_layers.index(self.layer)]
             if not 0 <= self.channel < n:
                 raise DreamfxError(f"channel {self.channel} is out of range for layer {self.layer!r}: use 0..{n - 1}")
 
@@ -58,6 +69,24 @@ class Objective:
     def is_energy(self) -> bool:
         """True when the objective is a positive energy (compare by ratio), False for logits (by difference)."""
         return self.kind != "class"
+
+    @property
+    def graph_layer(self) -> str:
+        """The layer an exported dream step ends at: the conv layer, or ``"logits"`` for classes."""
+        return "logits" if self.kind == "class" else self.layer
+
+    def weights(self, spec: ModelSpec) -> torch.Tensor:
+        """(n,) float32 weights over the channels (or classes) of :attr:`graph_layer`."""
+        if self.kind == "class":
+            w = torch.zeros(len(spec.class_names))
+            w[spec.class_names.index(self.target)] = 1
+            return w
+        n = spec.channels[spec.layer_names.index(self.layer)]
+        if self.kind == "channel":
+            w = torch.zeros(n)
+            w[self.channel] = 1
+            return w
+        return torch.full((n,), 1.0 / n)
 
     def __call__(self, model: DreamNet, logmag: torch.Tensor) -> torch.Tensor:
         """Objective per batch item: logmag (B, n_bins, T) -> (B,)."""
@@ -73,25 +102,69 @@ class Objective:
         return float(np.log(after / before)) if self.is_energy else after - before
 
 
+class StepInputs(NamedTuple):
+    """The inputs of one dream iteration, in the order of the exported graphs' inputs.
+
+    context_logmag (B, n_bins, C): natural-log magnitude of the context frames.
+    magnitude (B, n_bins, K): linear magnitude of the new frames (before the dream).
+    delta (B, n_bins, K): the change of natural-log magnitude so far.
+    shift: int64 scalar in 0..C+K-1, the jitter roll of the window (frames).
+    weights (n,): objective weights (:meth:`Objective.weights`).
+    smooth_freq (2 * MAX_SMOOTH_BINS + 1,), smooth_time (2 * MAX_SMOOTH_FRAMES + 1,): smoothing kernels.
+    step, bound, preserve_level: float32 scalars (preserve_level 0 or 1).
+    """
+
+    context_logmag: torch.Tensor
+    magnitude: torch.Tensor
+    delta: torch.Tensor
+    shift: torch.Tensor
+    weights: torch.Tensor
+    smooth_freq: torch.Tensor
+    smooth_time: torch.Tensor
+    step: torch.Tensor
+    bound: torch.Tensor
+    preserve_level: torch.Tensor
+
+
+StepFunction = Callable[[StepInputs], tuple[torch.Tensor, torch.Tensor]]
+
+
 def dreamed_logmag(magnitude: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """Log-magnitude the model sees after the dream's change ``delta`` (natural-log units)."""
     return torch.log(magnitude * torch.exp(delta) + LOG_EPS)
 
 
-def smooth(grad: torch.Tensor, bins: int, frames: int) -> torch.Tensor:
-    """Box-average (B, n_bins, T) over +-``bins`` bins and +-``frames`` frames (edges zero-padded)."""
-    if not bins and not frames:
-        return grad
-    kernel = torch.full((1, 1, 2 * bins + 1, 2 * frames + 1), 1.0 / ((2 * bins + 1) * (2 * frames + 1)),
-                        dtype=grad.dtype, device=grad.device)
-    return F.conv2d(grad[:, None], kernel, padding=(bins, frames))[:, 0]
+def smoothing_kernel(radius: int, max_radius: int) -> torch.Tensor:
+    """(2 * max_radius + 1,) box of width 2 * radius + 1, zero outside: one axis of the gradient smoothing.
+
+    A fixed kernel length keeps the radius out of the exported graphs' shapes.
+    """
+    if not 0 <= radius <= max_radius:
+        raise DreamfxError(f"smoothing radius {radius} is outside 0..{max_radius}")
+    offset = torch.arange(-max_radius, max_radius + 1).abs()
+    return (offset <= radius).float() / (2 * radius + 1)
 
 
-def dream(model: DreamNet, objective: Objective, magnitude: torch.Tensor, n_new: int, *, iterations: int,
-          step: float, max_gain_db: float, jitter: int, rng: np.random.Generator, smooth_bins: int = 0,
-          smooth_frames: int = 0, preserve_level: bool = False) -> torch.Tensor:
+def ascent_update(inputs: StepInputs, grad: torch.Tensor) -> torch.Tensor:
+    """The bounded, normalised ascent step: the new delta (B, n_bins, K) from grad d(objective)/d(delta)."""
+    kf, kt = inputs.smooth_freq, inputs.smooth_time
+    grad = F.conv2d(grad[:, None], kf.reshape(1, 1, -1, 1), padding=(MAX_SMOOTH_BINS, 0))
+    grad = F.conv2d(grad, kt.reshape(1, 1, 1, -1), padding=(0, MAX_SMOOTH_FRAMES))[:, 0]
+    scale = grad.abs().mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
+    delta = inputs.delta + inputs.step * (grad / scale).clamp(-STEP_CLIP, STEP_CLIP)
+    delta = torch.minimum(torch.maximum(delta, -inputs.bound), inputs.bound)
+    power = inputs.magnitude.square()
+    energy = power.sum(dim=1, keepdim=True).clamp_min(1e-20)
+    dreamed_energy = (power * torch.exp(2 * delta)).sum(dim=1, keepdim=True).clamp_min(1e-20)
+    return delta - inputs.preserve_level * 0.5 * torch.log(dreamed_energy / energy)
+
+
+def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
+          iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
+          smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False) -> torch.Tensor:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
+    step_function: one iteration (a backend's ``step``); weights: the objective's.
     magnitude: (B, n_bins, T) linear magnitudes of context + new frames.
     Returns delta (B, n_bins, n_new), the change of natural-log magnitude.
 
@@ -102,23 +175,16 @@ def dream(model: DreamNet, objective: Objective, magnitude: torch.Tensor, n_new:
     every frame so its energy stays that of the input (a timbre change, not a
     level change).
     """
-    context = magnitude[..., :-n_new]
-    new = magnitude[..., -n_new:]
-    energy = new.square().sum(dim=1, keepdim=True).clamp_min(1e-20)
-    bound = max_gain_db / 20 * np.log(10)
-    delta = torch.zeros_like(new, requires_grad=True)
+    device, frames = magnitude.device, magnitude.shape[-1]
+    scalar = lambda value: torch.tensor(value, dtype=torch.float32, device=device)  # noqa: E731
+    inputs = StepInputs(
+        context_logmag=torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude=magnitude[..., -n_new:],
+        delta=torch.zeros_like(magnitude[..., -n_new:]), shift=torch.tensor(0, device=device),
+        weights=weights.to(device), smooth_freq=smoothing_kernel(smooth_bins, MAX_SMOOTH_BINS).to(device),
+        smooth_time=smoothing_kernel(smooth_frames, MAX_SMOOTH_FRAMES).to(device), step=scalar(step),
+        bound=scalar(max_gain_db / 20 * np.log(10)), preserve_level=scalar(float(preserve_level)))
     for _ in range(iterations):
-        window = torch.cat([torch.log(context + LOG_EPS), dreamed_logmag(new, delta)], dim=-1)
-        shift = int(rng.integers(-jitter, jitter + 1)) if jitter else 0
-        if shift:
-            window = torch.roll(window, shift, dims=-1)
-        (grad,) = torch.autograd.grad(objective(model, window).sum(), delta)
-        with torch.no_grad():
-            grad = smooth(grad, smooth_bins, smooth_frames)
-            scale = grad.abs().mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
-            delta += step * (grad / scale).clamp(-STEP_CLIP, STEP_CLIP)
-            delta.clamp_(-bound, bound)
-            if preserve_level:
-                dreamed_energy = (new.square() * torch.exp(2 * delta)).sum(dim=1, keepdim=True)
-                delta -= 0.5 * torch.log(dreamed_energy.clamp_min(1e-20) / energy)
-    return delta.detach()
+        shift = int(rng.integers(-jitter, jitter + 1)) % frames if jitter else 0
+        delta, _ = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
+        inputs = inputs._replace(delta=delta)
+    return inputs.delta

@@ -18,10 +18,11 @@ from typing import Callable
 
 import numpy as np
 
-from dreamfx.dream import Objective
+from dreamfx.backends import open_backend
+from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective
 from dreamfx.engine import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
-from dreamfx.models import DreamNet, load_model
+from dreamfx.models import DreamNet, ModelSpec
 
 
 class _Range:
@@ -49,9 +50,13 @@ class _Range:
 class DreamEffect:
     """A DeepDream audio effect with pedalboard's calling convention.
 
-    model: a model file path, a loaded DreamNet, or None for the bundled default.
+    model: a model file (safetensors, or a TorchScript / ONNX dream step from
+    ``dreamfx export``), a loaded DreamNet, or None for the bundled default.
+    layer / channel / target: the objective (default: an exported step's own
+    objective, else the energy of conv3).
     chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
     past context the model sees (fixed at construction: they set the latency).
+    backend: "auto", "torch", "torchscript" or "onnxruntime" (see :mod:`dreamfx.backends`).
     device: "auto" (CUDA when available), "cpu" or "cuda".
     """
 
@@ -65,25 +70,24 @@ class DreamEffect:
     seed = _Range(int, 0, 2**32 - 1, "Seed of the per-chunk jitter.")
     jitter = _Range(int, 0, 16, "Largest random time roll of the dream window, frames.")
     max_gain_db = _Range(float, 0.0, 48.0, "Largest change of any STFT bin, dB.")
-    smooth_bins = _Range(int, 0, 32, "Gradient smoothing across frequency, +- STFT bins.")
-    smooth_frames = _Range(int, 0, 8, "Gradient smoothing across time, +- frames.")
+    smooth_bins = _Range(int, 0, MAX_SMOOTH_BINS, "Gradient smoothing across frequency, +- STFT bins.")
+    smooth_frames = _Range(int, 0, MAX_SMOOTH_FRAMES, "Gradient smoothing across time, +- frames.")
 
     def __init__(self, model: str | Path | DreamNet | None = None, *, intensity: float = 1.0, iterations: int = 8,
-                 step: float = 0.1, mix: float = 1.0, layer: str = "conv3", channel: int | None = None,
+                 step: float = 0.1, mix: float = 1.0, layer: str | None = None, channel: int | None = None,
                  target: str | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0,
                  smooth_bins: int = 2, smooth_frames: int = 1, preserve_level: bool = True,
-                 chunk_frames: int = 8, context_frames: int = 24, device: str = "auto"):
-        self.model = model if isinstance(model, DreamNet) else load_model(model)
+                 chunk_frames: int = 8, context_frames: int = 24, backend: str = "auto", device: str = "auto"):
+        self.backend = open_backend(model, backend, device)
         self.settings = DreamSettings()
-        self.chunk_frames, self.context_frames = _check_chunking(self.model, chunk_frames, context_frames)
-        if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
-            raise DreamfxError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-        self.device = device
+        self.chunk_frames, self.context_frames = _check_chunking(self.spec, chunk_frames, context_frames)
         self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
-        self._set_objective(Objective("layer", layer))
-        self.channel, self.target = channel, target
+        self._set_objective(self.backend.default_objective or Objective())
+        for name, value in (("layer", layer), ("channel", channel), ("target", target)):
+            if value is not None:
+                setattr(self, name, value)
         self._engine: DreamEngine | None = None
 
     @classmethod
@@ -105,7 +109,8 @@ class DreamEffect:
 
     # --- objective: layer energy, one channel of it, or a class logit ------------
     def _set_objective(self, objective: Objective) -> None:
-        objective.validate(self.model)
+        objective.validate(self.spec)
+        self.backend.check_objective(objective)
         self.settings.objective = objective
 
     @property
@@ -153,17 +158,22 @@ class DreamEffect:
         return self.settings.objective.kind
 
     @property
+    def spec(self) -> ModelSpec:
+        """The model's classes, layers and STFT settings."""
+        return self.backend.spec
+
+    @property
     def class_names(self) -> tuple[str, ...]:
-        return self.model.class_names
+        return self.spec.class_names
 
     @property
     def layer_names(self) -> tuple[str, ...]:
-        return self.model.layer_names[:-1]
+        return self.spec.layer_names[:-1]
 
     # --- pedalboard calling convention ---------------------------------------------
     def latency_samples(self, sample_rate: float) -> int:
         """Delay of the streaming output (reset=False) at ``sample_rate``, in samples."""
-        stft = self.model.stft_reference.for_sample_rate(_check_sample_rate(sample_rate))
+        stft = self.spec.stft_for(_check_sample_rate(sample_rate))
         return stream_latency(stft, self.chunk_frames)
 
     @property
@@ -176,8 +186,8 @@ class DreamEffect:
         sr = _check_sample_rate(sample_rate)
         e = self._engine
         if e is None or e.stft.sample_rate != sr or e.channels != channels:
-            self._engine = DreamEngine(self.model, self.settings, sr, channels, chunk_frames=self.chunk_frames,
-                                       context_frames=self.context_frames, device=self.device)
+            self._engine = DreamEngine(self.backend, self.settings, sr, channels, chunk_frames=self.chunk_frames,
+                                       context_frames=self.context_frames)
         return self._engine
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True,
@@ -215,9 +225,9 @@ class DreamEffect:
                 f"mix={self.mix} layer={self.layer!r}{channel}{target} at {hex(id(self))}>")
 
 
-def _check_chunking(model: DreamNet, chunk_frames, context_frames) -> tuple[int, int]:
+def _check_chunking(spec: ModelSpec, chunk_frames, context_frames) -> tuple[int, int]:
     """Validate the chunk geometry: the model's pooling needs windows in whole multiples."""
-    multiple = 2 ** (len(model.meta["channels"]) - 1)
+    multiple = 2 ** (len(spec.channels) - 1)
     for name, value, low in (("chunk_frames", chunk_frames, 1), ("context_frames", context_frames, 0)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= 256:
             raise DreamfxError(f"{name} must be an integer in {low}..256, got {value!r}")

@@ -8,6 +8,11 @@ samples.  The work done on a chunk never depends on how the host sliced the
 audio, so any block size gives the same output, and :meth:`render` (offline,
 latency-compensated) is this same loop run over the whole file.
 
+The model sees the new frames after ``context_frames`` frames of *dry* input:
+each chunk's dream depends on the input alone, never on earlier dreams, so a
+difference in one chunk (a float rounding on another backend, an overloaded
+worker falling back to dry) cannot grow from chunk to chunk.
+
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
 not grow with the channel count.
@@ -21,8 +26,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from dreamfx.backends import GraphBackend, TorchBackend
 from dreamfx.dream import Objective, dream
-from dreamfx.models import DreamNet
 from dreamfx.ringbuffer import RingBuffer
 from dreamfx.spectral import OverlapAdd, StftConfig, stft
 
@@ -66,25 +71,18 @@ def stream_latency(stft: StftConfig, chunk_frames: int) -> int:
     return chunk_frames * stft.hop - 1 + stft.pad
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto'/None -> CUDA when torch sees it, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class DreamEngine:
     """Streaming dream for one sample rate and channel count.
 
-    model: a DreamNet (configured here for ``sample_rate``; eval mode).
+    backend: where the iterations run (:func:`dreamfx.backends.open_backend`),
+    prepared here for ``sample_rate``.
     settings: DreamSettings, shared with the caller and read per chunk.
     """
 
-    def __init__(self, model: DreamNet, settings: DreamSettings, sample_rate: int, channels: int, *,
-                 chunk_frames: int = 8, context_frames: int = 24, device: str | torch.device | None = None):
-        self.device = resolve_device(device)
-        self.model = model.to(self.device)
-        self.stft = model.configure(sample_rate)
+    def __init__(self, backend: TorchBackend | GraphBackend, settings: DreamSettings, sample_rate: int,
+                 channels: int, *, chunk_frames: int = 8, context_frames: int = 24):
+        self.backend, self.device = backend, backend.device
+        self.stft = backend.prepare(sample_rate)
         self.settings = settings
         self.channels, self.chunk_frames, self.context_frames = channels, chunk_frames, context_frames
         cfg = self.stft
@@ -156,12 +154,12 @@ class DreamEngine:
         self.ramp_from = (i1, m1)
         if (i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0:
             return torch.ones_like(magnitude)
-        window = torch.cat([self.context_out, magnitude], dim=-1).to(self.device)
+        window = torch.cat([self.context_dry, magnitude], dim=-1).to(self.device)
         rng = np.random.default_rng([s.seed, self.chunk_index])
-        with torch.enable_grad():
-            delta = dream(self.model, s.objective, window, k, iterations=s.iterations, step=s.step,
-                          max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng, smooth_bins=s.smooth_bins,
-                          smooth_frames=s.smooth_frames, preserve_level=s.preserve_level).cpu()
+        delta = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window, k,
+                      iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng,
+                      smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
+                      preserve_level=s.preserve_level).cpu()
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
         mix = torch.linspace(m0, m1, k + 1)[1:]

@@ -60,9 +60,8 @@ def measure_retention(effect: DreamEffect, audio: np.ndarray, sample_rate: int) 
     dry = torch.cat([r.dry for r in reports])
     dreamed = torch.cat([r.dreamed for r in reports])
 
-    objective, model = effect.settings.objective, engine.model
-    with torch.no_grad():
-        values = [objective(model, torch.log(m.to(engine.device) + LOG_EPS)).cpu().double().numpy()
-                  for m in (dry, dreamed, audio_windows)]
+    objective = effect.settings.objective
+    values = [engine.backend.evaluate(objective, torch.log(m + LOG_EPS)).cpu().double().numpy()
+              for m in (dry, dreamed, audio_windows)]
     gains = [sum(objective.gain(b, a) for b, a in zip(values[0], v)) for v in values[1:]]
     return RetentionReport(*(float(np.mean(v)) for v in values), *gains, len(reports), output)

@@ -29,6 +29,37 @@ def default_model_path() -> Path:
     return Path(str(resources.files("dreamfx") / "assets" / "default_model.safetensors"))
 
 
+class ModelSpec:
+    """What a model promises, read from its metadata alone: classes, layers, channel counts, STFT.
+
+    Shared by the torch model and by exported files (which carry the same
+    metadata), so objectives and sample rates are checked the same way for both.
+    An exported graph was built for one sample rate (``meta["export"]["sample_rate"]``).
+    """
+
+    def __init__(self, meta: dict):
+        self.meta = meta
+        self.class_names = tuple(meta["classes"])
+        self.channels = tuple(meta["channels"])
+        self.layer_names = tuple(f"conv{i + 1}" for i in range(len(self.channels))) + ("logits",)
+        self.stft_reference = StftConfig(**meta["stft"])
+
+    @property
+    def exported_sample_rate(self) -> int | None:
+        return self.meta.get("export", {}).get("sample_rate")
+
+    def stft_for(self, sample_rate: int) -> StftConfig:
+        """The STFT settings at ``sample_rate``; DreamfxError where the model cannot run there."""
+        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+            raise DreamfxError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz: "
+                               "resample the audio first")
+        exported = self.exported_sample_rate
+        if exported is not None and exported != sample_rate:
+            raise DreamfxError(f"this exported model was built for {exported} Hz, the audio is {sample_rate} Hz: "
+                               f"re-export it with --sample-rate {sample_rate} or resample the audio")
+        return self.stft_reference.for_sample_rate(int(sample_rate))
+
+
 class DreamNet(nn.Module):
     """Compact CNN genre classifier on a linear log-magnitude STFT.
 
@@ -41,9 +72,10 @@ class DreamNet(nn.Module):
     def __init__(self, meta: dict):
         super().__init__()
         self.meta = meta
+        self.spec = ModelSpec(meta)
         fe = dict(meta["frontend"])
         self.frontend = FRONTENDS[fe.pop("kind")](**fe)
-        self.stft_reference = StftConfig(**meta["stft"])
+        self.stft_reference = self.spec.stft_reference
         self.input_norm = nn.BatchNorm1d(self.frontend.n_features)
         blocks, c_in = [], 1
         channels = meta["channels"]
@@ -55,20 +87,17 @@ class DreamNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.dropout = nn.Dropout(meta.get("dropout", 0.3))
         self.head = nn.Linear(2 * c_in, len(meta["classes"]))
-        self.layer_names = tuple(f"conv{i + 1}" for i in range(len(channels))) + ("logits",)
+        self.layer_names = self.spec.layer_names
         self.stft = self.stft_reference
         self.configure(self.stft_reference.sample_rate)
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return tuple(self.meta["classes"])
+        return self.spec.class_names
 
     def configure(self, sample_rate: int) -> StftConfig:
         """Build the frontend for ``sample_rate``; returns the STFT settings to use there."""
-        if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-            raise DreamfxError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz: "
-                               "resample the audio first")
-        self.stft = self.stft_reference.for_sample_rate(int(sample_rate))
+        self.stft = self.spec.stft_for(int(sample_rate))
         self.frontend.configure(self.stft.sample_rate, self.stft.n_fft)
         return self.stft
 

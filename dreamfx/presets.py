@@ -39,7 +39,7 @@ PRESET_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "presets
 TOP_KEYS = {"version", "name", "description", "dream", "chain"}
 DREAM_KEYS = {"model", "intensity", "iterations", "step", "mix", "layer", "channel", "target", "seed", "jitter",
               "max_gain_db", "smooth_bins", "smooth_frames", "preserve_level", "chunk_frames", "context_frames",
-              "device"}
+              "backend", "device"}
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")

@@ -87,7 +87,7 @@ BAD_INPUTS = [
     ("unwritable format", lambda d, c: ["process", str(c), str(d / "o.xyz")], "cannot write .xyz"),
     ("unknown preset", lambda d, c: ["process", str(c), str(d / "o.wav"), "--preset", "nosuch"], "unknown preset"),
     ("corrupt model", lambda d, c: ["process", str(c), str(d / "o.wav"), "--model", str(d / "x.txt")],
-     "not a valid safetensors file"),
+     "not a safetensors, TorchScript or ONNX file"),
     ("unknown chain stage", lambda d, c: ["process", str(c), str(d / "o.wav"), "--chain", "dream,Flanger"],
      "unknown stage 'Flanger'"),
 ]

@@ -1,0 +1,304 @@
+"""Where the dream iterations run: torch (autograd), TorchScript or onnxruntime (exported dream steps).
+
+    backend = open_backend("model.safetensors", "onnxruntime")   # exports the step graphs it needs
+    backend = open_backend("conv3-44k.onnx")                       # an exported dream step ("auto")
+    stft = backend.prepare(44100)
+    step = backend.step_function(objective)                        # StepInputs -> (delta, value)
+
+Model files are recognised by their content, never unpickled: safetensors
+(weights + metadata), a TorchScript archive holding ``extra/dreamfx.json``, or
+an ONNX graph with a ``dreamfx`` metadata entry.  An exported file holds one
+dream step (one graph layer, one sample rate); asking it for anything else is a
+one-line :class:`~dreamfx.errors.DreamfxError` naming what it was built for.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dreamfx.dream import (MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepFunction, StepInputs, ascent_update,
+                           dreamed_logmag, smoothing_kernel)
+from dreamfx.errors import DreamfxError
+from dreamfx.models import DreamNet, ModelSpec, default_model_path, load_model, read_metadata
+from dreamfx.spectral import LOG_EPS, StftConfig
+
+BACKENDS = ("auto", "torch", "torchscript", "onnxruntime")
+DEVICES_HELP = "'auto', 'cpu' or 'cuda[:N]'"
+STEP_INPUTS = StepInputs._fields
+STEP_OUTPUTS = ("new_delta", "objective")
+METADATA_KEY = "dreamfx"            # ONNX metadata_props key / TorchScript extra file stem
+TORCHSCRIPT_EXTRA = "dreamfx.json"
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """'auto'/None -> CUDA when torch sees it, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_device(device) -> str:
+    if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
+        raise DreamfxError(f"device must be {DEVICES_HELP}, got {device!r}")
+    return device
+
+
+# --- recognising and reading model files ---------------------------------------------------------
+def model_format(path: Path) -> str:
+    """'safetensors', 'torchscript' or 'onnx', from the file's first bytes; DreamfxError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DreamfxError(f"model file {path} not found: pass an existing .safetensors, .pt or .onnx model")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if not head:
+        raise DreamfxError(f"model file {path} is empty: re-export or re-train it")
+    if head[:4] == b"PK\x03\x04":
+        return "torchscript"
+    if len(head) == 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < path.stat().st_size:
+        return "safetensors"
+    if head[:1] == b"\x80":
+        raise DreamfxError(f"model file {path} looks like a Python pickle: dreamfx never unpickles; use a "
+                           "safetensors model or a `dreamfx export` file")
+    return "onnx"
+
+
+def read_torchscript_metadata(path: Path) -> dict:
+    """The dreamfx metadata of a TorchScript export, read from the zip without loading any code."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith(f"/extra/{TORCHSCRIPT_EXTRA}")]
+            if not names:
+                raise DreamfxError(f"model file {path} is a zip archive without dreamfx metadata (a torch.save "
+                                   "pickle?): dreamfx loads only its own `dreamfx export` files")
+            return _parse_metadata(archive.read(names[0]), path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DreamfxError(f"model file {path} is a damaged zip archive ({exc}): re-export it") from None
+
+
+def read_onnx_metadata(path: Path):
+    """(onnx.ModelProto, dreamfx metadata) of an ONNX export; DreamfxError for anything else."""
+    import onnx
+    from google.protobuf.message import DecodeError
+    try:
+        proto = onnx.load(str(path))
+    except (DecodeError, ValueError, RuntimeError, OSError) as exc:
+        raise DreamfxError(f"model file {path} is not a safetensors, TorchScript or ONNX file dreamfx can read "
+                           f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props or not proto.graph.node:
+        raise DreamfxError(f"model file {path} is not a dreamfx ONNX export (no '{METADATA_KEY}' metadata): "
+                           "export one with `dreamfx export MODEL --format onnx`")
+    return proto, _parse_metadata(props[METADATA_KEY], path)
+
+
+def _parse_metadata(raw, path: Path) -> dict:
+    try:
+        meta = json.loads(raw)
+        ModelSpec(meta)
+        meta["export"]["what"], meta["export"]["sample_rate"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise DreamfxError(f"model file {path} has damaged dreamfx metadata ({type(exc).__name__}: {exc}): "
+                           "re-export it") from None
+    return meta
+
+
+def read_model_metadata(path: Path) -> dict:
+    """The metadata of any model file dreamfx reads (safetensors or an export)."""
+    kind = model_format(Path(path))
+    if kind == "safetensors":
+        return read_metadata(path)
+    return read_torchscript_metadata(path) if kind == "torchscript" else read_onnx_metadata(path)[1]
+
+
+def check_dream_step(meta: dict, path: Path) -> None:
+    """Refuse exported classifiers (and anything else) where a dream step is needed."""
+    what = meta["export"]["what"]
+    if what != "dream-step":
+        raise DreamfxError(f"model file {path} is a {what} export; dreaming needs a dream step: "
+                           "`dreamfx export MODEL --what dream-step --objective ...`")
+
+
+# --- backends ------------------------------------------------------------------------------------
+class TorchBackend:
+    """The reference: DreamNet in torch, gradients by autograd, on CUDA when available."""
+
+    name = "torch"
+    default_objective = None
+
+    def __init__(self, model: DreamNet, device: torch.device):
+        self.model, self.spec, self.device = model.to(device), model.spec, device
+
+    def check_objective(self, objective: Objective) -> None:
+        """Every objective the model validates is served."""
+
+    def prepare(self, sample_rate: int) -> StftConfig:
+        return self.model.configure(sample_rate)
+
+    def step_function(self, objective: Objective) -> StepFunction:
+        def step(inputs: StepInputs):
+            with torch.enable_grad():
+                delta = inputs.delta.detach().requires_grad_()
+                window = torch.cat([inputs.context_logmag, dreamed_logmag(inputs.magnitude, delta)], dim=-1)
+                value = objective(self.model, torch.roll(window, int(inputs.shift), dims=-1))
+                (grad,) = torch.autograd.grad(value.sum(), delta)
+            return ascent_update(inputs, grad), value.detach()
+        return step
+
+    def evaluate(self, objective: Objective, logmag: torch.Tensor) -> torch.Tensor:
+        """Objective values (B,) of windows logmag (B, n_bins, T)."""
+        with torch.no_grad():
+            return objective(self.model, logmag.to(self.device))
+
+
+Graph = Callable[[StepInputs], tuple[torch.Tensor, torch.Tensor]]
+
+
+class GraphBackend:
+    """Runs exported dream steps, one graph per (graph layer, sample rate).
+
+    ``build(graph_layer, sample_rate)`` returns a graph (StepInputs -> (delta,
+    value)): traced / exported from a DreamNet on first use, or the one graph of
+    an exported file (``source``), which serves only its own graph layer and
+    sample rate.
+    """
+
+    def __init__(self, name: str, spec: ModelSpec, device: torch.device, build: Callable[[str, int], Graph],
+                 default_objective: Objective | None = None, source: Path | None = None):
+        self.name, self.spec, self.device, self.build = name, spec, device, build
+        self.default_objective, self.source = default_objective, source
+        self.graphs: dict[tuple[str, int], Graph] = {}
+        self.sample_rate: int | None = None
+
+    def check_objective(self, objective: Objective) -> None:
+        """DreamfxError when an exported file cannot serve ``objective`` (another graph layer)."""
+        built = self.spec.meta.get("export", {}).get("graph_layer")
+        if built is not None and objective.graph_layer != built:
+            asked = "a class objective (logits)" if objective.graph_layer == "logits" else \
+                f"layer {objective.graph_layer!r}"
+            raise DreamfxError(f"{self.source} was exported for objectives on {built!r}; the request needs {asked}: "
+                               "export one for it with `dreamfx export MODEL --what dream-step ...`")
+
+    def prepare(self, sample_rate: int) -> StftConfig:
+        stft = self.spec.stft_for(sample_rate)
+        self.sample_rate = sample_rate
+        return stft
+
+    def graph(self, objective: Objective) -> Graph:
+        if self.sample_rate is None:
+            raise RuntimeError("call prepare(sample_rate) first")
+        self.check_objective(objective)
+        key = (objective.graph_layer, self.sample_rate)
+        if key not in self.graphs:
+            self.graphs[key] = self.build(*key)
+        return self.graphs[key]
+
+    def step_function(self, objective: Objective) -> StepFunction:
+        """The graph for ``objective``; its weights come with the inputs (:meth:`Objective.weights`)."""
+        return self.graph(objective)
+
+    def evaluate(self, objective: Objective, logmag: torch.Tensor) -> torch.Tensor:
+        """Objective values (B,) of windows logmag (B, n_bins, T), from the step graph's value output."""
+        logmag = logmag.to(self.device)
+        last = (torch.exp(logmag[..., -1:]) - LOG_EPS).clamp_min(0)
+        scalar = lambda v: torch.tensor(v, dtype=torch.float32, device=self.device)  # noqa: E731
+        inputs = StepInputs(logmag[..., :-1], last, torch.zeros_like(last), torch.tensor(0, device=self.device),
+                            objective.weights(self.spec).to(self.device),
+                            smoothing_kernel(0, MAX_SMOOTH_BINS).to(self.device),
+                            smoothing_kernel(0, MAX_SMOOTH_FRAMES).to(self.device), scalar(0.0), scalar(1.0),
+                            scalar(0.0))
+        return self.graph(objective)(inputs)[1]
+
+
+def torchscript_graph(module) -> Graph:
+    return lambda inputs: tuple(module(*inputs))
+
+
+class OnnxGraph:
+    """An onnxruntime session behind the Graph signature (numpy in and out, torch tensors outside)."""
+
+    def __init__(self, model_bytes: bytes, device: torch.device, source: str):
+        import onnxruntime as ort
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(model_bytes, options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DreamfxError(f"{source}: onnxruntime cannot load the graph ({str(exc).splitlines()[0]}): "
+                               "re-export it") from None
+        names = tuple(i.name for i in self.session.get_inputs())
+        outputs = tuple(o.name for o in self.session.get_outputs())
+        if names != STEP_INPUTS or outputs != STEP_OUTPUTS:
+            raise DreamfxError(f"{source}: the graph takes ({', '.join(names)}) -> ({', '.join(outputs)}); a dream "
+                               f"step takes ({', '.join(STEP_INPUTS)}) -> ({', '.join(STEP_OUTPUTS)}): re-export it")
+        self.device = device
+
+    def __call__(self, inputs: StepInputs):
+        delta, value = self.session.run(None, numpy_inputs(inputs))
+        return torch.from_numpy(delta).to(self.device), torch.from_numpy(value).to(self.device)
+
+
+def open_backend(model: str | Path | DreamNet | None = None, backend: str = "auto",
+                 device: str = "auto") -> TorchBackend | GraphBackend:
+    """A backend for ``model`` (a DreamNet, a model file, or None for the bundled default).
+
+    backend "auto": torch for safetensors models, otherwise the file's own kind.
+    """
+    if backend not in BACKENDS:
+        raise DreamfxError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    torch_device = resolve_device(check_device(device))
+    if isinstance(model, DreamNet):
+        kind, path = "safetensors", None
+    else:
+        path = default_model_path() if model is None else Path(model)
+        kind = model_format(path)
+    if kind == "safetensors":
+        net = model if isinstance(model, DreamNet) else load_model(path)
+        return _backend_from_net(net, backend, torch_device)
+    expected = {"torchscript": "torchscript", "onnx": "onnxruntime"}[kind]
+    if backend not in ("auto", expected):
+        raise DreamfxError(f"{path} is a {kind} export, which runs on backend {expected!r}, not {backend!r}: "
+                           f"pass --backend {expected} (or auto), or give the safetensors model instead")
+    if kind == "torchscript":
+        meta = read_torchscript_metadata(path)
+        check_dream_step(meta, path)
+        try:
+            module = torch.jit.load(str(path), map_location=torch_device)
+        except Exception as exc:  # torch.jit raises RuntimeError and friends for damaged archives
+            raise DreamfxError(f"model file {path} is a damaged TorchScript archive ({str(exc).splitlines()[0]}): "
+                               "re-export it") from None
+        graph = torchscript_graph(module)
+    else:
+        proto, meta = read_onnx_metadata(path)
+        check_dream_step(meta, path)
+        graph = OnnxGraph(proto.SerializeToString(), torch_device, str(path))
+    objective = Objective(**meta["export"]["objective"])
+    return GraphBackend(expected, ModelSpec(meta), torch_device, lambda *_: graph, objective, path)
+
+
+def _backend_from_net(net: DreamNet, backend: str, device: torch.device):
+    if backend in ("auto", "torch"):
+        return TorchBackend(net, device)
+    from dreamfx.export import onnx_dream_step, traced_dream_step
+
+    def build(graph_layer: str, sample_rate: int) -> Graph:
+        net.configure(sample_rate)
+        if backend == "torchscript":
+            return torchscript_graph(traced_dream_step(net, graph_layer, device))
+        return OnnxGraph(onnx_dream_step(net, graph_layer), device, f"dream step {graph_layer}")
+    return GraphBackend(backend, net.spec, device, build)
+
+
+def numpy_inputs(inputs: StepInputs) -> dict[str, np.ndarray]:
+    """StepInputs as the feed of an ONNX dream step (for tools and tests)."""
+    return {name: value.detach().cpu().numpy() for name, value in zip(STEP_INPUTS, inputs)}

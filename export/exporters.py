@@ -1,0 +1,228 @@
+"""Export a DreamNet's classifier or dream step to TorchScript or ONNX, metadata inside.
+
+Two graphs can be exported, each for one sample rate (the mel filterbank of
+that rate is a constant inside):
+
+- ``classifier``: logmag (batch, n_bins, frames) -> logits (batch, n_classes);
+  dynamic batch and time axes.
+- ``dream-step``: one dream iteration, :class:`~dreamfx.dream.StepInputs` ->
+  (new_delta, objective), with the analytic input gradient of
+  :class:`~dreamfx.dream_step.DreamStep`; dynamic batch, context and chunk axes.
+  The graph serves every objective on its graph layer (a layer's energy or one
+  of its channels; for "logits", any class or blend of classes), chosen by the
+  ``weights`` input.
+
+The metadata (the model's own JSON plus an ``export`` record: what, format,
+sample rate, graph layer, objective, dreamfx version) is stored as the ONNX
+``metadata_props`` entry ``dreamfx`` (with a few flat entries for other tools)
+or the TorchScript extra file ``dreamfx.json``.  Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import dreamfx
+from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA
+from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepInputs, smoothing_kernel
+from dreamfx.dream_step import DreamStep
+from dreamfx.errors import DreamfxError
+from dreamfx.models import DreamNet
+from dreamfx.spectral import LOG_EPS
+
+FORMATS = ("torchscript", "onnx")
+WHATS = ("classifier", "dream-step")
+EXAMPLE_CONTEXT, EXAMPLE_CHUNK = 24, 8  # frames of the example inputs used for tracing
+
+
+class Classifier(nn.Module):
+    """logmag (B, n_bins, T) -> logits (B, n_classes): the DreamNet forward pass in eval mode."""
+
+    def __init__(self, model: DreamNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+        return self.model(logmag)
+
+
+def example_step_inputs(model: DreamNet, objective: Objective, batch: int = 1) -> StepInputs:
+    """Plausible StepInputs at the model's configured sample rate (random music-like magnitudes)."""
+    generator = torch.Generator().manual_seed(0)
+    n_bins, frames = model.stft.n_bins, EXAMPLE_CONTEXT + EXAMPLE_CHUNK
+    magnitude = torch.rand(batch, n_bins, frames, generator=generator) ** 4 * 0.1
+    scalar = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
+    return StepInputs(torch.log(magnitude[..., :EXAMPLE_CONTEXT] + LOG_EPS), magnitude[..., EXAMPLE_CONTEXT:],
+                      0.1 * torch.randn(batch, n_bins, EXAMPLE_CHUNK, generator=generator), torch.tensor(3),
+                      objective.weights(model.spec), smoothing_kernel(2, MAX_SMOOTH_BINS),
+                      smoothing_kernel(1, MAX_SMOOTH_FRAMES), scalar(0.1), scalar(1.38), scalar(1.0))
+
+
+def traced_dream_step(model: DreamNet, graph_layer: str, device: torch.device | str = "cpu"):
+    """A TorchScript DreamStep for ``graph_layer`` at the model's configured sample rate."""
+    objective = _objective_on(model, graph_layer)
+    step = DreamStep(model, graph_layer).to(device).eval()
+    inputs = [x.to(device) for x in example_step_inputs(model, objective)]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return torch.jit.trace(step, tuple(inputs), check_trace=False)
+
+
+def onnx_dream_step(model: DreamNet, graph_layer: str, metadata: dict | None = None) -> bytes:
+    """The ONNX DreamStep for ``graph_layer`` at the model's configured sample rate, serialised.
+
+    torch's exporter takes 10-20 s here, so the bare graph is cached under
+    :func:`cache_dir`, keyed by the weights, metadata, layer, sample rate and versions.
+    """
+    key = _cache_key(model, graph_layer)
+    cached = cache_dir() / f"dream-step-{key}.onnx"
+    if cached.is_file():
+        proto = _load_proto(cached.read_bytes())
+    else:
+        objective = _objective_on(model, graph_layer)
+        step = DreamStep(model.cpu(), graph_layer).eval()
+        batch, context, chunk = (torch.export.Dim(n, min=1, max=4096) for n in ("batch", "context", "chunk"))
+        shapes = ({0: batch, 2: context}, {0: batch, 2: chunk}, {0: batch, 2: chunk}) + (None,) * 7
+        proto = _to_onnx(step, tuple(example_step_inputs(model, objective)), STEP_INPUTS, STEP_OUTPUTS, shapes)
+        _write_atomic(cached, proto.SerializeToString(), missing_ok=True)
+    return _with_metadata(proto, metadata)
+
+
+def onnx_classifier(model: DreamNet, metadata: dict | None = None) -> bytes:
+    """The ONNX classifier at the model's configured sample rate, serialised."""
+    logmag = torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
+    shapes = ({0: torch.export.Dim("batch", min=1, max=4096), 2: torch.export.Dim("frames", min=8, max=1 << 20)},)
+    proto = _to_onnx(Classifier(model.cpu()).eval(), (logmag,), ("logmag",), ("logits",), shapes)
+    return _with_metadata(proto, metadata)
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are cached: $DREAMFX_CACHE_DIR, else ~/.cache/dreamfx."""
+    return Path(os.environ.get("DREAMFX_CACHE_DIR") or Path.home() / ".cache" / "dreamfx")
+
+
+def _cache_key(model: DreamNet, graph_layer: str) -> str:
+    digest = hashlib.sha256(json.dumps([model.meta, graph_layer, model.stft.sample_rate, dreamfx.__version__,
+                                        torch.__version__], sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _to_onnx(module: nn.Module, args: tuple, input_names, output_names, dynamic_shapes):
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # it lists absent torchvision ops at warning level
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False,
+                                    input_names=list(input_names), output_names=list(output_names))
+    return program.model_proto
+
+
+def _load_proto(data: bytes):
+    import onnx
+    return onnx.load_from_string(data)
+
+
+def _with_metadata(proto, metadata: dict | None) -> bytes:
+    """Add the metadata entries, check the whole model (onnx.checker, full check), serialise."""
+    import onnx
+    del proto.metadata_props[:]
+    if metadata is not None:
+        for key, value in flat_metadata(metadata).items():
+            proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def _write_atomic(path: Path, data: bytes, missing_ok: bool = False) -> None:
+    """Write through a temporary file renamed into place; ``missing_ok``: skip silently if the folder is unusable."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError:
+        if not missing_ok:
+            raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _objective_on(model: DreamNet, graph_layer: str) -> Objective:
+    """A representative objective whose graph ends at ``graph_layer``."""
+    if graph_layer == "logits":
+        return Objective("class", target=model.class_names[0])
+    if graph_layer not in model.layer_names:
+        raise DreamfxError(f"unknown layer {graph_layer!r}: use one of {', '.join(model.layer_names)}")
+    return Objective("layer", graph_layer)
+
+
+def export_metadata(model: DreamNet, fmt: str, what: str, sample_rate: int, objective: Objective | None) -> dict:
+    """The model's metadata plus the record of this export."""
+    record = {"what": what, "format": fmt, "sample_rate": sample_rate, "n_bins": model.stft.n_bins,
+              "n_fft": model.stft.n_fft, "hop": model.stft.hop, "dreamfx_version": dreamfx.__version__}
+    if what == "dream-step":
+        record.update(graph_layer=objective.graph_layer, objective=asdict(objective),
+                      inputs=list(STEP_INPUTS), outputs=list(STEP_OUTPUTS))
+    else:
+        record.update(inputs=["logmag"], outputs=["logits"])
+    return {**model.meta, "export": record}
+
+
+def flat_metadata(meta: dict) -> dict[str, str]:
+    """ONNX metadata_props: the full JSON under ``dreamfx`` plus flat entries other tools can show."""
+    record = meta["export"]
+    flat = {METADATA_KEY: json.dumps(meta), "what": record["what"], "sample_rate": str(record["sample_rate"]),
+            "n_fft": str(record["n_fft"]), "hop": str(record["hop"]), "frontend": json.dumps(meta["frontend"]),
+            "classes": ",".join(meta["classes"]), "layers": ",".join(meta["layers"]),
+            "dreamfx_version": record["dreamfx_version"]}
+    if "objective" in record:
+        flat["objective"] = json.dumps(record["objective"])
+    return flat
+
+
+def export_model(model: DreamNet, output: Path, *, fmt: str = "onnx", what: str = "dream-step",
+                 objective: Objective | None = None, sample_rate: int = 44100) -> dict:
+    """Write ``model``'s classifier or dream step to ``output``; returns the metadata written.
+
+    objective: for dream steps (default: the layer energy of conv3); its graph
+    layer fixes the graph, its kind/channel/target become the file's default.
+    """
+    if fmt not in FORMATS:
+        raise DreamfxError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if what not in WHATS:
+        raise DreamfxError(f"unknown export {what!r}: use one of {', '.join(WHATS)}")
+    objective = objective or Objective()
+    objective.validate(model.spec)
+    model.configure(sample_rate)
+    meta = export_metadata(model, fmt, what, sample_rate, objective if what == "dream-step" else None)
+    if fmt == "onnx":
+        data = onnx_dream_step(model, objective.graph_layer, meta) if what == "dream-step" else \
+            onnx_classifier(model, meta)
+    else:
+        data = _torchscript_bytes(model, what, objective, meta)
+    _write_atomic(Path(output), data)
+    return meta
+
+
+def _torchscript_bytes(model: DreamNet, what: str, objective: Objective, meta: dict) -> bytes:
+    if what == "dream-step":
+        module = traced_dream_step(model.cpu(), objective.graph_layer)
+    else:
+        logmag = torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
+        with torch.no_grad():
+            module = torch.jit.trace(Classifier(model.cpu()).eval(), (logmag,), check_trace=False)
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
+    return buffer.getvalue()
