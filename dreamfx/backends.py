@@ -231,6 +231,8 @@ class OnnxGraph:
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Idle pool threads must not spin: torch's STFT and overlap-add run on the same cores between steps.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(model_bytes, options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types

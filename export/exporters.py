@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 import dreamfx
+from dreamfx import dream, dream_step, frontends, models
 from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA
 from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepInputs, smoothing_kernel
 from dreamfx.dream_step import DreamStep
@@ -93,7 +94,9 @@ def onnx_dream_step(model: DreamNet, graph_layer: str, metadata: dict | None = N
         step = DreamStep(model.cpu(), graph_layer).eval()
         batch, context, chunk = (torch.export.Dim(n, min=1, max=4096) for n in ("batch", "context", "chunk"))
         shapes = ({0: batch, 2: context}, {0: batch, 2: chunk}, {0: batch, 2: chunk}) + (None,) * 7
-        proto = _to_onnx(step, tuple(example_step_inputs(model, objective)), STEP_INPUTS, STEP_OUTPUTS, shapes)
+        # batch 2 in the example: torch.export would fix a dimension of size 1
+        proto = _to_onnx(step, tuple(example_step_inputs(model, objective, batch=2)), STEP_INPUTS, STEP_OUTPUTS,
+                         shapes)
         _write_atomic(cached, proto.SerializeToString(), missing_ok=True)
     return _with_metadata(proto, metadata)
 
@@ -114,6 +117,8 @@ def cache_dir() -> Path:
 def _cache_key(model: DreamNet, graph_layer: str) -> str:
     digest = hashlib.sha256(json.dumps([model.meta, graph_layer, model.stft.sample_rate, dreamfx.__version__,
                                         torch.__version__], sort_keys=True).encode())
+    for module in (dream, dream_step, models, frontends):  # the code that makes the graph
+        digest.update(Path(module.__file__).read_bytes())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

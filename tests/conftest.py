@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,11 @@ from dreamfx.cli import EXAMPLE
 
 
 MEASUREMENTS: list[str] = []
+
+
+def pytest_configure(config):
+    """Exported graphs are cached in a fresh folder, so the tests run the real exporter (and leave ~ alone)."""
+    os.environ["DREAMFX_CACHE_DIR"] = tempfile.mkdtemp(prefix="dreamfx-cache-")
 
 
 @pytest.fixture
