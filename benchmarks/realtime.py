@@ -9,26 +9,13 @@ whole default chain's time, and the reported latency.
 
 from __future__ import annotations
 
-import os
-import platform
-import time
-
 import click
 import pedalboard
-import torch
+from common import best_time, machine
 
 from dreamfx import DreamEffect, load_preset
 from dreamfx.audio_io import read_audio
 from dreamfx.cli import EXAMPLE
-
-
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 @click.command()
@@ -43,8 +30,7 @@ def main(repeats: int) -> None:
     t_chain = best_time(lambda: chain(audio, sr), repeats)
     t_reverb = best_time(lambda: reverb(audio, sr), repeats)
     latency = dream.latency_samples(sr)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), device {dream.engine(sr, audio.shape[0]).device}")
+    print(f"{machine()}; dream device {dream.engine(sr, audio.shape[0]).device}")
     print(f"clip: {EXAMPLE.name}, {seconds:.1f} s, {audio.shape[0]} ch, {sr} Hz; preset 'default' "
           f"({dream.iterations} iterations/chunk, layer {dream.layer})")
     print(f"dream stage   {t_dream:8.3f} s   real-time factor {t_dream / seconds:.3f}")

@@ -1,0 +1,83 @@
+"""torch vs TorchScript vs onnxruntime: time per dream iteration and whole-file real-time factor.
+
+Everything is measured in one run on this machine, on the bundled example clip
+(10 s stereo, 44.1 kHz) with the default preset's dream; ratios are against the
+torch backend.  Where CUDA is present, each backend is measured on the GPU too.
+Also prints the one-off cost of building each backend's graph (ONNX export
+with a cold and a warm cache, TorchScript trace).
+
+    python benchmarks/backends.py [--repeats 3] [--iterations 200]
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import click
+import numpy as np
+import torch
+from common import best_time, machine
+
+from dreamfx import DreamEffect
+from dreamfx.audio_io import read_audio
+from dreamfx.backends import BACKENDS
+from dreamfx.cli import EXAMPLE
+from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, StepInputs, smoothing_kernel
+from dreamfx.spectral import LOG_EPS, analyze_signal
+
+
+def real_step_inputs(effect: DreamEffect, audio: np.ndarray, sr: int) -> StepInputs:
+    """A chunk of the example clip as the engine would feed it: 24 context + 8 new frames."""
+    stft = effect.backend.prepare(sr)
+    magnitude = analyze_signal(torch.from_numpy(audio.mean(axis=0)), stft).abs()[None, :, 200:232]
+    device = effect.backend.device
+    scalar = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
+    s = effect.settings
+    return StepInputs(torch.log(magnitude[..., :24] + LOG_EPS).to(device), magnitude[..., 24:].to(device),
+                      torch.zeros(1, stft.n_bins, 8, device=device), torch.tensor(0, device=device),
+                      s.objective.weights(effect.spec).to(device),
+                      smoothing_kernel(s.smooth_bins, MAX_SMOOTH_BINS).to(device),
+                      smoothing_kernel(s.smooth_frames, MAX_SMOOTH_FRAMES).to(device), scalar(s.step),
+                      scalar(s.max_gain_db / 20 * np.log(10)), scalar(1.0))
+
+
+@click.command()
+@click.option("--repeats", default=3, show_default=True, help="Best of this many whole-file renders.")
+@click.option("--iterations", default=200, show_default=True, help="Dream iterations timed per backend.")
+def main(repeats: int, iterations: int) -> None:
+    audio, sr = read_audio(EXAMPLE)
+    seconds = audio.shape[1] / sr
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(machine())
+    print(f"clip: {EXAMPLE.name}, {seconds:.1f} s, {audio.shape[0]} ch, {sr} Hz; default preset dream")
+
+    os.environ["DREAMFX_CACHE_DIR"] = tempfile.mkdtemp(prefix="dreamfx-bench-")  # a cold export cache
+    for device in devices:
+        results = {}
+        for backend in BACKENDS[1:]:
+            effect = DreamEffect.from_preset("default", backend=backend, device=device)
+            t = time.perf_counter()
+            effect(audio[:, :sr], sr)  # builds the graph (export / trace) on first use
+            build = time.perf_counter() - t
+            step = effect.backend.step_function(effect.settings.objective)
+            inputs = real_step_inputs(effect, audio, sr)
+            step(inputs)
+            sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+            per_iteration = best_time(lambda: ([step(inputs) for _ in range(iterations)], sync()), 3) / iterations
+            rtf = best_time(lambda: effect(audio, sr), repeats) / seconds
+            results[backend] = (per_iteration, rtf, build)
+        print(f"\n[{device}]  backend       ms/iteration  (vs torch)   file RTF  (vs torch)   first render incl. build")
+        ms0, rtf0, _ = results["torch"]
+        for backend, (ms, rtf, build) in results.items():
+            print(f"[{device}]  {backend:12s}  {1000 * ms:10.3f}  ({ms / ms0:5.2f}x)   {rtf:8.3f}  ({rtf / rtf0:5.2f}x)"
+                  f"   {build:6.1f} s")
+    effect = DreamEffect.from_preset("default", backend="onnxruntime")
+    t = time.perf_counter()
+    effect(audio[:, :sr], sr)
+    print(f"\nonnxruntime first render with a warm export cache: {time.perf_counter() - t:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
