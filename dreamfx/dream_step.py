@@ -38,31 +38,28 @@ def batchnorm_scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
     return bn.weight / torch.sqrt(bn.running_var + bn.eps)
 
 
-def maxpool2x2_backward(x: torch.Tensor, pooled: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient of ``max_pool2d(x, 2)`` w.r.t. x (B, C, H, W), given the pooled output and its gradient.
+def maxpool2x2_backward(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``max_pool2d(x, 2)`` w.r.t. x (B, C, H, W), given the gradient of the pooled output.
 
     Each 2x2 window passes its gradient to its first maximum in row-major
-    order, torch's rule; odd trailing rows/columns (dropped by the pool) get 0.
+    order (argmax's rule and torch's); odd trailing rows/columns (dropped by the
+    pool) get 0.
     """
-    h2, w2 = pooled.shape[-2], pooled.shape[-1]
-    corners = [x[..., i:2 * h2:2, j:2 * w2:2] for i in (0, 1) for j in (0, 1)]  # (0,0) (0,1) (1,0) (1,1)
-    taken = torch.zeros_like(pooled, dtype=torch.bool)
-    routed = []
-    for corner in corners:
-        first = (corner == pooled) & ~taken
-        taken = taken | first
-        routed.append(torch.where(first, grad, torch.zeros_like(grad)))
-    top = torch.stack(routed[:2], dim=-1).flatten(-2)       # (B, C, h2, 2 * w2)
-    bottom = torch.stack(routed[2:], dim=-1).flatten(-2)
-    full = torch.stack([top, bottom], dim=-2).flatten(-3, -2)  # (B, C, 2 * h2, 2 * w2)
+    b, c, h2, w2 = grad.shape
+    windows = x[..., :2 * h2, :2 * w2].reshape(b, c, h2, 2, w2, 2).transpose(3, 4).reshape(b, c, h2, w2, 4)
+    first = windows.argmax(dim=-1, keepdim=True)
+    routed = (first == torch.arange(4, device=x.device)).to(grad.dtype) * grad[..., None]
+    full = routed.reshape(b, c, h2, w2, 2, 2).transpose(3, 4).reshape(b, c, 2 * h2, 2 * w2)
     return F.pad(full, (0, x.shape[-1] - 2 * w2, 0, x.shape[-2] - 2 * h2))
 
 
 class ObjectiveGradient(nn.Module):
     """(objective, d objective / d logmag) of a DreamNet for objectives ending at ``graph_layer``.
 
-    forward(logmag (B, n_bins, T), weights (n,)) -> (value (B,), grad (B, n_bins, T)).
+    forward(logmag (B, n_bins, T), weights (n,), shift) -> (value (B,), grad (B, n_bins, T)).
     ``graph_layer`` "convK": value = sum_c w_c mean_hw(act_c ** 2); "logits": sum_k w_k logit_k.
+    The model sees the window rolled by ``shift`` frames; the frontend works frame
+    by frame, so the roll is applied to its (16x smaller) output instead of the STFT.
     """
 
     def __init__(self, model: DreamNet, graph_layer: str):
@@ -73,19 +70,19 @@ class ObjectiveGradient(nn.Module):
         self.graph_layer = graph_layer
         self.depth = min(model.layer_names.index(graph_layer) + 1, len(model.blocks))
 
-    def forward(self, logmag: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, logmag: torch.Tensor, weights: torch.Tensor,
+                shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         power = torch.exp(logmag)
         mel = torch.matmul(m.frontend.filterbank, power) + LOG_EPS  # (B, n_mels, T)
-        x = m.input_norm(torch.log(mel)).unsqueeze(1)
-        saved = []  # per block: (relu output, pooled output or None)
+        x = roll_time(m.input_norm(torch.log(mel)), shift).unsqueeze(1)
+        saved = []  # relu output of every block
         for i in range(self.depth):
             conv, bn, _ = m.blocks[i]
-            act = torch.relu(bn(conv(x)))
-            pooled = m.pool(act) if i < self.depth - 1 else None
-            saved.append((act, pooled))
-            x = pooled
-        act = saved[-1][0]
+            saved.append(torch.relu(bn(conv(x))))
+            if i < self.depth - 1:
+                x = m.pool(saved[-1])
+        act = saved[-1]
         if self.graph_layer == "logits":
             value, grad = self._logits_backward(act, weights)
         else:
@@ -94,12 +91,12 @@ class ObjectiveGradient(nn.Module):
             grad = 2 * act * weights[:, None, None] / (act.shape[-2] * act.shape[-1])
         for i in reversed(range(self.depth)):
             conv, bn, _ = m.blocks[i]
-            act, pooled = saved[i]
-            if pooled is not None:
-                grad = maxpool2x2_backward(act, pooled, grad)
+            act = saved[i]
+            if i < self.depth - 1:
+                grad = maxpool2x2_backward(act, grad)
             grad = torch.where(act > 0, grad, torch.zeros_like(grad)) * batchnorm_scale(bn)[:, None, None]
             grad = F.conv_transpose2d(grad, conv.weight, padding=1)
-        grad = grad[:, 0] * batchnorm_scale(m.input_norm)[:, None]      # d/d log(mel)
+        grad = unroll_time(grad[:, 0], shift) * batchnorm_scale(m.input_norm)[:, None]  # d/d log(mel)
         grad = torch.matmul(m.frontend.filterbank.t(), grad / mel) * power
         return value, grad
 
@@ -137,7 +134,7 @@ class DreamStep(nn.Module):
                             bound, preserve_level)
         dreamed = magnitude * torch.exp(delta)
         window = torch.cat([context_logmag, torch.log(dreamed + LOG_EPS)], dim=-1)
-        value, grad = self.gradient(roll_time(window, shift), weights)
-        grad_new = unroll_time(grad, shift)[..., context_logmag.shape[-1]:]
+        value, grad = self.gradient(window, weights, shift)
+        grad_new = grad[..., context_logmag.shape[-1]:]
         grad_delta = grad_new * dreamed / (dreamed + LOG_EPS)
         return ascent_update(inputs, grad_delta), value
