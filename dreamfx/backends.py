@@ -224,7 +224,7 @@ def torchscript_graph(module) -> Graph:
 class OnnxGraph:
     """An onnxruntime session behind the Graph signature (numpy in and out, torch tensors outside)."""
 
-    def __init__(self, model_bytes: bytes, device: torch.device, source: str):
+    def __init__(self, model_bytes: bytes, device: torch.device, source: str, n_bins: int):
         import onnxruntime as ort
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -243,6 +243,10 @@ class OnnxGraph:
         if names != STEP_INPUTS or outputs != STEP_OUTPUTS:
             raise DreamfxError(f"{source}: the graph takes ({', '.join(names)}) -> ({', '.join(outputs)}); a dream "
                                f"step takes ({', '.join(STEP_INPUTS)}) -> ({', '.join(STEP_OUTPUTS)}): re-export it")
+        graph_bins = self.session.get_inputs()[0].shape[1]
+        if graph_bins != n_bins:
+            raise DreamfxError(f"{source}: the graph takes {graph_bins} STFT bins, its metadata's STFT settings give "
+                               f"{n_bins}: re-export it")
         self.device = device
 
     def __call__(self, inputs: StepInputs):
@@ -283,7 +287,9 @@ def open_backend(model: str | Path | DreamNet | None = None, backend: str = "aut
     else:
         proto, meta = read_onnx_metadata(path)
         check_dream_step(meta, path)
-        graph = OnnxGraph(proto.SerializeToString(), torch_device, str(path))
+        spec = ModelSpec(meta)
+        n_bins = spec.stft_for(spec.exported_sample_rate).n_bins
+        graph = OnnxGraph(proto.SerializeToString(), torch_device, str(path), n_bins)
     objective = Objective(**meta["export"]["objective"])
     return GraphBackend(expected, ModelSpec(meta), torch_device, lambda *_: graph, objective, path)
 
@@ -297,7 +303,7 @@ def _backend_from_net(net: DreamNet, backend: str, device: torch.device):
         net.configure(sample_rate)
         if backend == "torchscript":
             return torchscript_graph(traced_dream_step(net, graph_layer, device))
-        return OnnxGraph(onnx_dream_step(net, graph_layer), device, f"dream step {graph_layer}")
+        return OnnxGraph(onnx_dream_step(net, graph_layer), device, f"dream step {graph_layer}", net.stft.n_bins)
     return GraphBackend(backend, net.spec, device, build)
 
 
