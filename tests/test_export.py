@@ -281,3 +281,14 @@ def test_cli_export_and_info(workdir, exported):
     write_audio(clip, excerpt(1.0, SR), SR)
     result = run("process", str(clip), str(workdir / "o.wav"), "--model", str(step), "--backend", "onnxruntime")
     assert result.returncode == 0, result.stderr
+
+
+def test_retention_is_measured_alike_on_the_onnxruntime_backend():
+    """Backend.evaluate (the step graph's objective output) gives torch's objective values."""
+    from dreamfx.metrics import measure_retention
+    audio = excerpt(3.0, SR)
+    reports = {b: measure_retention(DreamEffect(intensity=0.8, backend=b), audio, SR)
+               for b in ("torch", "onnxruntime")}
+    torch_report, ort_report = reports["torch"], reports["onnxruntime"]
+    assert abs(ort_report.objective_dry - torch_report.objective_dry) <= 1e-5 * torch_report.objective_dry
+    assert abs(ort_report.retention - torch_report.retention) <= 0.02, (ort_report.summary(), torch_report.summary())
