@@ -73,10 +73,14 @@ def traced_dream_step(model: DreamNet, graph_layer: str, device: torch.device | 
     """A TorchScript DreamStep for ``graph_layer`` at the model's configured sample rate."""
     objective = _objective_on(model, graph_layer)
     step = DreamStep(model, graph_layer).to(device).eval()
-    inputs = [x.to(device) for x in example_step_inputs(model, objective)]
+    return _trace(step, tuple(x.to(device) for x in example_step_inputs(model, objective)))
+
+
+def _trace(module: nn.Module, inputs: tuple):
+    """torch.jit.trace without its warnings about shape checks that are constant at one sample rate."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return torch.jit.trace(step, tuple(inputs), check_trace=False)
+        return torch.jit.trace(module, inputs, check_trace=False)
 
 
 def onnx_dream_step(model: DreamNet, graph_layer: str, metadata: dict | None = None) -> bytes:
@@ -226,8 +230,7 @@ def _torchscript_bytes(model: DreamNet, what: str, objective: Objective, meta: d
         module = traced_dream_step(model.cpu(), objective.graph_layer)
     else:
         logmag = torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
-        with torch.no_grad():
-            module = torch.jit.trace(Classifier(model.cpu()).eval(), (logmag,), check_trace=False)
+        module = _trace(Classifier(model.cpu()).eval(), (logmag,))
     buffer = io.BytesIO()
     torch.jit.save(module, buffer, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
     return buffer.getvalue()
