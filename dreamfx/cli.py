@@ -207,6 +207,59 @@ def demo(output: Path, preset: str) -> None:
     click.echo(f"output: {output.resolve()}  (preset {preset!r}, {audio.shape[1] / sr:.1f} s, {sr} Hz)")
 
 
+@cli.command()
+@dream_options
+@click.option("--input", "input_device", help="Input device (name part or number; default: the system's).")
+@click.option("--output", "output_device", help="Output device (name part or number).")
+@click.option("--samplerate", type=int, default=48000, show_default=True)
+@click.option("--blocksize", type=int, default=256, show_default=True, help="Frames per audio callback.")
+@click.option("--channels", type=int, default=2, show_default=True)
+@click.option("--midi-port", help="Play the dream from this MIDI input port (name part or number).")
+@click.option("--midi-virtual", help="Create a virtual MIDI input port with this name instead.")
+@click.option("--duration", type=float, help="Stop after this many seconds (default: run until Ctrl-C).")
+def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
+         midi_virtual, duration, **overrides) -> None:
+    """Process live audio input through a preset's chain (full duplex), optionally played with MIDI."""
+    from dreamfx.live import LiveProcessor, run_live
+    from dreamfx.midi import MidiControl, open_midi_input
+    if not 16 <= blocksize <= 8192:
+        raise DreamfxError(f"--blocksize must be in 16..8192, got {blocksize}")
+    chain = build_chain(preset, model, chain_spec, **overrides)
+    processor = LiveProcessor(chain, samplerate, channels, blocksize)
+    midi_in = None
+    if midi_port is not None or midi_virtual is not None:
+        control = MidiControl(chain.dream_effects[0])
+        midi_in = open_midi_input(control, midi_port, midi_virtual)
+        processor.before_chunk.append(control.apply_pending)
+        click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
+    interactive = sys.stderr.isatty()
+    report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
+        (lambda line: click.echo(line, err=True))
+    try:
+        stats = run_live(processor, input_device=input_device, output_device=output_device, blocksize=blocksize,
+                         duration=duration, report=report)
+    except KeyboardInterrupt:
+        stats = processor.stats
+    finally:
+        if midi_in is not None:
+            midi_in.close_port()
+    e = processor.engine.stats if processor.engine else None
+    click.echo(("\n" if interactive else "") + f"stopped: {stats.chunks} chunks, xruns {stats.xruns}, late blocks "
+               f"{stats.late_blocks}, dropped frames {stats.dropped_frames}"
+               + (f", reduced chunks {e.reduced_chunks}, dry chunks {e.deadline_dry_chunks}" if e else ""))
+
+
+@cli.command()
+def devices() -> None:
+    """List audio devices and MIDI input ports."""
+    from dreamfx.live import device_listing
+    from dreamfx.midi import port_listing
+    click.echo("audio devices:")
+    click.echo(device_listing())
+    click.echo("MIDI input ports:")
+    click.echo(port_listing())
+
+
 def main() -> None:
     """Entry point: run the CLI, turning DreamfxError into a one-line message and exit status 2."""
     try:

@@ -161,19 +161,22 @@ def ascent_update(inputs: StepInputs, grad: torch.Tensor) -> torch.Tensor:
 
 def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
           iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
-          smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False) -> torch.Tensor:
+          smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False,
+          may_continue: Callable[[int], bool] | None = None) -> tuple[torch.Tensor, int]:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
     step_function: one iteration (a backend's ``step``); weights: the objective's.
     magnitude: (B, n_bins, T) linear magnitudes of context + new frames.
-    Returns delta (B, n_bins, n_new), the change of natural-log magnitude.
+    Returns (delta (B, n_bins, n_new), the change of natural-log magnitude;
+    the number of iterations run).
 
     jitter: roll the window by a random number of frames (|shift| <= jitter,
     drawn from ``rng``) each iteration.  smooth_bins / smooth_frames: average
     the gradient over that neighbourhood; smooth changes are closer to a
     consistent STFT and survive resynthesis better.  preserve_level: rescale
     every frame so its energy stays that of the input (a timbre change, not a
-    level change).
+    level change).  may_continue(done): asked before every iteration; False
+    stops early (a live deadline).  The jitter draws do not depend on it.
     """
     device, frames = magnitude.device, magnitude.shape[-1]
     scalar = lambda value: torch.tensor(value, dtype=torch.float32, device=device)  # noqa: E731
@@ -183,8 +186,10 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
         weights=weights.to(device), smooth_freq=smoothing_kernel(smooth_bins, MAX_SMOOTH_BINS).to(device),
         smooth_time=smoothing_kernel(smooth_frames, MAX_SMOOTH_FRAMES).to(device), step=scalar(step),
         bound=scalar(max_gain_db / 20 * np.log(10)), preserve_level=scalar(float(preserve_level)))
-    for _ in range(iterations):
+    for done in range(iterations):
         shift = int(rng.integers(-jitter, jitter + 1)) % frames if jitter else 0
+        if may_continue is not None and not may_continue(done):
+            return inputs.delta, done
         delta, _ = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
         inputs = inputs._replace(delta=delta)
-    return inputs.delta
+    return inputs.delta, iterations

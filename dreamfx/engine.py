@@ -20,6 +20,7 @@ not grow with the channel count.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -55,6 +56,9 @@ class EngineStats:
     dreamed_chunks: int = 0      # chunks on which the dream ran
     fallback_chunks: int = 0     # chunks whose dream was not finite and were passed dry
     nonfinite_blocks: int = 0    # input blocks that held NaN/Inf (zeroed)
+    reduced_chunks: int = 0      # live: the deadline allowed fewer iterations than asked
+    deadline_dry_chunks: int = 0  # live: the deadline allowed none, the chunk passed dry
+    last_iterations: int = 0     # iterations run on the latest chunk
 
 
 @dataclass
@@ -92,6 +96,8 @@ class DreamEngine:
         self.output = RingBuffer(channels, 2 * self.chunk_samples)
         self.ola = OverlapAdd(cfg, channels)
         self.on_chunk: Callable[[ChunkReport], None] | None = None
+        self.deadline: float | None = None  # live: time.perf_counter() by which the next chunk's dream must end
+        self.iteration_seconds = 0.0       # running estimate of one iteration's time
         self.reset()
 
     @property
@@ -156,10 +162,15 @@ class DreamEngine:
             return torch.ones_like(magnitude)
         window = torch.cat([self.context_dry, magnitude], dim=-1).to(self.device)
         rng = np.random.default_rng([s.seed, self.chunk_index])
-        delta = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window, k,
-                      iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng,
-                      smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
-                      preserve_level=s.preserve_level).cpu()
+        started = time.perf_counter()
+        delta, done = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window,
+                            k, iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter,
+                            rng=rng, smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
+                            preserve_level=s.preserve_level, may_continue=self._within_deadline())
+        self._count_iterations(done, time.perf_counter() - started)
+        if done == 0:
+            return torch.ones_like(magnitude)
+        delta = delta.cpu()
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
         mix = torch.linspace(m0, m1, k + 1)[1:]
@@ -168,6 +179,24 @@ class DreamEngine:
             self.stats.fallback_chunks += 1
             return torch.ones_like(magnitude)
         return gain
+
+    def _within_deadline(self) -> Callable[[int], bool] | None:
+        """None offline (every iteration runs); live, a check that one more iteration ends before the deadline."""
+        deadline = self.deadline
+        if deadline is None:
+            return None
+        return lambda done: time.perf_counter() + self.iteration_seconds <= deadline
+
+    def _count_iterations(self, done: int, seconds: float) -> None:
+        self.stats.last_iterations = done
+        if done:
+            per_iteration = seconds / done
+            self.iteration_seconds = per_iteration if not self.iteration_seconds else \
+                0.8 * self.iteration_seconds + 0.2 * per_iteration
+        if done == 0:
+            self.stats.deadline_dry_chunks += 1
+        elif done < self.settings.iterations:
+            self.stats.reduced_chunks += 1
 
     def _process_chunk(self) -> np.ndarray:
         spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)

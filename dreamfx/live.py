@@ -1,0 +1,236 @@
+"""Live duplex processing: the audio callback only copies memory; a worker thread runs the chain.
+
+    audio callback (PortAudio thread)          worker thread
+    input  -> inbox ring ------------------->  chunk = inbox (one dream chunk)
+    input  -> dry delay ring                   before_chunk hooks (MIDI), deadline
+    output <- outbox ring <------------------  outbox <- chain(chunk, reset=False)
+            (or the dry delay ring, when the worker is late)
+
+Every buffer is allocated before the stream starts.  The worker gives the
+dream a deadline for each chunk (the time until the outbox would run dry,
+times ``load_target``), so under load it runs fewer iterations, then none
+(the chunk passes dry; overlap-add crossfades the change).  Only if it is
+later still does the callback play the dry signal for a block, and counts it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dreamfx.chain import Chain
+from dreamfx.errors import DreamfxError
+from dreamfx.ringbuffer import RingBuffer
+
+MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
+
+
+@dataclass
+class LiveStats:
+    callbacks: int = 0
+    xruns: int = 0             # blocks PortAudio flagged (input overflow / output underflow)
+    late_blocks: int = 0       # blocks played dry because the worker had no output ready
+    dropped_frames: int = 0    # input frames lost because the inbox was full
+    chunks: int = 0            # chunks the worker processed
+    worker_load: float = 0.0   # worker time per chunk / chunk duration (running average)
+    in_peak: float = 0.0       # peak input level of the latest chunk
+    out_peak: float = 0.0      # peak output level of the latest chunk
+
+
+class LiveProcessor:
+    """The two halves of live processing, independent of the audio API.
+
+    chain: the effects; its first DreamEffect sets the chunk size.
+    blocksize: frames per callback (the callback also accepts other sizes up to MAX_BLOCK).
+    load_target: share of the time until the output runs dry that the dream may use.
+    """
+
+    def __init__(self, chain: Chain, sample_rate: int, channels: int, blocksize: int, load_target: float = 0.7):
+        self.chain, self.sample_rate, self.channels = chain, sample_rate, channels
+        self.load_target = load_target
+        dreams = chain.dream_effects
+        self.engine = dreams[0].engine(sample_rate, channels) if dreams else None
+        self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
+        # The worker starts a chunk when its last sample arrives, while the outbox still holds two chunks
+        # minus the one just consumed: one chunk of time to dream, plus one callback block of margin.
+        self.prefill = 2 * self.chunk + blocksize
+        self.latency = chain.latency_samples(sample_rate) + self.prefill
+        capacity = 4 * (self.chunk + MAX_BLOCK)
+        self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
+        self.dry = RingBuffer(channels, self.latency + capacity)
+        self.dry_block = np.zeros((channels, MAX_BLOCK), dtype=np.float32)
+        self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
+        self.before_chunk: list[Callable[[], None]] = []
+        self.stats = LiveStats()
+        self.owed = 0  # frames of the outbox the callback replaced with dry (skipped when it catches up)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.worker_error: BaseException | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Silence every buffer and the chain (only while stopped)."""
+        self.inbox.clear()
+        self.outbox.clear()
+        self.dry.clear()
+        self.outbox.write(np.zeros((self.channels, self.prefill), dtype=np.float32))
+        self.dry.write(np.zeros((self.channels, self.latency), dtype=np.float32))
+        self.owed = 0
+        self.chain.reset()
+
+    # --- audio thread ------------------------------------------------------------------------
+    def callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        """sounddevice callback: indata/outdata (frames, channels) float32. Copies only."""
+        stats = self.stats
+        stats.callbacks += 1
+        if status:
+            stats.xruns += 1
+        source = indata.T
+        if self.inbox.free >= frames:
+            self.inbox.write(source)
+        else:
+            stats.dropped_frames += frames
+        self.dry.write(source)
+        dry = self.dry_block[:, :frames]
+        self.dry.read_into(dry)
+        out = outdata.T
+        if self.outbox.size >= self.owed + frames:
+            if self.owed:
+                self.outbox.skip(self.owed)
+                self.owed = 0
+            self.outbox.read_into(out)
+        else:
+            out[:] = dry
+            self.owed += frames
+            stats.late_blocks += 1
+
+    # --- worker thread -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="dreamfx-worker", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+            self._worker = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.inbox.size < self.chunk:
+                    time.sleep(0.0005)
+                    continue
+                self.process_chunk()
+        except BaseException as exc:  # reported by the caller; the callback keeps playing dry
+            self.worker_error = exc
+
+    def process_chunk(self) -> None:
+        """Take one chunk from the inbox, run the chain on it, put the result in the outbox."""
+        started = time.perf_counter()
+        self.inbox.read_into(self.chunk_in)
+        if not np.isfinite(self.chunk_in).all():  # never from a sound card, but never passed on either
+            np.nan_to_num(self.chunk_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        for hook in self.before_chunk:
+            hook()
+        if self.engine is not None:
+            ahead = (self.outbox.size - self.owed) / self.sample_rate  # seconds until the output runs dry
+            self.engine.deadline = started + self.load_target * ahead
+        out = self.chain(self.chunk_in, self.sample_rate, reset=False)
+        if not np.isfinite(out).all():  # a native plugin misbehaving: never pass NaN on
+            out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        self.outbox.write(out)
+        stats = self.stats
+        stats.chunks += 1
+        stats.in_peak, stats.out_peak = float(np.abs(self.chunk_in).max()), float(np.abs(out).max())
+        load = (time.perf_counter() - started) * self.sample_rate / self.chunk
+        stats.worker_load = load if stats.chunks == 1 else 0.9 * stats.worker_load + 0.1 * load
+
+
+# --- sounddevice ---------------------------------------------------------------------------------
+def sounddevice():
+    """The sounddevice module, or a one-line error saying what to install."""
+    try:
+        import sounddevice as sd
+    except ImportError:
+        raise DreamfxError("live audio needs sounddevice: pip install 'dreamfx[live]'") from None
+    except OSError:
+        raise DreamfxError("live audio needs the PortAudio library: apt-get install libportaudio2") from None
+    return sd
+
+
+def device_listing() -> str:
+    """One line per audio device: 'index: name (host API, in/out channels)'."""
+    sd = sounddevice()
+    apis = sd.query_hostapis()
+    lines = [f"{i}: {d['name']} ({apis[d['hostapi']]['name']}, {d['max_input_channels']} in, "
+             f"{d['max_output_channels']} out)" for i, d in enumerate(sd.query_devices())]
+    return "\n".join(lines) or "(no audio devices)"
+
+
+def check_device(device: str | int | None, kind: str) -> int | None:
+    """The device index for ``device`` (name part or number) with ``kind`` ('input'/'output') channels."""
+    sd = sounddevice()
+    if isinstance(device, str) and device.isdigit():
+        device = int(device)
+    try:
+        return sd.query_devices(device, kind)["index"]
+    except (ValueError, sd.PortAudioError):
+        available = "; ".join(device_listing().splitlines()) or "none"
+        raise DreamfxError(f"no {kind} audio device {device if device is not None else '(default)'!r}; "
+                           f"available: {available}") from None
+
+
+def run_live(processor: LiveProcessor, *, input_device=None, output_device=None, blocksize: int = 256,
+             duration: float | None = None, report: Callable[[str], None] | None = None,
+             report_every: float = 0.5, should_stop: Callable[[], bool] = lambda: False) -> LiveStats:
+    """Run a duplex stream through ``processor`` until ``duration`` s pass, ``should_stop()`` or Ctrl-C."""
+    sd = sounddevice()
+    devices = (check_device(input_device, "input"), check_device(output_device, "output"))
+    try:
+        stream = sd.Stream(samplerate=processor.sample_rate, blocksize=blocksize, device=devices,
+                           channels=processor.channels, dtype="float32", callback=processor.callback,
+                           latency="low")
+    except sd.PortAudioError as exc:
+        raise DreamfxError(f"cannot open the audio device ({exc}); is it busy or does it lack "
+                           f"{processor.channels} channels at {processor.sample_rate} Hz? Devices: "
+                           + "; ".join(device_listing().splitlines())) from None
+    processor.reset()
+    processor.start()
+    started = time.monotonic()
+    next_report = started + report_every
+    try:
+        with stream:
+            if report is not None:
+                io_latency = round(sum(stream.latency) * processor.sample_rate)
+                total = processor.latency + io_latency
+                report(f"latency: {total / processor.sample_rate * 1000:.1f} ms ({processor.latency} samples of "
+                       f"dreamfx + {io_latency} of audio I/O) at {processor.sample_rate} Hz")
+            while (duration is None or time.monotonic() - started < duration) and not should_stop():
+                time.sleep(0.02)
+                if processor.worker_error is not None:
+                    raise DreamfxError(f"the dream worker stopped: {processor.worker_error}")
+                if report is not None and time.monotonic() >= next_report:
+                    report(status_line(processor))
+                    next_report += report_every
+    finally:
+        processor.stop()
+    return processor.stats
+
+
+def status_line(processor: LiveProcessor) -> str:
+    """Levels, dream intensity, iterations, worker load, xruns and late chunks, on one line."""
+    s, engine = processor.stats, processor.engine
+    db = lambda peak: f"{20 * np.log10(max(peak, 1e-6)):6.1f} dBFS"  # noqa: E731
+    dream = ""
+    if engine is not None:
+        e = engine.stats
+        dream = (f" | intensity {engine.settings.intensity:.2f} iterations {e.last_iterations}/"
+                 f"{engine.settings.iterations} reduced {e.reduced_chunks} dry {e.deadline_dry_chunks}")
+    return (f"in {db(s.in_peak)} out {db(s.out_peak)}{dream} | load {100 * s.worker_load:3.0f}% "
+            f"xruns {s.xruns} late {s.late_blocks}")

@@ -1,0 +1,169 @@
+"""Playing the dream with MIDI: a controller map, and live input through python-rtmidi.
+
+Default map: CC1 (mod wheel) -> intensity, CC2 -> mix, CC3 -> iterations,
+CC4 -> step, CC5 -> layer; note-on -> dream toward class ``note % n_classes``
+with intensity velocity / 127; note-off -> back to the objective and intensity
+held before the note.
+
+Messages arrive on rtmidi's thread and are only queued there; the worker thread
+applies them before each chunk (:meth:`MidiControl.apply_pending`), so the
+audio callback never sees MIDI.  Intensity and mix changes are ramped frame by
+frame across the chunk by the engine (no zipper noise).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dreamfx.effect import DreamEffect
+from dreamfx.errors import DreamfxError
+
+CC, NOTE_ON, NOTE_OFF, PROGRAM = 0xB0, 0x90, 0x80, 0xC0
+PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
+    "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
+}
+
+
+@dataclass
+class MidiMap:
+    """Which controller moves which parameter."""
+
+    cc: dict[int, str] = field(default_factory=lambda: {1: "intensity", 2: "mix", 3: "iterations", 4: "step",
+                                                         5: "layer"})
+    notes: bool = True  # note-on/off choose the target class
+
+    def __post_init__(self):
+        for number, name in self.cc.items():
+            if not (isinstance(number, int) and 0 <= number <= 127):
+                raise DreamfxError(f"MIDI CC number {number!r} is outside 0..127")
+            if name not in PARAMETERS:
+                raise DreamfxError(f"MIDI CC {number} maps to unknown parameter {name!r}; use one of "
+                                   f"{', '.join(PARAMETERS)}")
+
+
+class MidiControl:
+    """Applies MIDI messages (3-byte lists) to a DreamEffect, on the thread that calls :meth:`apply_pending`.
+
+    ``on_program``: called with the program number of a program change (preset switching).
+    """
+
+    def __init__(self, effect: DreamEffect, midi_map: MidiMap | None = None,
+                 on_program: Callable[[int], None] | None = None):
+        self.effect, self.map, self.on_program = effect, midi_map or MidiMap(), on_program
+        self.pending: collections.deque = collections.deque()  # append/popleft are atomic: rtmidi -> worker
+        self.held: tuple | None = None  # (objective settings, intensity) before the sounding note
+        self.received = 0
+
+    def queue(self, message: list[int]) -> None:
+        """Thread-safe, non-blocking: keep a message for the next chunk."""
+        self.pending.append(message)
+
+    def apply_pending(self) -> None:
+        while self.pending:
+            self.apply(self.pending.popleft())
+
+    def apply(self, message: list[int]) -> None:
+        """Apply one message now."""
+        if len(message) < 2:
+            return
+        self.received += 1
+        kind, data = message[0] & 0xF0, message[1:]
+        if kind == CC and data[0] in self.map.cc:
+            self._set_parameter(self.map.cc[data[0]], data[1] if len(data) > 1 else 0)
+        elif kind == NOTE_ON and self.map.notes and len(data) > 1 and data[1] > 0:
+            self._note_on(data[0], data[1])
+        elif kind in (NOTE_OFF, NOTE_ON) and self.map.notes:
+            self._note_off()
+        elif kind == PROGRAM and self.on_program is not None:
+            self.on_program(data[0])
+
+    def _set_parameter(self, name: str, value: int) -> None:
+        effect = self.effect
+        if name == "layer":
+            layers = effect.layer_names
+            effect.layer = layers[min(value * len(layers) // 128, len(layers) - 1)]
+            return
+        low, high = PARAMETERS[name]
+        scaled = low + (high - low) * value / 127
+        setattr(effect, name, round(scaled) if isinstance(low, int) else scaled)
+
+    def _note_on(self, note: int, velocity: int) -> None:
+        effect = self.effect
+        if self.held is None:
+            self.held = (effect.settings.objective, effect.intensity)
+        classes = effect.class_names
+        effect.target = classes[note % len(classes)]
+        effect.intensity = velocity / 127
+
+    def _note_off(self) -> None:
+        if self.held is not None:
+            objective, intensity = self.held
+            self.effect.settings.objective = objective
+            self.effect.intensity = intensity
+            self.held = None
+
+
+def open_midi_input(control: MidiControl, port: str | int | None = None, virtual: str | None = None):
+    """Open a MIDI input feeding ``control``: an existing port (name part or number) or a new virtual port.
+
+    Tries JACK MIDI first, then ALSA.  Returns the rtmidi.MidiIn (keep it; close() to stop).
+    """
+    try:
+        import rtmidi
+    except ImportError:
+        raise DreamfxError("MIDI needs python-rtmidi: pip install 'dreamfx[live]'") from None
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    midi_in = None
+    for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
+        if api in rtmidi.get_compiled_api():
+            try:
+                midi_in = rtmidi.MidiIn(api, name="dreamfx")
+                break
+            except rtmidi.RtMidiError:
+                continue
+    if midi_in is None:
+        raise DreamfxError("no MIDI system is running: start a JACK server (jackd) or load the ALSA sequencer")
+    midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
+    if virtual is not None:
+        midi_in.open_virtual_port(virtual)
+    else:
+        midi_in.open_port(find_port(midi_in.get_ports(), port))
+    midi_in.set_callback(lambda event, _data: control.queue(event[0]))
+    return midi_in
+
+
+def find_port(ports: list[str], wanted: str | int | None) -> int:
+    """Index of the port named (in part) or numbered ``wanted``; the first port when None."""
+    listing = "; ".join(f"{i}: {p}" for i, p in enumerate(ports)) or "none"
+    if isinstance(wanted, str) and wanted.isdigit():
+        wanted = int(wanted)
+    if wanted is None and ports:
+        return 0
+    if isinstance(wanted, int) and 0 <= wanted < len(ports):
+        return wanted
+    if isinstance(wanted, str):
+        matches = [i for i, p in enumerate(ports) if wanted.lower() in p.lower()]
+        if matches:
+            return matches[0]
+    raise DreamfxError(f"MIDI input port {wanted!r} not found; available: {listing} "
+                       "(or use --midi-virtual NAME to create one)")
+
+
+def port_listing() -> str:
+    """One line per MIDI input port on JACK and ALSA, or why there are none."""
+    try:
+        import rtmidi
+    except ImportError:
+        return "(python-rtmidi not installed: pip install 'dreamfx[live]')"
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    lines = []
+    for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
+        try:
+            ports = rtmidi.MidiIn(api).get_ports()
+        except rtmidi.RtMidiError:
+            continue
+        lines += [f"{i}: {p} ({rtmidi.get_api_display_name(api)})" for i, p in enumerate(ports)]
+    return "\n".join(lines) or "(none: no MIDI system running, or no ports)"
