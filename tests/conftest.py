@@ -50,6 +50,17 @@ def require_system(binary: str, install: str) -> str:
     return path
 
 
+def require_module(name: str, install: str):
+    """Import ``name``; skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) when it is missing."""
+    try:
+        return __import__(name)
+    except (ImportError, OSError) as exc:
+        message = f"Python module {name} unavailable ({exc}; {install})"
+        if os.environ.get("DREAMFX_REQUIRE_SYSTEM") == "1":
+            pytest.fail(message + " but DREAMFX_REQUIRE_SYSTEM=1")
+        pytest.skip(message)
+
+
 def excerpt(seconds: float, sample_rate: int = 44100, start: float = 2.0) -> np.ndarray:
     """(2, n) float32 excerpt of the example clip, resampled with pedalboard.io when needed."""
     with AudioFile(str(EXAMPLE)).resampled_to(sample_rate) as f:
