@@ -124,14 +124,21 @@ def cli() -> None:
 @dream_options
 @click.option("--overwrite", is_flag=True, help="Replace existing output files (never the input).")
 @click.option("--buffer-size", default=8192, show_default=True, help="Samples per processing block.")
-def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, **overrides) -> None:
+@click.option("--automation", type=click.Path(path_type=Path), help="Play the dream from this MIDI file (the map "
+              "of dreamfx live; e.g. a live --record), applied chunk by chunk.")
+def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, automation,
+            **overrides) -> None:
     """Dream IN (a file, or a folder of files) into OUT (a file, or a folder)."""
+    from dreamfx.midi import Automation, MidiControl
     jobs = collect_jobs(src, dst, overwrite)
     total = sum(probe_audio(inp) for inp, _ in jobs)  # every input opens before any output is written
-    chain = build_chain(preset, model, chain_spec, **overrides)
+    performance = None if automation is None else Automation(automation)
     with progress_bar(total, "dreaming") as bar:
         for inp, out in jobs:
+            chain = build_chain(preset, model, chain_spec, **overrides)  # fresh parameters for every file
             audio, sr = read_audio(inp)
+            if performance is not None:
+                performance.attach(MidiControl(chain.dream_effects[0]), sr, audio.shape[0])
             out.parent.mkdir(parents=True, exist_ok=True)
             write_audio(out, chain(audio, sr, buffer_size=buffer_size, progress=progress_to(bar)), sr)
     latency = chain.latency_samples(sr)
@@ -216,21 +223,28 @@ def demo(output: Path, preset: str) -> None:
 @click.option("--channels", type=int, default=2, show_default=True)
 @click.option("--midi-port", help="Play the dream from this MIDI input port (name part or number).")
 @click.option("--midi-virtual", help="Create a virtual MIDI input port with this name instead.")
+@click.option("--record", type=click.Path(path_type=Path), help="Save the MIDI played, timed to the chunks it "
+              "changed, to this .mid file (replay it with process --automation).")
 @click.option("--duration", type=float, help="Stop after this many seconds (default: run until Ctrl-C).")
 def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
-         midi_virtual, duration, **overrides) -> None:
+         midi_virtual, record, duration, **overrides) -> None:
     """Process live audio input through a preset's chain (full duplex), optionally played with MIDI."""
     from dreamfx.live import LiveProcessor, run_live
     from dreamfx.midi import MidiControl, open_midi_input
     if not 16 <= blocksize <= 8192:
         raise DreamfxError(f"--blocksize must be in 16..8192, got {blocksize}")
+    if record is not None:
+        check_output_path(record, [], formats=(".mid",))
+        if midi_port is None and midi_virtual is None:
+            raise DreamfxError("--record saves MIDI input: add --midi-port or --midi-virtual")
     chain = build_chain(preset, model, chain_spec, **overrides)
     processor = LiveProcessor(chain, samplerate, channels, blocksize)
-    midi_in = None
+    midi_in = control = None
     if midi_port is not None or midi_virtual is not None:
         control = MidiControl(chain.dream_effects[0])
+        control.recording = record is not None
         midi_in = open_midi_input(control, midi_port, midi_virtual)
-        processor.before_chunk.append(control.apply_pending)
+        control.attach(samplerate, channels)
         click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
     interactive = sys.stderr.isatty()
     report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
@@ -243,6 +257,9 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     finally:
         if midi_in is not None:
             midi_in.close_port()
+    if record is not None:
+        control.save_recording(record, samplerate)
+        click.echo(f"recorded {len(control.recorded)} MIDI messages to {record}")
     e = processor.engine.stats if processor.engine else None
     click.echo(("\n" if interactive else "") + f"stopped: {stats.chunks} chunks, xruns {stats.xruns}, late blocks "
                f"{stats.late_blocks}, dropped frames {stats.dropped_frames}"

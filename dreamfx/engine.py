@@ -96,6 +96,9 @@ class DreamEngine:
         self.output = RingBuffer(channels, 2 * self.chunk_samples)
         self.ola = OverlapAdd(cfg, channels)
         self.on_chunk: Callable[[ChunkReport], None] | None = None
+        # Called with the chunk index before each chunk is dreamed (MIDI, automation): parameter changes
+        # land on the same chunk live and offline.
+        self.before_chunk: list[Callable[[int], None]] = []
         self.deadline: float | None = None  # live: time.perf_counter() by which the next chunk's dream must end
         self.iteration_seconds = 0.0       # running estimate of one iteration's time
         self.reset()
@@ -199,6 +202,8 @@ class DreamEngine:
             self.stats.reduced_chunks += 1
 
     def _process_chunk(self) -> np.ndarray:
+        for hook in self.before_chunk:
+            hook(self.chunk_index)
         spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)
         magnitude = spec.mean(dim=0, keepdim=True).abs()                     # downmix, (1, n_bins, K)
         with torch.no_grad():

@@ -2,7 +2,7 @@
 
     audio callback (PortAudio thread)          worker thread
     input  -> inbox ring ------------------->  chunk = inbox (one dream chunk)
-    input  -> dry delay ring                   before_chunk hooks (MIDI), deadline
+    input  -> dry delay ring                   deadline (MIDI: the engine's before_chunk)
     output <- outbox ring <------------------  outbox <- chain(chunk, reset=False)
             (or the dry delay ring, when the worker is late)
 
@@ -64,7 +64,6 @@ class LiveProcessor:
         self.dry = RingBuffer(channels, self.latency + capacity)
         self.dry_block = np.zeros((channels, MAX_BLOCK), dtype=np.float32)
         self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
-        self.before_chunk: list[Callable[[], None]] = []
         self.stats = LiveStats()
         self.owed = 0  # frames of the outbox the callback replaced with dry (skipped when it catches up)
         self._stop = threading.Event()
@@ -136,8 +135,6 @@ class LiveProcessor:
         self.inbox.read_into(self.chunk_in)
         if not np.isfinite(self.chunk_in).all():  # never from a sound card, but never passed on either
             np.nan_to_num(self.chunk_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        for hook in self.before_chunk:
-            hook()
         if self.engine is not None:
             ahead = (self.outbox.size - self.owed) / self.sample_rate  # seconds until the output runs dry
             self.engine.deadline = started + self.load_target * ahead

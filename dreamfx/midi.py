@@ -5,16 +5,21 @@ CC4 -> step, CC5 -> layer; note-on -> dream toward class ``note % n_classes``
 with intensity velocity / 127; note-off -> back to the objective and intensity
 held before the note.
 
-Messages arrive on rtmidi's thread and are only queued there; the worker thread
-applies them before each chunk (:meth:`MidiControl.apply_pending`), so the
-audio callback never sees MIDI.  Intensity and mix changes are ramped frame by
-frame across the chunk by the engine (no zipper noise).
+Messages arrive on rtmidi's thread and are only queued there; the engine
+applies them on the worker thread before each chunk (:meth:`MidiControl.attach`),
+so the audio callback never sees MIDI.  Intensity and mix changes are ramped
+frame by frame across the chunk by the engine (no zipper noise).
+
+A performance can be recorded (each message stamped with the start of the chunk
+it was applied to) and replayed offline with :class:`Automation`, which applies
+the messages of a MIDI file at the same chunks: the same parameter trajectory.
 """
 
 from __future__ import annotations
 
 import collections
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,6 +27,8 @@ from dreamfx.effect import DreamEffect
 from dreamfx.errors import DreamfxError
 
 CC, NOTE_ON, NOTE_OFF, PROGRAM = 0xB0, 0x90, 0x80, 0xC0
+TICKS_PER_BEAT = 960
+TICKS_PER_SECOND = 2 * TICKS_PER_BEAT  # at mido's default tempo, 120 bpm
 PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
     "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
 }
@@ -56,14 +63,38 @@ class MidiControl:
         self.pending: collections.deque = collections.deque()  # append/popleft are atomic: rtmidi -> worker
         self.held: tuple | None = None  # (objective settings, intensity) before the sounding note
         self.received = 0
+        self.recorded: list[tuple[int, list[int]]] = []  # (stream sample, message) when recording
+        self.recording = False
+
+    def attach(self, sample_rate: int, channels: int) -> None:
+        """Apply queued messages before every chunk of the effect's engine for this rate and channel count."""
+        engine = self.effect.engine(sample_rate, channels)
+        engine.before_chunk.append(lambda index: self.apply_pending(index * engine.chunk_samples))
 
     def queue(self, message: list[int]) -> None:
         """Thread-safe, non-blocking: keep a message for the next chunk."""
         self.pending.append(message)
 
-    def apply_pending(self) -> None:
+    def apply_pending(self, sample: int = 0) -> None:
+        """Apply the queued messages at stream position ``sample`` (recorded with that time)."""
         while self.pending:
-            self.apply(self.pending.popleft())
+            message = self.pending.popleft()
+            if self.recording:
+                self.recorded.append((sample, list(message)))
+            self.apply(message)
+
+    def save_recording(self, path, sample_rate: int) -> None:
+        """Write the recorded messages to a MIDI file (120 bpm, 960 ticks per beat), atomically."""
+        import mido
+        track, last = mido.MidiTrack(), 0
+        for sample, message in self.recorded:
+            tick = round(sample / sample_rate * TICKS_PER_SECOND)
+            track.append(mido.Message.from_bytes(message, time=tick - last))
+            last = tick
+        song = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT, tracks=[track])
+        tmp = Path(path).with_name(Path(path).name + ".tmp")
+        song.save(str(tmp))
+        tmp.replace(path)
 
     def apply(self, message: list[int]) -> None:
         """Apply one message now."""
@@ -167,3 +198,36 @@ def port_listing() -> str:
             continue
         lines += [f"{i}: {p} ({rtmidi.get_api_display_name(api)})" for i, p in enumerate(ports)]
     return "\n".join(lines) or "(none: no MIDI system running, or no ports)"
+
+
+class Automation:
+    """A MIDI file's messages applied to a DreamEffect at chunk resolution, offline.
+
+    Chunk k (input samples k*C .. (k+1)*C) gets the messages timed before
+    (k + 1/2) * C, so a recording (stamped at chunk starts, rounded to MIDI
+    ticks) lands on the chunk it was played on.
+    """
+
+    def __init__(self, path):
+        import mido
+        try:
+            song = mido.MidiFile(str(path))
+        except (OSError, EOFError, ValueError, KeyError) as exc:
+            raise DreamfxError(f"cannot read MIDI file {path} ({exc}): give a standard MIDI file") from None
+        self.events, seconds = [], 0.0
+        for message in song:  # merged tracks, times in seconds (tempo map applied)
+            seconds += message.time
+            if not message.is_meta and message.type != "sysex":
+                self.events.append((seconds, message.bytes()))
+
+    def attach(self, control: MidiControl, sample_rate: int, channels: int) -> None:
+        """Play the file through ``control`` on its effect's engine for this rate and channel count."""
+        engine = control.effect.engine(sample_rate, channels)
+        chunk, upcoming = engine.chunk_samples, collections.deque(self.events)
+
+        def before_chunk(index: int) -> None:
+            limit = (index + 0.5) * chunk / sample_rate
+            while upcoming and upcoming[0][0] < limit:
+                control.queue(upcoming.popleft()[1])
+            control.apply_pending(index * chunk)
+        engine.before_chunk.append(before_chunk)

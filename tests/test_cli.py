@@ -124,3 +124,26 @@ def test_ctrl_c_leaves_no_partial_output(workdir):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in workdir.iterdir()) == ["long.wav"]
+
+
+def test_process_with_midi_automation(clip, workdir):
+    """A MIDI file that turns the mod wheel (intensity) to 0 at once: after the first chunk's ramp, a null test."""
+    import mido
+    song = mido.MidiFile(ticks_per_beat=960)
+    song.tracks.append(mido.MidiTrack([mido.Message("control_change", control=1, value=0, time=0)]))
+    song.save(str(workdir / "off.mid"))
+    automated_run = run("process", str(clip), str(workdir / "auto.wav"), "--chain", "dream", "--automation",
+                        str(workdir / "off.mid"))
+    assert automated_run.returncode == 0, automated_run.stderr
+    assert run("process", str(clip), str(workdir / "plain.wav"), "--chain", "dream").returncode == 0
+    with AudioFile(str(clip)) as f:
+        dry = f.read(f.frames)
+    with AudioFile(str(workdir / "auto.wav")) as f:
+        automated = f.read(f.frames)
+    with AudioFile(str(workdir / "plain.wav")) as f:
+        plain = f.read(f.frames)
+    after = int(0.2 * 44100)  # past the first chunk (93 ms), whose intensity ramps from the preset's to 0
+    assert np.abs(plain[:, after:] - dry[:, after:]).max() > 0.05  # the dream is audible without automation
+    assert np.abs(automated[:, after:] - dry[:, after:]).max() <= 1e-5
+    bad = run("process", str(clip), str(workdir / "x.wav"), "--automation", str(clip))
+    assert bad.returncode == 2 and "cannot read MIDI file" in bad.stderr and not (workdir / "x.wav").exists()

@@ -148,16 +148,24 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
     assert stats.late_blocks == 0 and stats.xruns == 0
 
 
-def test_midi_cc_and_notes_through_a_jack_midi_port(jack_server):
+def trajectory(effect: DreamEffect, engine) -> list:
+    """Record (chunk, intensity, target) after the parameter hooks ran, before each chunk."""
+    seen = []
+    engine.before_chunk.append(lambda index: seen.append((index, effect.intensity, effect.target)))
+    return seen
+
+
+def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, workdir):
     import rtmidi
     from dreamfx.live import LiveProcessor
-    from dreamfx.midi import MidiControl, open_midi_input
+    from dreamfx.midi import Automation, MidiControl, open_midi_input
     effect = DreamEffect(intensity=0.2, iterations=2)
     processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK)
     control = MidiControl(effect)
+    control.recording = True
     port = open_midi_input(control, virtual="dreamfx-test-in")
-    seen = []
-    processor.before_chunk += [control.apply_pending, lambda: seen.append((effect.intensity, effect.target))]
+    control.attach(SR, 2)
+    live = trajectory(effect, processor.engine)
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
     sender.open_port(next(i for i, p in enumerate(sender.get_ports()) if "dreamfx-test-in" in p))
     thread, result = run_in_background(processor, 4.5)
@@ -176,12 +184,20 @@ def test_midi_cc_and_notes_through_a_jack_midi_port(jack_server):
     sender.close_port()
     port.close_port()
     assert "error" not in result, result.get("error")
-    intensities = [i for i, _ in seen]
+    intensities = [i for _, i, _ in live]
     sweep = intensities[intensities.index(0.0):intensities.index(1.0) + 1]  # from CC value 0 to 127
-    assert len(set(sweep)) >= 3  # moved in several steps, chunk by chunk
-    assert all(b >= a for a, b in zip(sweep, sweep[1:]))
+    assert len(set(sweep)) >= 3 and all(b >= a for a, b in zip(sweep, sweep[1:]))  # chunk by chunk, upward
     assert during == (effect.class_names[61 % len(effect.class_names)], pytest.approx(100 / 127))
     assert effect.target is None and effect.intensity == 1.0  # note-off restored the objective
+
+    # the recording, rendered offline, moves the parameters on the same chunks
+    control.save_recording(workdir / "performance.mid", SR)
+    replayed = DreamEffect(intensity=0.2, iterations=2)
+    Automation(workdir / "performance.mid").attach(MidiControl(replayed), SR, 2)
+    offline = trajectory(replayed, replayed.engine(SR, 2))
+    replayed(np.zeros((2, len(live) * processor.chunk), np.float32), SR)
+    assert len(control.recorded) >= 11
+    assert offline[:len(live)] == live
 
 
 def test_overload_degrades_to_fewer_iterations_without_late_blocks(jack_server, measured):
