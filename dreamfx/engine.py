@@ -106,7 +106,17 @@ class DreamEngine:
     @property
     def latency(self) -> int:
         """Samples between an input sample and the output sample it becomes."""
-        return stream_latency(self.stft, self.chunk_frames)
+        full = stream_latency(self.stft, self.chunk_frames)
+        return full - (self.chunk_samples - 1) if self.whole_chunks else full
+
+    def take_whole_chunks(self) -> None:
+        """From now until the next reset, accept only whole chunks from a chunk boundary, and drop the
+        (chunk - 1)-sample wait that lets any block size come back at once: latency becomes the STFT
+        overlap alone.  For a caller that already waits for whole chunks (the live worker)."""
+        if self.filled or self.chunk_index or self.whole_chunks:
+            raise RuntimeError("take_whole_chunks() must follow reset()")
+        self.output.skip(self.chunk_samples - 1)
+        self.whole_chunks = True
 
     def reset(self) -> None:
         """Forget all audio; parameters are kept, ramps restart at their targets."""
@@ -119,10 +129,13 @@ class DreamEngine:
         self.context_dry, self.context_out = empty, empty.clone()
         self.ramp_from = (self.settings.intensity, self.settings.mix)
         self.chunk_index = 0
+        self.whole_chunks = False
         self.stats = EngineStats()
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """block: float32 (channels, n), any n. Returns (channels, n), delayed by :attr:`latency`."""
+        if self.whole_chunks and block.shape[1] % self.chunk_samples:
+            raise ValueError(f"this engine takes whole chunks of {self.chunk_samples} samples, got {block.shape[1]}")
         if not np.isfinite(block).all():
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
             self.stats.nonfinite_blocks += 1

@@ -57,8 +57,10 @@ class LiveProcessor:
         self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
         # The worker starts a chunk when its last sample arrives, while the outbox still holds two chunks
         # minus the one just consumed: one chunk of time to dream, plus one callback block of margin.
+        # The dream engine takes whole chunks, so its own (chunk - 1)-sample wait is not added again.
         self.prefill = 2 * self.chunk + blocksize
-        self.latency = chain.latency_samples(sample_rate) + self.prefill
+        chunk_wait = self.chunk - 1 if self.engine is not None else 0
+        self.latency = chain.latency_samples(sample_rate) - chunk_wait + self.prefill
         capacity = 4 * (self.chunk + MAX_BLOCK)
         self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
         self.dry = RingBuffer(channels, self.latency + capacity)
@@ -80,6 +82,8 @@ class LiveProcessor:
         self.dry.write(np.zeros((self.channels, self.latency), dtype=np.float32))
         self.owed = 0
         self.chain.reset()
+        if self.engine is not None:
+            self.engine.take_whole_chunks()
 
     # --- audio thread ------------------------------------------------------------------------
     def callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:
