@@ -23,9 +23,11 @@ from common import best_time, machine
 from dreamfx import DreamEffect
 from dreamfx.audio_io import read_audio
 from dreamfx.backends import BACKENDS
-from dreamfx.cli import EXAMPLE
+from dreamfx.models import example_clip_path
 from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, StepInputs, smoothing_kernel
 from dreamfx.spectral import LOG_EPS, analyze_signal
+
+EXAMPLE = example_clip_path()
 
 
 def real_step_inputs(effect: DreamEffect, audio: np.ndarray, sr: int) -> StepInputs:

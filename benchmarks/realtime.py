@@ -15,7 +15,9 @@ from common import best_time, machine
 
 from dreamfx import DreamEffect, load_preset
 from dreamfx.audio_io import read_audio
-from dreamfx.cli import EXAMPLE
+from dreamfx.models import example_clip_path
+
+EXAMPLE = example_clip_path()
 
 
 @click.command()

@@ -15,10 +15,11 @@ import click
 from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_audio, write_audio
 from dreamfx.backends import BACKENDS
 from dreamfx.errors import DreamfxError
+from dreamfx.models import example_clip_path
 from dreamfx.presets import NATIVE_PLUGINS, load_preset
 
 EXPORT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}
-EXAMPLE = Path(__file__).resolve().parent / "assets" / "example.flac"
+EXAMPLE = example_clip_path()
 
 
 def dream_options(f):

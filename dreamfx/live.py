@@ -15,6 +15,7 @@ later still does the callback play the dry signal for a block, and counts it.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -202,6 +203,8 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
                            f"{processor.channels} channels at {processor.sample_rate} Hz? Devices: "
                            + "; ".join(device_listing().splitlines())) from None
     processor.reset()
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)  # the worker's Python code yields the GIL to the audio callback sooner
     processor.start()
     started = time.monotonic()
     next_report = started + report_every
@@ -221,6 +224,7 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
                     next_report += report_every
     finally:
         processor.stop()
+        sys.setswitchinterval(switch_interval)
     return processor.stats
 
 

@@ -26,7 +26,13 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 
 
 def default_model_path() -> Path:
+    """The bundled default model (package assets)."""
     return Path(str(resources.files("dreamfx") / "assets" / "default_model.safetensors"))
+
+
+def example_clip_path() -> Path:
+    """The bundled example clip: 10 s of jazz rendered with FluidSynth, 44.1 kHz stereo (package assets)."""
+    return Path(str(resources.files("dreamfx") / "assets" / "example.flac"))
 
 
 class ModelSpec:

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from dreamfx.cli import EXAMPLE
+from dreamfx.models import example_clip_path
+
+EXAMPLE = example_clip_path()
 
 
 MEASUREMENTS: list[str] = []
