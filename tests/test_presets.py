@@ -32,6 +32,7 @@ BAD = [
     ("no dream stage", GOOD.replace('plugin = "dream"', 'plugin = "Reverb"'), "exactly one stage with plugin = \"dream\""),
     ("invalid TOML", "version = = 1", "invalid TOML"),
     ("missing model", GOOD.replace("[dream]", "[dream]\nmodel = 'missing.safetensors'"), "missing.safetensors not found"),
+    ("unknown backend", GOOD.replace("[dream]", "[dream]\nbackend = 'tensorflow'"), "unknown backend 'tensorflow'"),
 ]
 
 
@@ -59,3 +60,11 @@ def test_shipped_default_preset_loads():
     assert len(chain.dream_effects) == 1
     with pytest.raises(DreamfxError, match="available presets are default"):
         load_preset("no-such-preset")
+
+
+def test_preset_chooses_the_backend(tmp_path):
+    path = tmp_path / "ort.toml"
+    path.write_text(GOOD.replace("[dream]", "[dream]\nbackend = 'onnxruntime'"))
+    dream = load_preset(path).build_chain().dream_effects[0]
+    assert dream.backend.name == "onnxruntime"
+    assert load_preset("default").build_chain(backend="torchscript").dream_effects[0].backend.name == "torchscript"
