@@ -55,6 +55,8 @@ class LiveProcessor:
         self.load_target = load_target
         dreams = chain.dream_effects
         self.engine = dreams[0].engine(sample_rate, channels) if dreams else None
+        if self.engine is not None:
+            self.engine.backend.warm_up()  # no export or trace may happen on the worker while streaming
         self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
         # The worker starts a chunk when its last sample arrives, while the outbox still holds two chunks
         # minus the one just consumed: one chunk of time to dream, plus one callback block of margin.

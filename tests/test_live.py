@@ -237,3 +237,11 @@ def test_cli_live_missing_device_or_port(jack_server, args, message):
                             capture_output=True, text=True, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.startswith("dreamfx:")]
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_graphs_are_built_before_streaming():
+    """A layer change (MIDI CC5) while streaming must never wait for a trace or an ONNX export."""
+    from dreamfx.live import LiveProcessor
+    processor = LiveProcessor(Chain([DreamEffect(backend="torchscript")]), SR, 2, BLOCK)
+    assert sorted(layer for layer, _ in processor.engine.backend.graphs) == ["conv1", "conv2", "conv3", "conv4",
+                                                                             "logits"]
