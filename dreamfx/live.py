@@ -33,7 +33,7 @@ MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
 @dataclass
 class LiveStats:
     callbacks: int = 0
-    xruns: int = 0             # blocks PortAudio flagged (input overflow / output underflow)
+    xruns: int = 0             # blocks PortAudio flagged with an input/output over- or underflow
     late_blocks: int = 0       # blocks played dry because the worker had no output ready
     dropped_frames: int = 0    # input frames lost because the inbox was full
     chunks: int = 0            # chunks the worker processed
@@ -93,7 +93,8 @@ class LiveProcessor:
         """sounddevice callback: indata/outdata (frames, channels) float32. Copies only."""
         stats = self.stats
         stats.callbacks += 1
-        if status:
+        if status and (status.input_overflow or status.input_underflow or status.output_underflow
+                       or status.output_overflow):
             stats.xruns += 1
         source = indata.T
         if self.inbox.free >= frames:

