@@ -44,7 +44,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def check_device(device) -> str:
+def check_torch_device(device) -> str:
+    """The device string, if it names one torch knows; DreamfxError otherwise."""
     if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith("cuda")):
         raise DreamfxError(f"device must be {DEVICES_HELP}, got {device!r}")
     return device
@@ -273,7 +274,7 @@ def open_backend(model: str | Path | DreamNet | None = None, backend: str = "aut
     """
     if backend not in BACKENDS:
         raise DreamfxError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    torch_device = resolve_device(check_device(device))
+    torch_device = resolve_device(check_torch_device(device))
     if isinstance(model, DreamNet):
         kind, path = "safetensors", None
     else:

@@ -178,7 +178,7 @@ def device_listing() -> str:
     return "\n".join(lines) or "(no audio devices)"
 
 
-def check_device(device: str | int | None, kind: str) -> int | None:
+def find_audio_device(device: str | int | None, kind: str) -> int | None:
     """The device index for ``device`` (name part or number) with ``kind`` ('input'/'output') channels."""
     sd = sounddevice()
     if isinstance(device, str) and device.isdigit():
@@ -196,7 +196,7 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
              report_every: float = 0.5, should_stop: Callable[[], bool] = lambda: False) -> LiveStats:
     """Run a duplex stream through ``processor`` until ``duration`` s pass, ``should_stop()`` or Ctrl-C."""
     sd = sounddevice()
-    devices = (check_device(input_device, "input"), check_device(output_device, "output"))
+    devices = (find_audio_device(input_device, "input"), find_audio_device(output_device, "output"))
     try:
         stream = sd.Stream(samplerate=processor.sample_rate, blocksize=blocksize, device=devices,
                            channels=processor.channels, dtype="float32", callback=processor.callback,
