@@ -7,8 +7,6 @@ half-written file, and the input is never the output.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ from pedalboard.io import AudioFile, get_supported_read_formats, get_supported_w
 
 from dreamfx.effect import check_finite
 from dreamfx.errors import DreamfxError
+from dreamfx.files import atomic_path
 
 READ_FORMATS = tuple(get_supported_read_formats())
 WRITE_FORMATS = tuple(get_supported_write_formats())
@@ -87,20 +86,10 @@ def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bit_depth
     """
     path = Path(path)
     check_finite(audio, "output audio")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        if bit_depth is None:
-            bit_depth = 32 if path.suffix.lower() in (".wav", ".aif", ".aiff") else 24
-        kwargs = {"bit_depth": bit_depth} if path.suffix.lower() in (".wav", ".aif", ".aiff", ".flac") else {}
-        data = audio if bit_depth == 32 else np.clip(audio, -1.0, 1.0)
-        with AudioFile(tmp, "w", sample_rate, audio.shape[0], **kwargs) as f:
-            f.write(data.astype(np.float32, copy=False))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if bit_depth is None:
+        bit_depth = 32 if path.suffix.lower() in (".wav", ".aif", ".aiff") else 24
+    kwargs = {"bit_depth": bit_depth} if path.suffix.lower() in (".wav", ".aif", ".aiff", ".flac") else {}
+    data = audio if bit_depth == 32 else np.clip(audio, -1.0, 1.0)
+    with atomic_path(path) as tmp, AudioFile(str(tmp), "w", sample_rate, audio.shape[0], **kwargs) as f:
+        f.write(data.astype(np.float32, copy=False))
     return path

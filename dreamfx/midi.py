@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import collections
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dreamfx.effect import DreamEffect
 from dreamfx.errors import DreamfxError
+from dreamfx.files import atomic_path
 
 CC, NOTE_ON, NOTE_OFF, PROGRAM = 0xB0, 0x90, 0x80, 0xC0
 TICKS_PER_BEAT = 960
@@ -92,9 +92,8 @@ class MidiControl:
             track.append(mido.Message.from_bytes(message, time=tick - last))
             last = tick
         song = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT, tracks=[track])
-        tmp = Path(path).with_name(Path(path).name + ".tmp")
-        song.save(str(tmp))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            song.save(str(tmp))
 
     def apply(self, message: list[int]) -> None:
         """Apply one message now."""

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from dreamfx.errors import DreamfxError
+from dreamfx.files import atomic_path
 from dreamfx.frontends import FRONTENDS
 from dreamfx.spectral import LOG_EPS, StftConfig
 
@@ -144,11 +145,9 @@ def build_metadata(classes: list[str], *, channels=(16, 32, 64, 128), n_mels=64,
 
 def save_model(model: DreamNet, path: Path) -> None:
     """Write weights + metadata to ``path`` (safetensors), atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    safetensors.torch.save_file(tensors, str(tmp), metadata={"dreamfx": json.dumps(model.meta)})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata={"dreamfx": json.dumps(model.meta)})
 
 
 def read_metadata(path: Path) -> dict:

@@ -38,6 +38,7 @@ from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIP
 from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepInputs, smoothing_kernel
 from dreamfx.dream_step import DreamStep
 from dreamfx.errors import DreamfxError
+from dreamfx.files import atomic_path
 from dreamfx.models import DreamNet
 from dreamfx.spectral import LOG_EPS
 
@@ -155,17 +156,14 @@ def _with_metadata(proto, metadata: dict | None) -> bytes:
 
 
 def _write_atomic(path: Path, data: bytes, missing_ok: bool = False) -> None:
-    """Write through a temporary file renamed into place; ``missing_ok``: skip silently if the folder is unusable."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """Write ``data`` atomically; ``missing_ok``: skip silently if the folder cannot be made or written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
     except OSError:
         if not missing_ok:
             raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _objective_on(model: DreamNet, graph_layer: str) -> Objective:

@@ -1,0 +1,30 @@
+"""Writing files atomically: every writer of dreamfx (audio, models, exports, MIDI) goes through here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on any error removed.
+
+    The temporary name keeps ``path``'s extension (writers that pick a format
+    from it still work) and gets the usual file permissions, not mkstemp's 0600.
+    So an error or Ctrl-C never leaves a half-written ``path`` nor a stray file.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
