@@ -24,7 +24,7 @@ from dreamfx import DreamEffect
 from dreamfx.audio_io import read_audio
 from dreamfx.backends import BACKENDS
 from dreamfx.models import example_clip_path
-from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, StepInputs, smoothing_kernel
+from dreamfx.dream import StepInputs, first_step_inputs
 from dreamfx.spectral import LOG_EPS, analyze_signal
 
 EXAMPLE = example_clip_path()
@@ -34,15 +34,11 @@ def real_step_inputs(effect: DreamEffect, audio: np.ndarray, sr: int) -> StepInp
     """A chunk of the example clip as the engine would feed it: 24 context + 8 new frames."""
     stft = effect.backend.prepare(sr)
     magnitude = analyze_signal(torch.from_numpy(audio.mean(axis=0)), stft).abs()[None, :, 200:232]
-    device = effect.backend.device
-    scalar = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
+    magnitude = magnitude.to(effect.backend.device)
     s = effect.settings
-    return StepInputs(torch.log(magnitude[..., :24] + LOG_EPS).to(device), magnitude[..., 24:].to(device),
-                      torch.zeros(1, stft.n_bins, 8, device=device), torch.tensor(0, device=device),
-                      s.objective.weights(effect.spec).to(device),
-                      smoothing_kernel(s.smooth_bins, MAX_SMOOTH_BINS).to(device),
-                      smoothing_kernel(s.smooth_frames, MAX_SMOOTH_FRAMES).to(device), scalar(s.step),
-                      scalar(s.max_gain_db / 20 * np.log(10)), scalar(1.0))
+    return first_step_inputs(torch.log(magnitude[..., :24] + LOG_EPS), magnitude[..., 24:],
+                             s.objective.weights(effect.spec), step=s.step, max_gain_db=s.max_gain_db,
+                             smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames, preserve_level=True)
 
 
 @click.command()

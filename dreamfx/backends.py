@@ -23,8 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from dreamfx.dream import (MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepFunction, StepInputs, ascent_update,
-                           dreamed_logmag, smoothing_kernel)
+from dreamfx.dream import Objective, StepFunction, StepInputs, ascent_update, dreamed_logmag, first_step_inputs
 from dreamfx.errors import DreamfxError
 from dreamfx.models import DreamNet, ModelSpec, default_model_path, load_model, read_metadata
 from dreamfx.spectral import LOG_EPS, StftConfig
@@ -219,13 +218,8 @@ class GraphBackend:
     def evaluate(self, objective: Objective, logmag: torch.Tensor) -> torch.Tensor:
         """Objective values (B,) of windows logmag (B, n_bins, T), from the step graph's value output."""
         logmag = logmag.to(self.device)
-        last = (torch.exp(logmag[..., -1:]) - LOG_EPS).clamp_min(0)
-        scalar = lambda v: torch.tensor(v, dtype=torch.float32, device=self.device)  # noqa: E731
-        inputs = StepInputs(logmag[..., :-1], last, torch.zeros_like(last), torch.tensor(0, device=self.device),
-                            objective.weights(self.spec).to(self.device),
-                            smoothing_kernel(0, MAX_SMOOTH_BINS).to(self.device),
-                            smoothing_kernel(0, MAX_SMOOTH_FRAMES).to(self.device), scalar(0.0), scalar(1.0),
-                            scalar(0.0))
+        last = (torch.exp(logmag[..., -1:]) - LOG_EPS).clamp_min(0)  # the graph takes the new frames linear
+        inputs = first_step_inputs(logmag[..., :-1], last, objective.weights(self.spec), step=0.0, max_gain_db=0.0)
         return self.graph(objective)(inputs)[1]
 
 

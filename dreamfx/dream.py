@@ -159,6 +159,23 @@ def ascent_update(inputs: StepInputs, grad: torch.Tensor) -> torch.Tensor:
     return delta - inputs.preserve_level * 0.5 * torch.log(dreamed_energy / energy)
 
 
+def first_step_inputs(context_logmag: torch.Tensor, magnitude: torch.Tensor, weights: torch.Tensor, *,
+                      step: float, max_gain_db: float, smooth_bins: int = 0, smooth_frames: int = 0,
+                      preserve_level: bool = False) -> StepInputs:
+    """The StepInputs of a dream's first iteration (delta 0, no jitter), on ``magnitude``'s device.
+
+    context_logmag (B, n_bins, C), magnitude (B, n_bins, K): see :class:`StepInputs`.
+    """
+    device = magnitude.device
+    scalar = lambda value: torch.tensor(value, dtype=torch.float32, device=device)  # noqa: E731
+    return StepInputs(
+        context_logmag=context_logmag.to(device), magnitude=magnitude, delta=torch.zeros_like(magnitude),
+        shift=torch.tensor(0, device=device), weights=weights.to(device),
+        smooth_freq=smoothing_kernel(smooth_bins, MAX_SMOOTH_BINS).to(device),
+        smooth_time=smoothing_kernel(smooth_frames, MAX_SMOOTH_FRAMES).to(device), step=scalar(step),
+        bound=scalar(max_gain_db / 20 * np.log(10)), preserve_level=scalar(float(preserve_level)))
+
+
 def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
           iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
           smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False,
@@ -179,13 +196,9 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     stops early (a live deadline).  The jitter draws do not depend on it.
     """
     device, frames = magnitude.device, magnitude.shape[-1]
-    scalar = lambda value: torch.tensor(value, dtype=torch.float32, device=device)  # noqa: E731
-    inputs = StepInputs(
-        context_logmag=torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude=magnitude[..., -n_new:],
-        delta=torch.zeros_like(magnitude[..., -n_new:]), shift=torch.tensor(0, device=device),
-        weights=weights.to(device), smooth_freq=smoothing_kernel(smooth_bins, MAX_SMOOTH_BINS).to(device),
-        smooth_time=smoothing_kernel(smooth_frames, MAX_SMOOTH_FRAMES).to(device), step=scalar(step),
-        bound=scalar(max_gain_db / 20 * np.log(10)), preserve_level=scalar(float(preserve_level)))
+    inputs = first_step_inputs(torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude[..., -n_new:], weights,
+                               step=step, max_gain_db=max_gain_db, smooth_bins=smooth_bins,
+                               smooth_frames=smooth_frames, preserve_level=preserve_level)
     for done in range(iterations):
         shift = int(rng.integers(-jitter, jitter + 1)) % frames if jitter else 0
         if may_continue is not None and not may_continue(done):

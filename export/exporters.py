@@ -35,7 +35,7 @@ from torch import nn
 import dreamfx
 from dreamfx import dream, dream_step, frontends, models
 from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA
-from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepInputs, smoothing_kernel
+from dreamfx.dream import Objective, StepInputs, first_step_inputs
 from dreamfx.dream_step import DreamStep
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
@@ -63,11 +63,11 @@ def example_step_inputs(model: DreamNet, objective: Objective, batch: int = 1) -
     generator = torch.Generator().manual_seed(0)
     n_bins, frames = model.stft.n_bins, EXAMPLE_CONTEXT + EXAMPLE_CHUNK
     magnitude = torch.rand(batch, n_bins, frames, generator=generator) ** 4 * 0.1
-    scalar = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    return StepInputs(torch.log(magnitude[..., :EXAMPLE_CONTEXT] + LOG_EPS), magnitude[..., EXAMPLE_CONTEXT:],
-                      0.1 * torch.randn(batch, n_bins, EXAMPLE_CHUNK, generator=generator), torch.tensor(3),
-                      objective.weights(model.spec), smoothing_kernel(2, MAX_SMOOTH_BINS),
-                      smoothing_kernel(1, MAX_SMOOTH_FRAMES), scalar(0.1), scalar(1.38), scalar(1.0))
+    inputs = first_step_inputs(torch.log(magnitude[..., :EXAMPLE_CONTEXT] + LOG_EPS), magnitude[..., EXAMPLE_CONTEXT:],
+                               objective.weights(model.spec), step=0.1, max_gain_db=12.0, smooth_bins=2,
+                               smooth_frames=1, preserve_level=True)
+    return inputs._replace(delta=0.1 * torch.randn(batch, n_bins, EXAMPLE_CHUNK, generator=generator),
+                           shift=torch.tensor(3))
 
 
 def traced_dream_step(model: DreamNet, graph_layer: str, device: torch.device | str = "cpu"):

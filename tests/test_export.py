@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from dreamfx.backends import model_format, open_backend
-from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, StepInputs, smoothing_kernel
+from dreamfx.dream import Objective, StepInputs, first_step_inputs
 from dreamfx.dream_step import ObjectiveGradient
 from dreamfx.effect import DreamEffect
 from dreamfx.errors import DreamfxError
@@ -54,10 +54,9 @@ def step_inputs(model, objective: Objective, window: torch.Tensor, context: int)
     """A mid-dream step on real audio: delta from a fixed random draw, jitter 5 frames, smoothing on."""
     new = window[..., context:]
     delta = 0.2 * torch.randn(new.shape, generator=torch.Generator().manual_seed(1))
-    scalar = lambda v: torch.tensor(v, dtype=torch.float32)  # noqa: E731
-    return StepInputs(torch.log(window[..., :context] + LOG_EPS), new, delta, torch.tensor(5),
-                      objective.weights(model.spec), smoothing_kernel(2, MAX_SMOOTH_BINS),
-                      smoothing_kernel(1, MAX_SMOOTH_FRAMES), scalar(0.1), scalar(1.38), scalar(1.0))
+    inputs = first_step_inputs(torch.log(window[..., :context] + LOG_EPS), new, objective.weights(model.spec),
+                               step=0.1, max_gain_db=12.0, smooth_bins=2, smooth_frames=1, preserve_level=True)
+    return inputs._replace(delta=delta, shift=torch.tensor(5))
 
 
 @pytest.fixture(scope="module")
