@@ -182,7 +182,7 @@ class GraphBackend:
 
     def check_objective(self, objective: Objective) -> None:
         """DreamfxError when an exported file cannot serve ``objective`` (another graph layer)."""
-        built = self.spec.meta.get("export", {}).get("graph_layer")
+        built = self.spec.exported_graph_layer
         if built is not None and objective.graph_layer != built:
             asked = "a class objective (logits)" if objective.graph_layer == "logits" else \
                 f"layer {objective.graph_layer!r}"
@@ -210,10 +210,9 @@ class GraphBackend:
     def warm_up(self) -> None:
         """Build every graph this backend can serve at the prepared sample rate, so that switching layers
         while streaming never waits for an export (9-15 s each on 2 cores, cached on disk afterwards)."""
-        built = self.spec.meta.get("export", {}).get("graph_layer")
+        built = self.spec.exported_graph_layer
         for layer in [built] if built else self.spec.layer_names:
-            self.graph(Objective("class", target=self.spec.class_names[0]) if layer == "logits"
-                       else Objective("layer", layer))
+            self.graph(Objective.on_graph_layer(self.spec, layer))
 
     def evaluate(self, objective: Objective, logmag: torch.Tensor) -> torch.Tensor:
         """Objective values (B,) of windows logmag (B, n_bins, T), from the step graph's value output."""
@@ -293,8 +292,7 @@ def open_backend(model: str | Path | DreamNet | None = None, backend: str = "aut
     else:
         proto, meta = read_onnx_metadata(path)
         check_dream_step(meta, path)
-        spec = ModelSpec(meta)
-        n_bins = spec.stft_for(spec.exported_sample_rate).n_bins
+        n_bins = ModelSpec(meta).stft_for(meta["export"]["sample_rate"]).n_bins
         graph = OnnxGraph(proto.SerializeToString(), torch_device, str(path), n_bins)
     objective = Objective(**meta["export"]["objective"])
     return GraphBackend(expected, ModelSpec(meta), torch_device, lambda *_: graph, objective, path)

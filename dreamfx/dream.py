@@ -47,6 +47,15 @@ class Objective:
     channel: int = 0
     target: str | None = None
 
+    @classmethod
+    def on_graph_layer(cls, spec: ModelSpec, graph_layer: str) -> Objective:
+        """A representative objective whose graph ends at ``graph_layer`` (a conv layer or "logits")."""
+        if graph_layer == "logits":
+            return cls("class", target=spec.class_names[0])
+        if graph_layer not in spec.layer_names:
+            raise DreamfxError(f"unknown layer {graph_layer!r}: use one of {', '.join(spec.layer_names)}")
+        return cls("layer", graph_layer)
+
     def validate(self, spec: ModelSpec) -> None:
         """Raise DreamfxError naming the bad field and what is allowed."""
         if self.kind not in OBJECTIVE_KINDS:

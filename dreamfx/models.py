@@ -55,6 +55,11 @@ class ModelSpec:
     def exported_sample_rate(self) -> int | None:
         return self.meta.get("export", {}).get("sample_rate")
 
+    @property
+    def exported_graph_layer(self) -> str | None:
+        """The layer an exported dream step ends at (None: not an exported dream step)."""
+        return self.meta.get("export", {}).get("graph_layer")
+
     def stft_for(self, sample_rate: int) -> StftConfig:
         """The STFT settings at ``sample_rate``; DreamfxError where the model cannot run there."""
         if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:

@@ -72,7 +72,7 @@ def example_step_inputs(model: DreamNet, objective: Objective, batch: int = 1) -
 
 def traced_dream_step(model: DreamNet, graph_layer: str, device: torch.device | str = "cpu"):
     """A TorchScript DreamStep for ``graph_layer`` at the model's configured sample rate."""
-    objective = _objective_on(model, graph_layer)
+    objective = Objective.on_graph_layer(model.spec, graph_layer)
     step = DreamStep(model, graph_layer).to(device).eval()
     return _trace(step, tuple(x.to(device) for x in example_step_inputs(model, objective)))
 
@@ -95,7 +95,7 @@ def onnx_dream_step(model: DreamNet, graph_layer: str, metadata: dict | None = N
     if cached.is_file():
         proto = _load_proto(cached.read_bytes())
     else:
-        objective = _objective_on(model, graph_layer)
+        objective = Objective.on_graph_layer(model.spec, graph_layer)
         step = DreamStep(model.cpu(), graph_layer).eval()
         batch, context, chunk = (torch.export.Dim(n, min=1, max=4096) for n in ("batch", "context", "chunk"))
         shapes = ({0: batch, 2: context}, {0: batch, 2: chunk}, {0: batch, 2: chunk}) + (None,) * 7
@@ -106,9 +106,14 @@ def onnx_dream_step(model: DreamNet, graph_layer: str, metadata: dict | None = N
     return _with_metadata(proto, metadata)
 
 
+def example_logmag(model: DreamNet) -> torch.Tensor:
+    """(2, n_bins, 32) log-magnitudes at the model's configured sample rate, to trace the classifier."""
+    return torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
+
+
 def onnx_classifier(model: DreamNet, metadata: dict | None = None) -> bytes:
     """The ONNX classifier at the model's configured sample rate, serialised."""
-    logmag = torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
+    logmag = example_logmag(model)
     shapes = ({0: torch.export.Dim("batch", min=1, max=4096), 2: torch.export.Dim("frames", min=8, max=1 << 20)},)
     proto = _to_onnx(Classifier(model.cpu()).eval(), (logmag,), ("logmag",), ("logits",), shapes)
     return _with_metadata(proto, metadata)
@@ -166,15 +171,6 @@ def _write_atomic(path: Path, data: bytes, missing_ok: bool = False) -> None:
             raise
 
 
-def _objective_on(model: DreamNet, graph_layer: str) -> Objective:
-    """A representative objective whose graph ends at ``graph_layer``."""
-    if graph_layer == "logits":
-        return Objective("class", target=model.class_names[0])
-    if graph_layer not in model.layer_names:
-        raise DreamfxError(f"unknown layer {graph_layer!r}: use one of {', '.join(model.layer_names)}")
-    return Objective("layer", graph_layer)
-
-
 def export_metadata(model: DreamNet, fmt: str, what: str, sample_rate: int, objective: Objective | None) -> dict:
     """The model's metadata plus the record of this export."""
     record = {"what": what, "format": fmt, "sample_rate": sample_rate, "n_bins": model.stft.n_bins,
@@ -227,8 +223,7 @@ def _torchscript_bytes(model: DreamNet, what: str, objective: Objective, meta: d
     if what == "dream-step":
         module = traced_dream_step(model.cpu(), objective.graph_layer)
     else:
-        logmag = torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
-        module = _trace(Classifier(model.cpu()).eval(), (logmag,))
+        module = _trace(Classifier(model.cpu()).eval(), (example_logmag(model),))
     buffer = io.BytesIO()
     torch.jit.save(module, buffer, _extra_files={TORCHSCRIPT_EXTRA: json.dumps(meta)})
     return buffer.getvalue()
