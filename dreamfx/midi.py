@@ -136,24 +136,27 @@ class MidiControl:
             self.held = None
 
 
-def open_midi_input(control: MidiControl, port: str | int | None = None, virtual: str | None = None):
-    """Open a MIDI input feeding ``control``: an existing port (name part or number) or a new virtual port.
-
-    Tries JACK MIDI first, then ALSA.  Returns the rtmidi.MidiIn (keep it; close() to stop).
-    """
+def midi_systems():
+    """Yield (rtmidi module, API, MidiIn) for each running MIDI system: JACK MIDI first, then ALSA."""
     try:
         import rtmidi
     except ImportError:
         raise DreamfxError("MIDI needs python-rtmidi: pip install 'dreamfx[live]'") from None
-    os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    midi_in = None
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")  # look for a server, never start one
     for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
         if api in rtmidi.get_compiled_api():
             try:
-                midi_in = rtmidi.MidiIn(api, name="dreamfx")
-                break
+                yield rtmidi, api, rtmidi.MidiIn(api, name="dreamfx")
             except rtmidi.RtMidiError:
                 continue
+
+
+def open_midi_input(control: MidiControl, port: str | int | None = None, virtual: str | None = None):
+    """Open a MIDI input feeding ``control``: an existing port (name part or number) or a new virtual port.
+
+    Uses the first running MIDI system (JACK, then ALSA).  Returns the rtmidi.MidiIn (close_port() to stop).
+    """
+    _, _, midi_in = next(midi_systems(), (None, None, None))
     if midi_in is None:
         raise DreamfxError("no MIDI system is running: start a JACK server (jackd) or load the ALSA sequencer")
     midi_in.ignore_types(sysex=True, timing=True, active_sense=True)
@@ -185,17 +188,10 @@ def find_port(ports: list[str], wanted: str | int | None) -> int:
 def port_listing() -> str:
     """One line per MIDI input port on JACK and ALSA, or why there are none."""
     try:
-        import rtmidi
-    except ImportError:
-        return "(python-rtmidi not installed: pip install 'dreamfx[live]')"
-    os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    lines = []
-    for api in (rtmidi.API_UNIX_JACK, rtmidi.API_LINUX_ALSA):
-        try:
-            ports = rtmidi.MidiIn(api).get_ports()
-        except rtmidi.RtMidiError:
-            continue
-        lines += [f"{i}: {p} ({rtmidi.get_api_display_name(api)})" for i, p in enumerate(ports)]
+        lines = [f"{i}: {p} ({rtmidi.get_api_display_name(api)})" for rtmidi, api, midi_in in midi_systems()
+                 for i, p in enumerate(midi_in.get_ports())]
+    except DreamfxError as exc:
+        return f"({exc})"
     return "\n".join(lines) or "(none: no MIDI system running, or no ports)"
 
 
