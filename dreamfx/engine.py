@@ -104,10 +104,15 @@ class DreamEngine:
         self.reset()
 
     @property
+    def chunk_wait(self) -> int:
+        """The part of the latency that lets any block size come back at once: a chunk's wait, samples."""
+        return self.chunk_samples - 1
+
+    @property
     def latency(self) -> int:
         """Samples between an input sample and the output sample it becomes."""
         full = stream_latency(self.stft, self.chunk_frames)
-        return full - (self.chunk_samples - 1) if self.whole_chunks else full
+        return full - self.chunk_wait if self.whole_chunks else full
 
     def take_whole_chunks(self) -> None:
         """From now until the next reset, accept only whole chunks from a chunk boundary, and drop the
@@ -115,7 +120,7 @@ class DreamEngine:
         overlap alone.  For a caller that already waits for whole chunks (the live worker)."""
         if self.filled or self.chunk_index or self.whole_chunks:
             raise RuntimeError("take_whole_chunks() must follow reset()")
-        self.output.skip(self.chunk_samples - 1)
+        self.output.skip(self.chunk_wait)
         self.whole_chunks = True
 
     def reset(self) -> None:
@@ -123,7 +128,7 @@ class DreamEngine:
         self.input[:] = 0
         self.filled = 0
         self.output.clear()
-        self.output.write(np.zeros((self.channels, self.chunk_samples - 1), dtype=np.float32))
+        self.output.write(np.zeros((self.channels, self.chunk_wait), dtype=np.float32))
         self.ola.reset()
         empty = torch.zeros(1, self.stft.n_bins, self.context_frames)
         self.context_dry, self.context_out = empty, empty.clone()

@@ -62,7 +62,7 @@ class LiveProcessor:
         # minus the one just consumed: one chunk of time to dream, plus one callback block of margin.
         # The dream engine takes whole chunks, so its own (chunk - 1)-sample wait is not added again.
         self.prefill = 2 * self.chunk + blocksize
-        chunk_wait = self.chunk - 1 if self.engine is not None else 0
+        chunk_wait = self.engine.chunk_wait if self.engine is not None else 0
         self.latency = chain.latency_samples(sample_rate) - chunk_wait + self.prefill
         capacity = 4 * (self.chunk + MAX_BLOCK)
         self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
