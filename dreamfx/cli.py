@@ -134,11 +134,13 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
     jobs = collect_jobs(src, dst, overwrite)
     total = sum(probe_audio(inp) for inp, _ in jobs)  # every input opens before any output is written
     performance = None if automation is None else Automation(automation)
+    chain = build_chain(preset, model, chain_spec, **overrides)
     with progress_bar(total, "dreaming") as bar:
-        for inp, out in jobs:
-            chain = build_chain(preset, model, chain_spec, **overrides)  # fresh parameters for every file
+        for i, (inp, out) in enumerate(jobs):
             audio, sr = read_audio(inp)
             if performance is not None:
+                if i:  # the automation moved the previous file's parameters: start again from the preset's
+                    chain = build_chain(preset, model, chain_spec, **overrides)
                 performance.attach(MidiControl(chain.dream_effects[0]), sr, audio.shape[0])
             out.parent.mkdir(parents=True, exist_ok=True)
             write_audio(out, chain(audio, sr, buffer_size=buffer_size, progress=progress_to(bar)), sr)
