@@ -50,6 +50,17 @@ class Chain(list):
             _check_plugin(value)
         super().__setitem__(index, value)
 
+    @classmethod
+    def from_preset(cls, preset, **overrides) -> Chain:
+        """The chain of a preset (a name in presets/ or a .toml path); ``overrides`` set dream parameters."""
+        from dreamfx.presets import load_preset
+        return load_preset(preset).build_chain(**overrides)
+
+    def save_preset(self, path, name: str, description: str = "", midi=None) -> None:
+        """Write this chain, with its current parameters, as a preset file (.toml) that builds it again."""
+        from dreamfx.presets import Preset, save_preset
+        save_preset(Preset.from_chain(self, name, description, midi), path)
+
     @property
     def dream_effects(self) -> list[DreamEffect]:
         return [p for p in self if isinstance(p, DreamEffect)]

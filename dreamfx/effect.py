@@ -47,6 +47,11 @@ class _Range:
         setattr(obj.settings, self.name, self.kind(value))
 
 
+# Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
+TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "target", "seed", "jitter", "max_gain_db",
+           "smooth_bins", "smooth_frames", "preserve_level", "band_hz")
+
+
 class DreamEffect:
     """A DeepDream audio effect with pedalboard's calling convention.
 
@@ -54,6 +59,8 @@ class DreamEffect:
     ``dreamfx export``), a loaded DreamNet, or None for the bundled default.
     layer / channel / target: the objective (default: an exported step's own
     objective, else the energy of conv3).
+    band_hz: (low, high) frequency band the dream may change, Hz (edges
+    tapered over a third of an octave); the default (0, inf) is the whole spectrum.
     chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
     past context the model sees (fixed at construction: they set the latency).
     backend: "auto", "torch", "torchscript" or "onnxruntime" (see :mod:`dreamfx.backends`).
@@ -77,13 +84,18 @@ class DreamEffect:
                  step: float = 0.1, mix: float = 1.0, layer: str | None = None, channel: int | None = None,
                  target: str | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0,
                  smooth_bins: int = 2, smooth_frames: int = 1, preserve_level: bool = True,
-                 chunk_frames: int = 8, context_frames: int = 24, backend: str = "auto", device: str = "auto"):
+                 band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
+                 context_frames: int = 24, backend: str = "auto", device: str = "auto"):
         self.backend = open_backend(model, backend, device)
+        # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
+        self.model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
+        self.backend_name, self.device_name = backend, device
         self.settings = DreamSettings()
         self.chunk_frames, self.context_frames = _check_chunking(self.spec, chunk_frames, context_frames)
         self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
+        self.band_hz = band_hz
         self._set_objective(self.backend.default_objective or Objective())
         for name, value in (("layer", layer), ("channel", channel), ("target", target)):
             if value is not None:
@@ -106,6 +118,20 @@ class DreamEffect:
         if not isinstance(value, bool):
             raise DreamfxError(f"preserve_level must be True or False, got {value!r}")
         self.settings.preserve_level = value
+
+    @property
+    def band_hz(self) -> tuple[float, float]:
+        """(low, high) Hz: the band the dream may change; outside it the input passes unchanged."""
+        return self.settings.band_hz
+
+    @band_hz.setter
+    def band_hz(self, band) -> None:
+        ok = isinstance(band, (tuple, list)) and len(band) == 2 and all(
+            isinstance(f, (int, float, np.number)) and not isinstance(f, bool) and f == f for f in band)
+        if not ok or not 0 <= band[0] < band[1]:
+            raise DreamfxError(f"band_hz must be two frequencies (low, high) with 0 <= low < high, got {band!r}: "
+                               "e.g. effect.band_hz = (200, 4000)")
+        self.settings.band_hz = (float(band[0]), float(band[1]))
 
     # --- objective: layer energy, one channel of it, or a class logit ------------
     def _set_objective(self, objective: Objective) -> None:
@@ -169,6 +195,20 @@ class DreamEffect:
     @property
     def layer_names(self) -> tuple[str, ...]:
         return self.spec.layer_names[:-1]
+
+    def parameters(self) -> dict:
+        """Everything needed to build this effect again, as a preset's [dream] table (see dreamfx.presets)."""
+        if self.model_source is None:
+            raise DreamfxError("this DreamEffect was built from an in-memory model, which a preset cannot name: "
+                               "save it with dreamfx.models.save_model and build the effect from that file")
+        params = {"model": self.model_source, "backend": self.backend_name, "device": self.device_name,
+                  "chunk_frames": self.chunk_frames, "context_frames": self.context_frames}
+        params.update({name: getattr(self, name) for name in TUNABLE})
+        params["band_hz"] = list(self.band_hz)
+        for name, unset in (("channel", None), ("target", None), ("band_hz", [0.0, float("inf")])):
+            if params[name] == unset:
+                del params[name]
+        return params
 
     # --- pedalboard calling convention ---------------------------------------------
     def latency_samples(self, sample_rate: float) -> int:

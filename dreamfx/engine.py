@@ -47,6 +47,7 @@ class DreamSettings:
     smooth_bins: int = 2        # gradient smoothing across frequency, +- bins
     smooth_frames: int = 1      # gradient smoothing across time, +- frames
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
+    band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
     objective: Objective = field(default_factory=Objective)
 
 
@@ -73,6 +74,16 @@ class ChunkReport:
 def stream_latency(stft: StftConfig, chunk_frames: int) -> int:
     """Samples from an input sample to its output sample: a chunk's wait plus the STFT overlap."""
     return chunk_frames * stft.hop - 1 + stft.pad
+
+
+def band_weights(stft: StftConfig, band_hz: tuple[float, float], taper_octaves: float = 1 / 3) -> torch.Tensor:
+    """(n_bins,) weights in 0..1: 1 inside band_hz, falling (cosine) to 0 over ``taper_octaves`` outside it."""
+    freqs = torch.arange(stft.n_bins, dtype=torch.float64) * stft.sample_rate / stft.n_fft
+    low, high = band_hz
+    below = torch.log2(low / freqs.clamp_min(1e-9)).clamp_min(0) if low > 0 else torch.zeros_like(freqs)
+    above = torch.log2(freqs / high).clamp_min(0) if high < float("inf") else torch.zeros_like(freqs)
+    outside = (torch.maximum(below, above) / taper_octaves).clamp(max=1)
+    return torch.cos(0.5 * torch.pi * outside).square().float()
 
 
 class DreamEngine:
@@ -195,7 +206,7 @@ class DreamEngine:
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
         mix = torch.linspace(m0, m1, k + 1)[1:]
-        gain = 1 + mix * (torch.exp(intensity * delta) - 1)
+        gain = 1 + band_weights(self.stft, s.band_hz)[:, None] * mix * (torch.exp(intensity * delta) - 1)
         if not torch.isfinite(gain).all():
             self.stats.fallback_chunks += 1
             return torch.ones_like(magnitude)

@@ -36,11 +36,18 @@ PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
 
 @dataclass
 class MidiMap:
-    """Which controller moves which parameter."""
+    """Which controller moves which parameter, and which preset each program change selects."""
 
     cc: dict[int, str] = field(default_factory=lambda: {1: "intensity", 2: "mix", 3: "iterations", 4: "step",
                                                          5: "layer"})
     notes: bool = True  # note-on/off choose the target class
+    programs: tuple[str, ...] = ()  # program change n -> preset programs[n]; empty: the shipped presets, sorted
+
+    def bind(self, number: int, name: str) -> None:
+        """Make controller ``number`` move ``name``, and no other controller move it."""
+        self.cc = {n: p for n, p in self.cc.items() if p != name}
+        self.cc[number] = name
+        self.__post_init__()
 
     def __post_init__(self):
         for number, name in self.cc.items():

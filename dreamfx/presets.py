@@ -1,12 +1,20 @@
-"""Presets: TOML files describing a dream and the pedalboard chain around it.
+"""Presets: TOML files describing a dream, its MIDI map and the pedalboard chain around it.
 
     version = 1
     name = "default"
     description = "one line"
 
-    [dream]                 # DreamEffect parameters
+    [dream]                 # DreamEffect parameters (see DreamEffect)
+    model = "default"       # or a .safetensors / .onnx / .pt path, relative to this file
     intensity = 0.8
     layer = "conv3"
+    band_hz = [200.0, 4000.0]
+
+    [midi]                  # optional; the default map when absent (see dreamfx.midi.MidiMap)
+    notes = true
+    programs = ["default", "metal-hallucination"]   # program change n -> programs[n]
+    [midi.cc]
+    1 = "intensity"
 
     [[chain]]               # stages in order; plugin = "dream" places the dream
     plugin = "dream"
@@ -14,140 +22,243 @@
     plugin = "Reverb"
     room_size = 0.3
 
-Presets are data: parsed with tomllib, validated key by key, never executed.
-Every error names the file, the key path, the bad value and what is allowed.
+Presets are data: parsed with tomllib, written with tomli_w, validated key by
+key, never executed.  Every error names the file, the key path, the bad value
+and what is allowed.  Loading, saving and loading again gives the same preset.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pedalboard
+import tomli_w
 
 from dreamfx.chain import Chain
-from dreamfx.effect import DreamEffect
+from dreamfx.effect import TUNABLE, DreamEffect
 from dreamfx.errors import DreamfxError
+from dreamfx.files import atomic_path
+from dreamfx.midi import PARAMETERS, MidiMap
 
 PRESET_VERSION = 1
 # presets/ of a source checkout (editable install), else the copy a wheel installs under <prefix>/share.
 PRESET_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "presets",
                                Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
                   Path(sys.prefix) / "share" / "dreamfx" / "presets")
-TOP_KEYS = {"version", "name", "description", "dream", "chain"}
-DREAM_KEYS = {"model", "intensity", "iterations", "step", "mix", "layer", "channel", "target", "seed", "jitter",
-              "max_gain_db", "smooth_bins", "smooth_frames", "preserve_level", "chunk_frames", "context_frames",
-              "backend", "device"}
+TOP_KEYS = ("version", "name", "description", "dream", "midi", "chain")
+CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames")  # fixed once built
+DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
+MIDI_KEYS = ("cc", "notes", "programs")
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
-PLUGIN_METHODS = {"process", "reset", "is_effect", "is_instrument"}  # attributes that are not parameters
 
 
 @dataclass
 class Preset:
+    """A parsed, structurally valid preset; values are checked for good when the chain is built."""
+
     name: str
     description: str
-    path: Path | None
+    path: Path | None = None
     dream: dict = field(default_factory=dict)
+    midi: MidiMap | None = None  # None: the default map
     chain: list[dict] = field(default_factory=lambda: [{"plugin": "dream"}])
-
-    def dream_effect(self, **overrides) -> DreamEffect:
-        """A DreamEffect with this preset's parameters, ``overrides`` (not None) taking precedence."""
-        params = {**self.dream, **{k: v for k, v in overrides.items() if v is not None}}
-        model = params.pop("model", None)
-        if model is not None and model != "default":
-            model = Path(model)
-            if not model.is_absolute() and self.path is not None:
-                model = self.path.parent / model
-        try:
-            return DreamEffect(None if model == "default" else model, **params)
-        except DreamfxError as exc:
-            raise DreamfxError(f"{self.where}: [dream] {exc}") from None
-
-    def build_chain(self, **overrides) -> Chain:
-        """The preset's whole chain, the dream stage built with ``overrides``."""
-        stages = []
-        for i, stage in enumerate(self.chain):
-            params = dict(stage)
-            name = params.pop("plugin")
-            stages.append(self.dream_effect(**overrides) if name == "dream" else _native_plugin(self, i, name, params))
-        return Chain(stages)
 
     @property
     def where(self) -> str:
         return str(self.path) if self.path else f"preset {self.name!r}"
 
+    def midi_map(self) -> MidiMap:
+        return self.midi or MidiMap()
 
-def _native_plugin(preset: Preset, index: int, name: str, params: dict):
-    plugin = getattr(pedalboard, name)()
-    for key, value in params.items():
-        where = f"{preset.where}: chain[{index}] ({name}).{key}"
-        allowed = sorted(k for k in dir(type(plugin)) if not k.startswith("_") and k not in PLUGIN_METHODS)
-        if key not in allowed:
-            raise DreamfxError(f"{where}: unknown parameter; {name} takes {', '.join(allowed)}")
+    def dream_effect(self, **overrides) -> DreamEffect:
+        """A DreamEffect with this preset's parameters, ``overrides`` (not None) taking precedence."""
+        params = {**self.dream, **{k: v for k, v in overrides.items() if v is not None}}
+        construction = {k: params[k] for k in CONSTRUCTION_KEYS[1:] if k in params}
         try:
-            setattr(plugin, key, value)
-        except (TypeError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if isinstance(exc, ValueError) else "wrong type"
-            raise DreamfxError(f"{where} = {value!r}: {reason}") from None
-    return plugin
+            effect = DreamEffect(self._model_path(params.get("model", "default")), **construction)
+        except DreamfxError as exc:
+            raise DreamfxError(f"{self.where}: [dream] {exc}") from None
+        for key in TUNABLE:
+            if key in params:
+                value = params[key]
+                try:
+                    setattr(effect, key, tuple(value) if key == "band_hz" and isinstance(value, list) else value)
+                except DreamfxError as exc:
+                    raise DreamfxError(f"{self.where}: dream.{key} = {value!r}: {exc}") from None
+        return effect
+
+    def _model_path(self, model) -> Path | None:
+        if model == "default":
+            return None
+        path = Path(model)
+        if not path.is_absolute() and self.path is not None:
+            path = self.path.parent / path
+        if not path.is_file():
+            raise DreamfxError(f"{self.where}: dream.model = {model!r}: no such file (a relative path is relative "
+                               "to the preset file; \"default\" is the bundled model)")
+        return path
+
+    def build_chain(self, **overrides) -> Chain:
+        """The preset's whole chain, the dream stage built with ``overrides``."""
+        return Chain(self.dream_effect(**overrides) if stage["plugin"] == "dream" else self._native_plugin(i, stage)
+                     for i, stage in enumerate(self.chain))
+
+    def _native_plugin(self, index: int, stage: dict):
+        params = dict(stage)
+        name = params.pop("plugin")
+        plugin = getattr(pedalboard, name)()
+        allowed = plugin_parameter_names(plugin)
+        for key, value in params.items():
+            where = f"{self.where}: chain[{index}].{key}"
+            if key not in allowed:
+                raise DreamfxError(f"{where}: {name} has no parameter {key!r}; it takes "
+                                   f"{', '.join(allowed) or 'no parameters'}")
+            current = getattr(plugin, key)
+            if hasattr(type(current), "__members__"):  # an enum (LadderFilter.mode): stored by name
+                members = list(type(current).__members__)
+                if value not in members:
+                    raise DreamfxError(f"{where} = {value!r}: use one of {', '.join(members)}")
+                value = type(current).__members__[value]
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise DreamfxError(f"{where} = {value!r}: must be a number")
+            try:
+                setattr(plugin, key, value)
+            except (TypeError, ValueError) as exc:
+                raise DreamfxError(f"{where} = {value!r}: {str(exc).splitlines()[0]}") from None
+        return plugin
+
+    def document(self) -> dict:
+        """The TOML document of this preset (what :func:`save_preset` writes)."""
+        doc = {"version": PRESET_VERSION, "name": self.name, "description": self.description, "dream": self.dream}
+        if self.midi is not None:
+            m = self.midi
+            doc["midi"] = {"notes": m.notes, "programs": list(m.programs),
+                           "cc": {str(number): name for number, name in sorted(m.cc.items())}}
+        doc["chain"] = self.chain
+        return doc
+
+    @classmethod
+    def from_chain(cls, chain: Chain, name: str, description: str = "", midi: MidiMap | None = None) -> Preset:
+        """The preset that builds ``chain`` again, with its current parameters."""
+        if len(chain.dream_effects) != 1:
+            raise DreamfxError(f"a preset holds exactly one DreamEffect; this chain has {len(chain.dream_effects)}")
+        stages = [{"plugin": "dream"} if isinstance(p, DreamEffect) else
+                  {"plugin": type(p).__name__, **plugin_parameters(p)} for p in chain]
+        for stage in stages:
+            if stage["plugin"] not in NATIVE_PLUGINS + ("dream",):
+                raise DreamfxError(f"{stage['plugin']} cannot be saved in a preset: presets hold the dream and "
+                                   f"{', '.join(NATIVE_PLUGINS)}")
+        return cls(name, description, None, chain.dream_effects[0].parameters(), midi, stages)
+
+
+def plugin_parameter_names(plugin) -> list[str]:
+    """The settable parameters of a native pedalboard plugin (its properties, e.g. room_size)."""
+    return sorted(k for k, v in vars(type(plugin)).items()
+                  if isinstance(v, property) and v.fset is not None and not k.startswith("_"))
+
+
+def plugin_parameters(plugin) -> dict:
+    """A native plugin's parameter values as TOML values: floats at the float32 precision pedalboard keeps
+    (0.12, not 0.11999999731779099), enums by name."""
+    params = {}
+    for key in plugin_parameter_names(plugin):
+        value = getattr(plugin, key)
+        params[key] = value.name if hasattr(type(value), "__members__") else float(str(np.float32(value)))
+    return params
 
 
 def _fail(where: str, message: str):
     raise DreamfxError(f"{where}: {message}")
 
 
+def _check_type(where: str, key: str, value, kind, what: str) -> None:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        _fail(where, f"{key} = {value!r}: must be {what}")
+
+
 def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
-    """Validate the structure of a parsed TOML document and return a Preset."""
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        _fail(where, f"unknown key {sorted(unknown)[0]!r}; allowed top-level keys: {', '.join(sorted(TOP_KEYS))}")
+    """Check the structure of a parsed TOML document and return a Preset (values are checked by
+    :meth:`Preset.build_chain`)."""
+    for key in data:
+        if key not in TOP_KEYS:
+            _fail(where, f"unknown key {key!r}; allowed top-level keys: {', '.join(TOP_KEYS)}")
     if data.get("version") != PRESET_VERSION:
-        _fail(where, f"version = {data.get('version')!r}; this dreamfx reads presets with version = {PRESET_VERSION}")
-    name = data.get("name", path.stem if path else "preset")
-    description = data.get("description", "")
-    for key, value in (("name", name), ("description", description)):
-        if not isinstance(value, str):
-            _fail(where, f"{key} = {value!r} must be a string")
+        _fail(where, f"version = {data.get('version')!r}: this dreamfx reads presets with version = {PRESET_VERSION}")
+    name, description = data.get("name", path.stem if path else "preset"), data.get("description", "")
+    _check_type(where, "name", name, str, "a string")
+    _check_type(where, "description", description, str, "a string")
     dream = data.get("dream", {})
-    if not isinstance(dream, dict):
-        _fail(where, "[dream] must be a table")
-    unknown = set(dream) - DREAM_KEYS
-    if unknown:
-        _fail(where, f"dream.{sorted(unknown)[0]} is not a dream parameter; allowed: {', '.join(sorted(DREAM_KEYS))}")
+    _check_type(where, "dream", dream, dict, "a table ([dream])")
+    for key in dream:
+        if key not in DREAM_KEYS:
+            _fail(where, f"dream.{key} is not a dream parameter; allowed: {', '.join(DREAM_KEYS)}")
+    midi = _parse_midi(data["midi"], where) if "midi" in data else None
     chain = data.get("chain", [{"plugin": "dream"}])
     if not isinstance(chain, list) or not all(isinstance(s, dict) for s in chain):
         _fail(where, "chain must be an array of tables ([[chain]])")
     for i, stage in enumerate(chain):
         plugin = stage.get("plugin")
         if plugin != "dream" and plugin not in NATIVE_PLUGINS:
-            _fail(where, f"chain[{i}].plugin = {plugin!r}; use \"dream\" or one of {', '.join(NATIVE_PLUGINS)}")
+            _fail(where, f"chain[{i}].plugin = {plugin!r}: use \"dream\" or one of {', '.join(NATIVE_PLUGINS)}")
         if plugin == "dream" and len(stage) > 1:
             _fail(where, f"chain[{i}]: the dream stage takes its parameters from [dream], not from the chain entry")
     if sum(s.get("plugin") == "dream" for s in chain) != 1:
         _fail(where, "chain must contain exactly one stage with plugin = \"dream\"")
-    return Preset(name, description, path, dict(dream), [dict(s) for s in chain])
+    return Preset(name, description, path, dict(dream), midi, [dict(s) for s in chain])
 
 
-def preset_path(name_or_path: str | Path) -> Path:
-    """A preset name (file in presets/) or a path to a .toml file."""
+def _parse_midi(table, where: str) -> MidiMap:
+    _check_type(where, "midi", table, dict, "a table ([midi])")
+    for key in table:
+        if key not in MIDI_KEYS:
+            _fail(where, f"midi.{key} is not a MIDI setting; allowed: {', '.join(MIDI_KEYS)}")
+    cc = table.get("cc", {})
+    _check_type(where, "midi.cc", cc, dict, "a table of controller number = parameter name")
+    numbers = {}
+    for number, name in cc.items():
+        if not number.isdigit() or not 0 <= int(number) <= 127:
+            _fail(where, f"midi.cc.{number}: controller numbers are 0..127")
+        if name not in PARAMETERS:
+            _fail(where, f"midi.cc.{number} = {name!r}: use one of {', '.join(PARAMETERS)}")
+        numbers[int(number)] = name
+    notes = table.get("notes", True)
+    _check_type(where, "midi.notes", notes, bool, "true or false")
+    programs = table.get("programs", [])
+    if not isinstance(programs, list) or not all(isinstance(p, str) for p in programs) or len(programs) > 128:
+        _fail(where, f"midi.programs = {programs!r}: must be a list of at most 128 preset names")
+    return MidiMap(numbers, notes, tuple(programs))
+
+
+def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A preset name (file in presets/) or a path to a .toml file (relative to ``relative_to``'s folder)."""
     p = Path(name_or_path)
+    if relative_to is not None and p.suffix == ".toml" and not p.is_absolute():
+        p = relative_to.parent / p
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise DreamfxError(f"preset file {p} not found")
         return p
     candidate = PRESET_DIR / f"{name_or_path}.toml"
     if not candidate.is_file():
-        names = ", ".join(sorted(f.stem for f in PRESET_DIR.glob("*.toml"))) or "(none)"
-        raise DreamfxError(f"unknown preset {str(name_or_path)!r}: available presets are {names}")
+        raise DreamfxError(f"unknown preset {str(name_or_path)!r}: available presets are "
+                           f"{', '.join(preset_names()) or '(none)'}")
     return candidate
 
 
+def preset_names() -> list[str]:
+    """Names of the shipped presets, sorted."""
+    return sorted(f.stem for f in PRESET_DIR.glob("*.toml"))
+
+
 def load_preset(name_or_path: str | Path) -> Preset:
-    """Load and validate a preset by name or path; its plugins are checked by building them."""
+    """Load a preset by name or path and check its structure and its native plugins' parameters."""
     path = preset_path(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -157,8 +268,32 @@ def load_preset(name_or_path: str | Path) -> Preset:
         raise DreamfxError(f"{path}: not a UTF-8 text file") from None
     preset = parse_preset(data, str(path), path)
     for i, stage in enumerate(preset.chain):  # fail now, not at render time
-        params = dict(stage)
-        name = params.pop("plugin")
-        if name != "dream":
-            _native_plugin(preset, i, name, params)
+        if stage["plugin"] != "dream":
+            preset._native_plugin(i, stage)
+    for i, program in enumerate(preset.midi_map().programs):
+        try:
+            preset_path(program, relative_to=path)
+        except DreamfxError as exc:
+            raise DreamfxError(f"{path}: midi.programs[{i}] = {program!r}: {exc}") from None
     return preset
+
+
+def validate_preset(name_or_path: str | Path) -> Preset:
+    """Everything :func:`load_preset` checks, plus the model and every dream value (builds the chain)."""
+    preset = load_preset(name_or_path)
+    preset.build_chain()
+    return preset
+
+
+def save_preset(preset: Preset, path: str | Path) -> Path:
+    """Write ``preset`` as TOML to ``path`` (atomically); a relative model path is kept pointing at the model."""
+    path = Path(path)
+    if path.suffix != ".toml":
+        raise DreamfxError(f"a preset file ends in .toml, got {path}")
+    doc = preset.document()
+    model = preset.dream.get("model", "default")
+    if model != "default" and not Path(model).is_absolute() and preset.path is not None:
+        doc["dream"] = {**preset.dream, "model": os.path.relpath(preset.path.parent / model, path.parent)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return path

@@ -1,11 +1,16 @@
-"""Presets are validated data: every mistake is one line naming file, key and what is allowed."""
+"""Presets are validated data: every mistake is one line naming file, key path, bad value and what is allowed;
+every shipped preset round-trips through TOML exactly and renders the example clip cleanly."""
 
 from __future__ import annotations
 
+import numpy as np
 import pedalboard
 import pytest
+from click.testing import CliRunner
 
 from dreamfx import Chain, DreamEffect, DreamfxError, load_preset
+from dreamfx.cli import cli
+from dreamfx.presets import Preset, plugin_parameters, preset_names, save_preset, validate_preset
 
 GOOD = '''version = 1
 name = "t"
@@ -19,20 +24,50 @@ gain_db = -3.0
 plugin = "dream"
 '''
 
+
+def edit(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+# (case, preset text, the part of the message that names key path, bad value and what is allowed)
 BAD = [
-    ("unknown top-level key", "colour = 'red'\n" + GOOD, "unknown key 'colour'"),
-    ("wrong version", GOOD.replace("version = 1", "version = 7"), "version = 7; this dreamfx reads presets with version = 1"),
-    ("unknown dream key", GOOD.replace("intensity = 0.5", "intensty = 0.5"), "dream.intensty is not a dream parameter"),
-    ("out of range", GOOD.replace("intensity = 0.5", "intensity = 4.0"), "intensity must be a number in 0.0..1.0"),
-    ("wrong type", GOOD.replace("intensity = 0.5", "intensity = 'loud'"), "intensity must be a number"),
-    ("unknown layer", GOOD.replace('"conv2"', '"fc9"'), "unknown layer 'fc9'"),
-    ("unknown plugin", GOOD.replace('"Gain"', '"Flanger"'), "chain[0].plugin = 'Flanger'"),
-    ("unknown plugin parameter", GOOD.replace("gain_db", "gain_dbb"), "chain[0] (Gain).gain_dbb: unknown parameter; Gain takes gain_db"),
-    ("bad plugin value", GOOD.replace("gain_db = -3.0", "gain_db = 'x'"), "chain[0] (Gain).gain_db = 'x': wrong type"),
-    ("no dream stage", GOOD.replace('plugin = "dream"', 'plugin = "Reverb"'), "exactly one stage with plugin = \"dream\""),
+    ("unknown top-level key", "colour = 'red'\n" + GOOD, "unknown key 'colour'; allowed top-level keys: version"),
+    ("wrong version", edit("version = 1", "version = 7"), "version = 7: this dreamfx reads presets with version = 1"),
+    ("name not a string", edit('name = "t"', "name = 3"), "name = 3: must be a string"),
+    ("dream not a table", edit("[dream]\nintensity = 0.5\nlayer = \"conv2\"", "dream = 1"), "dream = 1: must be a table"),
+    ("unknown dream key", edit("intensity = 0.5", "intensty = 0.5"),
+     "dream.intensty is not a dream parameter; allowed: model, backend"),
+    ("out of range", edit("intensity = 0.5", "intensity = 4.0"),
+     "dream.intensity = 4.0: intensity must be a number in 0.0..1.0"),
+    ("wrong type", edit("intensity = 0.5", "intensity = 'loud'"), "dream.intensity = 'loud': intensity must be a number"),
+    ("integer expected", edit("intensity = 0.5", "iterations = 2.5"), "dream.iterations = 2.5: iterations must be an integer in 0..256"),
+    ("bool expected", edit("intensity = 0.5", "preserve_level = 1"), "dream.preserve_level = 1: preserve_level must be True or False"),
+    ("unknown layer", edit('"conv2"', '"fc9"'), "dream.layer = 'fc9': unknown layer 'fc9': use one of conv1, conv2, conv3, conv4"),
+    ("channel out of range", edit('layer = "conv2"', 'layer = "conv2"\nchannel = 99'),
+     "dream.channel = 99: channel 99 is out of range for layer 'conv2': use 0..31"),
+    ("unknown class", edit("intensity = 0.5", "target = 'polka'"), "dream.target = 'polka': unknown target class 'polka': this model knows classical"),
+    ("band upside down", edit("intensity = 0.5", "band_hz = [4000.0, 200.0]"),
+     "dream.band_hz = [4000.0, 200.0]: band_hz must be two frequencies (low, high) with 0 <= low < high"),
+    ("bad chunking", edit("intensity = 0.5", "chunk_frames = 5"), "[dream] chunk_frames + context_frames must be a multiple of 8"),
+    ("missing model", edit("[dream]", "[dream]\nmodel = 'missing.safetensors'"),
+     "dream.model = 'missing.safetensors': no such file (a relative path is relative to the preset file"),
+    ("unknown backend", edit("[dream]", "[dream]\nbackend = 'tensorflow'"),
+     "[dream] unknown backend 'tensorflow': use one of auto, torch, torchscript, onnxruntime"),
+    ("unknown plugin", edit('"Gain"', '"Flanger"'), "chain[0].plugin = 'Flanger': use \"dream\" or one of Bitcrush"),
+    ("unknown plugin parameter", edit("gain_db", "gain_dbb"), "chain[0].gain_dbb: Gain has no parameter 'gain_dbb'; it takes gain_db"),
+    ("plugin value of the wrong type", edit("gain_db = -3.0", "gain_db = 'x'"), "chain[0].gain_db = 'x': must be a number"),
+    ("plugin enum", edit('plugin = "Gain"\ngain_db = -3.0', 'plugin = "LadderFilter"\nmode = "LPF48"'),
+     "chain[0].mode = 'LPF48': use one of LPF12, HPF12, BPF12, LPF24, HPF24, BPF24"),
+    ("no dream stage", edit('plugin = "dream"', 'plugin = "Reverb"'), "exactly one stage with plugin = \"dream\""),
+    ("dream stage with parameters", edit('plugin = "dream"', 'plugin = "dream"\nintensity = 1.0'),
+     "chain[1]: the dream stage takes its parameters from [dream]"),
+    ("chain not an array", "chain = 'dream'\n" + GOOD.split("[[chain]]")[0], "chain must be an array of tables"),
+    ("unknown MIDI key", GOOD + "[midi]\nchannel = 3\n", "midi.channel is not a MIDI setting; allowed: cc, notes, programs"),
+    ("MIDI controller out of range", GOOD + "[midi.cc]\n200 = 'intensity'\n", "midi.cc.200: controller numbers are 0..127"),
+    ("MIDI unknown parameter", GOOD + "[midi.cc]\n7 = 'volume'\n", "midi.cc.7 = 'volume': use one of intensity, mix"),
+    ("MIDI program of an unknown preset", GOOD + "[midi]\nprograms = ['default', 'nope']\n", "unknown preset 'nope'"),
     ("invalid TOML", "version = = 1", "invalid TOML"),
-    ("missing model", GOOD.replace("[dream]", "[dream]\nmodel = 'missing.safetensors'"), "missing.safetensors not found"),
-    ("unknown backend", GOOD.replace("[dream]", "[dream]\nbackend = 'tensorflow'"), "unknown backend 'tensorflow'"),
 ]
 
 
@@ -41,30 +76,127 @@ def test_bad_presets_are_rejected_with_the_key_path(case, text, message, tmp_pat
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(DreamfxError) as err:
-        load_preset(path).build_chain()
-    assert message in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+        validate_preset(path)
+    text = str(err.value)
+    assert message in text and text.startswith(str(path)) and "\n" not in text
 
 
 def test_good_preset_builds_chain_in_order(tmp_path):
     path = tmp_path / "good.toml"
     path.write_text(GOOD)
-    chain = load_preset(path).build_chain(iterations=3)
-    assert isinstance(chain, Chain)
+    chain = Chain.from_preset(path, iterations=3)
     assert isinstance(chain[0], pedalboard.Gain) and chain[0].gain_db == -3.0
     assert isinstance(chain[1], DreamEffect) and chain[1].layer == "conv2" and chain[1].iterations == 3
     assert chain[1].intensity == 0.5
+    assert DreamEffect.from_preset(path).layer == "conv2"
 
 
-def test_shipped_default_preset_loads():
-    chain = load_preset("default").build_chain()
-    assert len(chain.dream_effects) == 1
-    with pytest.raises(DreamfxError, match="available presets are default"):
+def test_at_least_ten_distinct_presets_ship():
+    names = preset_names()
+    assert len(names) >= 10 and "default" in names
+    presets = [load_preset(n) for n in names]
+    assert all(p.name == n and p.description for p, n in zip(presets, names))
+    assert len({p.description for p in presets}) == len(presets)
+    with pytest.raises(DreamfxError, match="available presets are ambient-wash, .*default"):
         load_preset("no-such-preset")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_shipped_preset_round_trips_exactly(name, tmp_path):
+    """load -> save -> load gives the same document; a chain built from it saves back to the same parameters."""
+    first = load_preset(name)
+    save_preset(first, tmp_path / "a.toml")
+    again = load_preset(tmp_path / "a.toml")
+    assert again.document() == first.document()
+
+    chain = again.build_chain()
+    chain.save_preset(tmp_path / "b.toml", name, first.description, first.midi)
+    rebuilt = Chain.from_preset(tmp_path / "b.toml")
+    assert [type(p) for p in rebuilt] == [type(p) for p in chain]
+    for built, original in zip(rebuilt, chain):
+        if isinstance(original, DreamEffect):
+            assert built.parameters() == original.parameters()
+        else:
+            assert plugin_parameters(built) == plugin_parameters(original)
+    rebuilt.save_preset(tmp_path / "c.toml", name, first.description, first.midi)
+    assert (tmp_path / "c.toml").read_text() == (tmp_path / "b.toml").read_text()
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(reference ** 2) / max(np.sum((reference - other) ** 2), 1e-30)))
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_shipped_preset_renders_the_example_clip(name, example, measured):
+    """Finite, below 0 dBFS, audibly dreamed; at intensity 0 the chain nulls against the same chain without
+    the dream stage."""
+    audio, sr = example
+    preset = load_preset(name)
+    out = preset.build_chain()(audio, sr)
+    without_dream = Chain(p for p in preset.build_chain() if not isinstance(p, DreamEffect))(audio, sr)
+    at_zero = preset.build_chain(intensity=0.0)(audio, sr)
+    peak_db = 20 * np.log10(np.abs(out).max())
+    dream_db = -snr_db(without_dream, out)  # level of what the dream changed, relative to the dry chain
+    null_db = snr_db(without_dream, at_zero)
+    measured(f"preset {name}: peak {peak_db:.2f} dBFS, dream change {dream_db:.1f} dB, null at intensity 0 "
+             f"{null_db:.1f} dB")
+    assert np.isfinite(out).all() and out.shape == audio.shape
+    assert peak_db < 0
+    assert dream_db > -30  # the dream is audible, not a rounding error
+    assert null_db > 60
+
+
+def test_band_confines_the_dream(example):
+    """Outside band_hz (beyond the third-octave taper) the spectrum is the input's; inside it changes."""
+    import torch
+    audio, sr = example
+    audio = audio[:, : 4 * sr]
+    effect = DreamEffect(intensity=1.0, iterations=8, band_hz=(800.0, 3000.0), preserve_level=False)
+    out = effect(audio, sr)
+
+    def spectrum_db(x):
+        s = torch.stft(torch.from_numpy(x.mean(0)), 2048, 512, window=torch.hann_window(2048), return_complex=True)
+        return 20 * torch.log10(s.abs().mean(-1) + 1e-7).numpy()
+
+    freqs = np.arange(1025) * sr / 2048
+    change = np.abs(spectrum_db(out) - spectrum_db(audio))
+    inside = change[(freqs > 800) & (freqs < 3000)].mean()
+    outside = change[((freqs > 100) & (freqs < 400)) | ((freqs > 6000) & (freqs < 16000))].mean()
+    assert inside > 1.0 and outside < 0.05 * inside, (inside, outside)
+
+
+def test_presets_cli_lists_shows_validates_and_saves(tmp_path):
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["presets", "list"])
+    assert listing.exit_code == 0 and all(n in listing.output for n in preset_names())
+    shown = runner.invoke(cli, ["presets", "show", "metal-hallucination"])
+    assert shown.exit_code == 0 and 'target = "metal"' in shown.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit("intensity = 0.5", "intensity = 4.0"))
+    checked = runner.invoke(cli, ["presets", "validate", str(bad), "default"], standalone_mode=False)
+    assert f"invalid: {bad}: dream.intensity = 4.0" in checked.output and "ok: default" in checked.output
+    assert isinstance(checked.exception, DreamfxError)
+    saved = runner.invoke(cli, ["presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset", "ambient-wash",
+                                "--intensity", "0.3", "--target", "jazz"])
+    assert saved.exit_code == 0, saved.output
+    mine = load_preset(tmp_path / "mine.toml")
+    assert mine.dream["intensity"] == 0.3 and mine.dream["target"] == "jazz" and mine.name == "mine"
+    assert [s["plugin"] for s in mine.chain] == [s["plugin"] for s in load_preset("ambient-wash").chain]
+    assert mine.midi == load_preset("ambient-wash").midi
 
 
 def test_preset_chooses_the_backend(tmp_path):
     path = tmp_path / "ort.toml"
-    path.write_text(GOOD.replace("[dream]", "[dream]\nbackend = 'onnxruntime'"))
+    path.write_text(edit("[dream]", "[dream]\nbackend = 'onnxruntime'"))
     dream = load_preset(path).build_chain().dream_effects[0]
     assert dream.backend.name == "onnxruntime"
     assert load_preset("default").build_chain(backend="torchscript").dream_effects[0].backend.name == "torchscript"
+
+
+def test_in_memory_model_cannot_be_saved(tmp_path):
+    from dreamfx.models import load_model, default_model_path
+    chain = Chain([DreamEffect(load_model(default_model_path()))])
+    with pytest.raises(DreamfxError, match="in-memory model"):
+        chain.save_preset(tmp_path / "x.toml", "x")
+    assert not (tmp_path / "x.toml").exists()
+    assert Preset.from_chain(Chain([DreamEffect()]), "y").dream["model"] == "default"
