@@ -15,6 +15,7 @@ import click
 from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_audio, write_audio
 from dreamfx.backends import BACKENDS
 from dreamfx.errors import DreamfxError
+from dreamfx.midi import PARAMETERS as MIDI_PARAMETERS
 from dreamfx.models import example_clip_path
 from dreamfx.presets import NATIVE_PLUGINS, load_preset
 
@@ -229,25 +230,49 @@ def demo(output: Path, preset: str) -> None:
 @click.option("--record", type=click.Path(path_type=Path), help="Save the MIDI played, timed to the chunks it "
               "changed, to this .mid file (replay it with process --automation).")
 @click.option("--duration", type=float, help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--learn", type=click.Choice(list(MIDI_PARAMETERS)), help="Bind the next MIDI controller moved to "
+              "this parameter, and save the preset with that MIDI map when the session ends.")
+@click.option("--save-preset", type=click.Path(path_type=Path), help="Where --learn saves the preset (default: "
+              "the preset file itself; needed for a shipped preset).")
 def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
-         midi_virtual, record, duration, **overrides) -> None:
-    """Process live audio input through a preset's chain (full duplex), optionally played with MIDI."""
+         midi_virtual, record, duration, learn, save_preset, **overrides) -> None:
+    """Process live audio input through a preset's chain (full duplex), optionally played with MIDI.
+
+    MIDI program change n switches to the preset's midi.programs[n] (default: the shipped presets in
+    `dreamfx presets list` order), crossfaded over one chunk.
+    """
     from dreamfx.live import LiveProcessor, run_live
     from dreamfx.midi import MidiControl, open_midi_input
+    from dreamfx.presets import PRESET_DIR, preset_names, preset_path
     if not 16 <= blocksize <= 8192:
         raise DreamfxError(f"--blocksize must be in 16..8192, got {blocksize}")
+    midi = midi_port is not None or midi_virtual is not None
+    if (record is not None or learn is not None) and not midi:
+        raise DreamfxError(f"{'--record' if record else '--learn'} needs MIDI input: add --midi-port or --midi-virtual")
     if record is not None:
         check_output_path(record, [], formats=(".mid",))
-        if midi_port is None and midi_virtual is None:
-            raise DreamfxError("--record saves MIDI input: add --midi-port or --midi-virtual")
+    source = load_preset(preset)
+    if learn is not None:
+        save_preset = save_preset or preset_path(preset)
+        if save_preset.resolve().parent == PRESET_DIR.resolve():
+            raise DreamfxError(f"--learn would change the shipped preset {source.name!r}: add --save-preset my.toml")
+        check_output_path(save_preset, [], overwrite=True, formats=(".toml",))
     chain = build_chain(preset, model, chain_spec, **overrides)
-    processor = LiveProcessor(chain, samplerate, channels, blocksize)
-    midi_in = control = None
-    if midi_port is not None or midi_virtual is not None:
-        control = MidiControl(chain.dream_effects[0])
+
+    def chain_factory(name: str):
+        return build_chain(name, model, None, backend=overrides["backend"], device=overrides["device"]), \
+            load_preset(name).midi
+
+    control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
+    processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control, chain_factory=chain_factory,
+                              programs=source.midi_map().programs or tuple(preset_names()), preset_name=source.name)
+    midi_in = None
+    if control is not None:
         control.recording = record is not None
+        if learn is not None:
+            control.learn(learn)
+            click.echo(f"MIDI learn: move the controller for {learn}", err=True)
         midi_in = open_midi_input(control, midi_port, midi_virtual)
-        control.attach(samplerate, channels)
         click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
     interactive = sys.stderr.isatty()
     report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
@@ -263,10 +288,27 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     if record is not None:
         control.save_recording(record, samplerate)
         click.echo(f"recorded {len(control.recorded)} MIDI messages to {record}")
+    if learn is not None:
+        _save_learned(source, control, save_preset)
     e = processor.engine.stats if processor.engine else None
     click.echo(("\n" if interactive else "") + f"stopped: {stats.chunks} chunks, xruns {stats.xruns}, late blocks "
-               f"{stats.late_blocks}, dropped frames {stats.dropped_frames}"
+               f"{stats.late_blocks}, dropped frames {stats.dropped_frames}, preset switches {stats.switches}"
                + (f", reduced chunks {e.reduced_chunks}, dry chunks {e.deadline_dry_chunks}" if e else ""))
+
+
+def _save_learned(source, control, path: Path) -> None:
+    """Save ``source`` with the controllers learned in this session bound in its MIDI map."""
+    from dreamfx.presets import save_preset
+    if not control.learned:
+        click.echo("MIDI learn: no controller was moved; nothing saved")
+        return
+    midi_map = source.midi_map()
+    for number, name in control.learned:
+        midi_map.bind(number, name)
+    source.midi = midi_map
+    save_preset(source, path)
+    bindings = ", ".join(f"CC{number} -> {name}" for number, name in control.learned)
+    click.echo(f"MIDI learn: {bindings}; saved to {path}")
 
 
 @cli.group()

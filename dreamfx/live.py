@@ -2,7 +2,7 @@
 
     audio callback (PortAudio thread)          worker thread
     input  -> inbox ring ------------------->  chunk = inbox (one dream chunk)
-    input  -> dry delay ring                   deadline (MIDI: the engine's before_chunk)
+    input  -> dry delay ring                   queued MIDI applied, deadline set
     output <- outbox ring <------------------  outbox <- chain(chunk, reset=False)
             (or the dry delay ring, when the worker is late)
 
@@ -11,6 +11,11 @@ dream a deadline for each chunk (the time until the outbox would run dry,
 times ``load_target``), so under load it runs fewer iterations, then none
 (the chunk passes dry; overlap-add crossfades the change).  Only if it is
 later still does the callback play the dry signal for a block, and counts it.
+
+Switching presets (MIDI program change, :meth:`LiveProcessor.switch_to`): a
+helper thread builds the new chain and its dream-step graphs; the worker then
+primes it with the last few chunks of input (no dreaming, so it is quick),
+runs the next chunk through both chains and crossfades them over that chunk.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import collections
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from dreamfx.chain import Chain
+from dreamfx.engine import DreamEngine, EngineStats
 from dreamfx.errors import DreamfxError
+from dreamfx.midi import MidiControl, MidiMap
 from dreamfx.ringbuffer import RingBuffer
 
 MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
@@ -40,6 +48,21 @@ class LiveStats:
     worker_load: float = 0.0   # worker time per chunk / chunk duration (running average)
     in_peak: float = 0.0       # peak input level of the latest chunk
     out_peak: float = 0.0      # peak output level of the latest chunk
+    switches: int = 0          # preset switches done (each crossfaded over one chunk)
+
+
+@dataclass
+class PresetSwitch:
+    """A chain built and warmed up off the worker, waiting to be crossfaded in."""
+
+    name: str
+    chain: Chain
+    engine: DreamEngine | None
+    midi_map: MidiMap | None
+
+
+# Builds a preset's chain by name: (chain, its MIDI map or None for the default).
+ChainFactory = Callable[[str], tuple[Chain, MidiMap | None]]
 
 
 class LiveProcessor:
@@ -48,15 +71,22 @@ class LiveProcessor:
     chain: the effects; its first DreamEffect sets the chunk size.
     blocksize: frames per callback (the callback also accepts other sizes up to MAX_BLOCK).
     load_target: share of the time until the output runs dry that the dream may use.
+    control: MIDI control of the dream; its queued messages are applied before each chunk.
+    chain_factory / programs: for preset switching; program change n selects ``programs[n]``.
     """
 
-    def __init__(self, chain: Chain, sample_rate: int, channels: int, blocksize: int, load_target: float = 0.7):
+    def __init__(self, chain: Chain, sample_rate: int, channels: int, blocksize: int, load_target: float = 0.7,
+                 control: MidiControl | None = None, chain_factory: ChainFactory | None = None,
+                 programs: tuple[str, ...] = (), preset_name: str = ""):
         self.chain, self.sample_rate, self.channels = chain, sample_rate, channels
         self.load_target = load_target
-        dreams = chain.dream_effects
-        self.engine = dreams[0].engine(sample_rate, channels) if dreams else None
-        if self.engine is not None:
-            self.engine.backend.warm_up()  # no export or trace may happen on the worker while streaming
+        self.control, self.chain_factory, self.programs = control, chain_factory, programs
+        if control is not None:
+            control.on_program = self.program_change
+        self.preset_name = preset_name
+        self.notice = ""  # the latest switch or MIDI-learn event, for the status line
+        self.incoming: collections.deque[PresetSwitch] = collections.deque()  # builder thread -> worker
+        self.engine = self._prepare(chain)
         self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
         # The worker starts a chunk when its last sample arrives, while the outbox still holds two chunks
         # minus the one just consumed: one chunk of time to dream, plus one callback block of margin.
@@ -69,6 +99,10 @@ class LiveProcessor:
         self.dry = RingBuffer(channels, self.latency + capacity)
         self.dry_block = np.zeros((channels, MAX_BLOCK), dtype=np.float32)
         self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
+        # Input before the current chunk, enough for a new chain's model context and STFT overlap.
+        history = 0 if self.engine is None else self.engine.context_frames * self.engine.stft.hop + self.engine.stft.pad
+        self.history = np.zeros((channels, -(-history // self.chunk) * self.chunk + self.chunk), dtype=np.float32)
+        self.fade_in = (0.5 - 0.5 * np.cos(np.pi * (np.arange(self.chunk) + 0.5) / self.chunk)).astype(np.float32)
         self.stats = LiveStats()
         self.owed = 0  # frames of the outbox the callback replaced with dry (skipped when it catches up)
         self._stop = threading.Event()
@@ -84,9 +118,19 @@ class LiveProcessor:
         self.outbox.write(np.zeros((self.channels, self.prefill), dtype=np.float32))
         self.dry.write(np.zeros((self.channels, self.latency), dtype=np.float32))
         self.owed = 0
+        self.history[:] = 0
         self.chain.reset()
         if self.engine is not None:
             self.engine.take_whole_chunks()
+
+    def _prepare(self, chain: Chain) -> DreamEngine | None:
+        """The engine of ``chain``'s first dream, with every dream-step graph built (no export or trace may
+        happen on the worker while streaming)."""
+        dreams = chain.dream_effects
+        engine = dreams[0].engine(self.sample_rate, self.channels) if dreams else None
+        if engine is not None:
+            engine.backend.warm_up()
+        return engine
 
     # --- audio thread ------------------------------------------------------------------------
     def callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:
@@ -143,18 +187,83 @@ class LiveProcessor:
         self.inbox.read_into(self.chunk_in)
         if not np.isfinite(self.chunk_in).all():  # never from a sound card, but never passed on either
             np.nan_to_num(self.chunk_in, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        if self.engine is not None:
-            ahead = (self.outbox.size - self.owed) / self.sample_rate  # seconds until the output runs dry
-            self.engine.deadline = started + self.load_target * ahead
-        out = self.chain(self.chunk_in, self.sample_rate, reset=False)
-        if not np.isfinite(out).all():  # a native plugin misbehaving: never pass NaN on
-            out = np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+        if self.control is not None:
+            self.control.apply_pending(self.stats.chunks * self.chunk)
+        ahead = (self.outbox.size - self.owed) / self.sample_rate  # seconds until the output runs dry
+        deadline = started + self.load_target * ahead
+        switch = self.incoming.popleft() if self.incoming else None
+        if switch is not None:
+            self._prime(switch)
+            deadline = started + 0.5 * (deadline - started)  # the old chain's share; the new one gets the rest
+        out = self._run_chain(self.chain, self.engine, deadline)
+        if switch is not None:
+            new = self._run_chain(switch.chain, switch.engine, started + self.load_target * ahead)
+            out += self.fade_in * (new - out)
+            self._adopt(switch)
+        self.history[:, :-self.chunk] = self.history[:, self.chunk:]
+        self.history[:, -self.chunk:] = self.chunk_in
         self.outbox.write(out)
         stats = self.stats
         stats.chunks += 1
         stats.in_peak, stats.out_peak = float(np.abs(self.chunk_in).max()), float(np.abs(out).max())
         load = (time.perf_counter() - started) * self.sample_rate / self.chunk
         stats.worker_load = load if stats.chunks == 1 else 0.9 * stats.worker_load + 0.1 * load
+
+    def _run_chain(self, chain: Chain, engine: DreamEngine | None, deadline: float) -> np.ndarray:
+        """chain(chunk) under ``deadline``; never NaN (a native plugin misbehaving is zeroed)."""
+        if engine is not None:
+            engine.deadline = deadline
+        out = chain(self.chunk_in, self.sample_rate, reset=False)
+        return out if np.isfinite(out).all() else np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+    # --- preset switching --------------------------------------------------------------------
+    def program_change(self, program: int) -> None:
+        """MIDI program change (called on the worker): switch to ``programs[program]``."""
+        if not 0 <= program < len(self.programs):
+            self.notice = f"program {program}: no preset (0..{len(self.programs) - 1})"
+            return
+        self.switch_to(self.programs[program])
+
+    def switch_to(self, name: str) -> None:
+        """Build preset ``name`` on a helper thread; the worker crossfades to it once it is ready."""
+        if self.chain_factory is None:
+            self.notice = f"cannot switch to {name!r}: no chain factory"
+            return
+        self.notice = f"loading {name}"
+        threading.Thread(target=self._build, args=(name,), name="dreamfx-preset-builder", daemon=True).start()
+
+    def _build(self, name: str) -> None:
+        try:
+            chain, midi_map = self.chain_factory(name)
+            engine = self._prepare(chain)
+            chunk = engine.chunk_samples if engine else self.chunk
+            latency = chain.latency_samples(self.sample_rate) - (engine.chunk_wait if engine else 0) + self.prefill
+            if chunk != self.chunk or latency != self.latency:
+                raise DreamfxError(f"its chunk ({chunk} samples) and latency ({latency}) differ from the running "
+                                   f"preset's ({self.chunk}, {self.latency}); start dreamfx live with it instead")
+            chain.reset()
+            if engine is not None:
+                engine.take_whole_chunks()
+            self.incoming.append(PresetSwitch(name, chain, engine, midi_map))
+        except DreamfxError as exc:
+            self.notice = f"preset {name!r} not loaded: {exc}"
+
+    def _prime(self, switch: PresetSwitch) -> None:
+        """Run the input history through the new chain without dreaming, so its STFT overlap, model context
+        and plugin tails match the stream."""
+        if switch.engine is not None:
+            switch.engine.deadline = 0.0  # already passed: no iterations
+        for start in range(0, self.history.shape[1], self.chunk):
+            switch.chain(self.history[:, start:start + self.chunk], self.sample_rate, reset=False)
+        if switch.engine is not None:
+            switch.engine.stats = EngineStats()
+
+    def _adopt(self, switch: PresetSwitch) -> None:
+        self.chain, self.engine, self.preset_name = switch.chain, switch.engine, switch.name
+        if self.control is not None and switch.chain.dream_effects:
+            self.control.retarget(switch.chain.dream_effects[0], switch.midi_map)
+        self.stats.switches += 1
+        self.notice = f"switched to {switch.name}"
 
 
 # --- sounddevice ---------------------------------------------------------------------------------
@@ -240,5 +349,6 @@ def status_line(processor: LiveProcessor) -> str:
         e = engine.stats
         dream = (f" | intensity {engine.settings.intensity:.2f} iterations {e.last_iterations}/"
                  f"{engine.settings.iterations} reduced {e.reduced_chunks} dry {e.deadline_dry_chunks}")
+    notice = f" | {processor.notice}" if processor.notice else ""
     return (f"in {db(s.in_peak)} out {db(s.out_peak)}{dream} | load {100 * s.worker_load:3.0f}% "
-            f"xruns {s.xruns} late {s.late_blocks}")
+            f"xruns {s.xruns} late {s.late_blocks}{notice}")

@@ -5,9 +5,10 @@ CC4 -> step, CC5 -> layer; note-on -> dream toward class ``note % n_classes``
 with intensity velocity / 127; note-off -> back to the objective and intensity
 held before the note.
 
-Messages arrive on rtmidi's thread and are only queued there; the engine
-applies them on the worker thread before each chunk (:meth:`MidiControl.attach`),
-so the audio callback never sees MIDI.  Intensity and mix changes are ramped
+Messages arrive on rtmidi's thread and are only queued there; the live
+worker applies them before each chunk (:meth:`MidiControl.apply_pending`), so
+the audio callback never sees MIDI.  ``learn(parameter)`` binds the next
+controller moved to that parameter.  Intensity and mix changes are ramped
 frame by frame across the chunk by the engine (no zipper noise).
 
 A performance can be recorded (each message stamped with the start of the chunk
@@ -72,11 +73,21 @@ class MidiControl:
         self.received = 0
         self.recorded: list[tuple[int, list[int]]] = []  # (stream sample, message) when recording
         self.recording = False
+        self.learning: str | None = None  # the parameter the next controller moved is bound to
+        self.learned: list[tuple[int, str]] = []  # (controller, parameter) bound by learning
 
-    def attach(self, sample_rate: int, channels: int) -> None:
-        """Apply queued messages before every chunk of the effect's engine for this rate and channel count."""
-        engine = self.effect.engine(sample_rate, channels)
-        engine.before_chunk.append(lambda index: self.apply_pending(index * engine.chunk_samples))
+    def learn(self, parameter: str) -> None:
+        """Bind the next controller moved to ``parameter`` (one of PARAMETERS)."""
+        if parameter not in PARAMETERS:
+            raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(PARAMETERS)}")
+        self.learning = parameter
+
+    def retarget(self, effect: DreamEffect, midi_map: MidiMap | None) -> None:
+        """Control another effect (a preset switch); a sounding note is forgotten, a learned binding kept."""
+        self.effect, self.held = effect, None
+        self.map = midi_map or MidiMap()
+        for number, name in self.learned:
+            self.map.bind(number, name)
 
     def queue(self, message: list[int]) -> None:
         """Thread-safe, non-blocking: keep a message for the next chunk."""
@@ -108,6 +119,10 @@ class MidiControl:
             return
         self.received += 1
         kind, data = message[0] & 0xF0, message[1:]
+        if kind == CC and self.learning is not None:
+            self.map.bind(data[0], self.learning)
+            self.learned.append((data[0], self.learning))
+            self.learning = None
         if kind == CC and data[0] in self.map.cc:
             self._set_parameter(self.map.cc[data[0]], data[1] if len(data) > 1 else 0)
         elif kind == NOTE_ON and self.map.notes and len(data) > 1 and data[1] > 0:

@@ -162,11 +162,10 @@ def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, w
     from dreamfx.live import LiveProcessor
     from dreamfx.midi import Automation, MidiControl, open_midi_input
     effect = DreamEffect(intensity=0.2, iterations=2)
-    processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK)
     control = MidiControl(effect)
+    processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK, control=control)
     control.recording = True
     port = open_midi_input(control, virtual="dreamfx-test-in")
-    control.attach(SR, 2)
     live = trajectory(effect, processor.engine)
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
     sender.open_port(next(i for i, p in enumerate(sender.get_ports()) if "dreamfx-test-in" in p))
@@ -247,3 +246,145 @@ def test_graphs_are_built_before_streaming():
     processor = LiveProcessor(Chain([DreamEffect(backend="torchscript")]), SR, 2, BLOCK)
     assert sorted(layer for layer, _ in processor.engine.backend.graphs) == ["conv1", "conv2", "conv3", "conv4",
                                                                              "logits"]
+
+
+def drive(processor, signal: np.ndarray, on_chunk=None) -> np.ndarray:
+    """Run ``signal`` (2, n) through the processor's callback and worker step by step (no device, no clock)."""
+    out, block = np.zeros_like(signal), np.zeros((BLOCK, 2), np.float32)
+    processor.reset()
+    for i in range(0, signal.shape[1] - BLOCK + 1, BLOCK):
+        processor.callback(signal[:, i:i + BLOCK].T.copy(), block, BLOCK, None, None)
+        out[:, i:i + BLOCK] = block.T
+        while processor.inbox.size >= processor.chunk:
+            if on_chunk is not None:
+                on_chunk(processor.stats.chunks)
+            processor.process_chunk()
+    return out
+
+
+def test_preset_switch_crossfades_without_a_click():
+    """A 440 Hz sine through a bypassed dream and 0 dB, switched to a preset at -12 dB: the level glides over
+    one chunk.  Clicks are measured as the largest second difference (a sine's is tiny, a step's is not)."""
+    import pedalboard
+    from dreamfx.live import LiveProcessor
+
+    def chain(gain_db: float) -> Chain:
+        return Chain([DreamEffect(intensity=0.0, iterations=2), pedalboard.Gain(gain_db=gain_db)])
+    processor = LiveProcessor(chain(0.0), SR, 2, BLOCK, chain_factory=lambda name: (chain(-12.0), None),
+                              programs=("loud", "quiet"), preset_name="loud")
+    n = 16 * processor.chunk // BLOCK * BLOCK
+    sine = np.tile(0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / SR, dtype=np.float32), (2, 1))
+
+    def switch_at_chunk_6(index: int) -> None:
+        if index == 6:
+            processor.program_change(1)
+            while not processor.incoming and "not loaded" not in processor.notice:
+                time.sleep(0.01)
+    out = drive(processor, sine, switch_at_chunk_6)
+    assert processor.stats.switches == 1 and processor.preset_name == "quiet" and processor.stats.late_blocks == 0
+    # chunk 6 (input samples from 6 chunks on) comes out after the STFT overlap: a chunk's output starts pad
+    # samples before its input did, so the crossfade starts there, delayed by the latency
+    fade_start = processor.latency + 6 * processor.chunk - processor.engine.stft.pad
+    fade_end = fade_start + processor.chunk
+    quiet = 10 ** (-12 / 20)
+    expected = np.concatenate([np.ones(fade_start), np.full(n - fade_start, quiet)])
+    delayed = np.concatenate([np.zeros(processor.latency, np.float32), sine[0, :-processor.latency]])
+    hard_switch = delayed * expected  # what switching chains without a crossfade would play
+    click = lambda x: np.abs(np.diff(x, 2))  # noqa: E731
+    steady = click(out[0, processor.latency + processor.chunk:fade_start]).max()
+    assert click(hard_switch[fade_start - 100:fade_start + 100]).max() > 50 * steady  # the measure sees a step
+    assert click(out[0, fade_start - 100:fade_end + 100]).max() < 1.2 * steady
+    np.testing.assert_allclose(out[0, :fade_start], delayed[:fade_start], atol=1e-5)
+    np.testing.assert_allclose(out[0, fade_end:], quiet * delayed[fade_end:], atol=1e-5)
+    envelope = np.abs(out[0, fade_start:fade_end]).reshape(-1, processor.chunk // 4).max(axis=1)
+    assert np.all(np.diff(envelope) < 0)  # a glide, no gap or bump
+
+
+def test_switch_to_a_preset_of_other_latency_is_refused():
+    from dreamfx.live import LiveProcessor
+    other = Chain([DreamEffect(chunk_frames=16, context_frames=16)])
+    processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK,
+                              chain_factory=lambda name: (other, None), programs=("other",))
+    processor.program_change(1)
+    assert processor.notice == "program 1: no preset (0..0)"
+    processor.switch_to("other")
+    for _ in range(500):
+        if "not loaded" in processor.notice:
+            break
+        time.sleep(0.01)
+    assert "preset 'other' not loaded: its chunk" in processor.notice and not processor.incoming
+
+
+def jack_midi_sender(port_name: str, wait: float = 60.0):
+    """An rtmidi output on JACK connected to the input port named ``port_name`` (waits for it to appear)."""
+    import rtmidi
+    sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
+    for _ in range(int(wait / 0.1)):
+        ports = [i for i, p in enumerate(sender.get_ports()) if port_name in p]
+        if ports:
+            sender.open_port(ports[0])
+            return sender
+        time.sleep(0.1)
+    pytest.fail(f"MIDI port {port_name} did not appear")
+
+
+def test_program_change_and_learn_through_a_jack_port(jack_server):
+    from dreamfx.live import LiveProcessor
+    from dreamfx.midi import MidiControl, open_midi_input
+    from dreamfx.presets import load_preset
+
+    def factory(name):
+        return load_preset(name).build_chain(), load_preset(name).midi
+    chain, midi_map = factory("default")
+    control = MidiControl(chain.dream_effects[0], midi_map)
+    processor = LiveProcessor(chain, SR, 2, BLOCK, control=control, chain_factory=factory,
+                              programs=("default", "subtle-shimmer"), preset_name="default")
+    control.learn("mix")
+    port = open_midi_input(control, virtual="dreamfx-switch-in")
+    sender = jack_midi_sender("dreamfx-switch-in")
+    thread, result = run_in_background(processor, 8.0)
+    time.sleep(1.0)
+    sender.send_message([0xB0, 20, 64])   # learned: CC20 -> mix
+    time.sleep(0.5)
+    learned_mix = chain.dream_effects[0].mix
+    sender.send_message([0xC0, 1])        # program change 1: subtle-shimmer
+    for _ in range(60):
+        if processor.stats.switches:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    sender.send_message([0xB0, 20, 0])    # the learned binding survives the switch
+    time.sleep(0.5)
+    thread.join()
+    sender.close_port()
+    port.close_port()
+    assert "error" not in result, result.get("error")
+    stats = result["stats"]
+    assert control.learned == [(20, "mix")] and learned_mix == pytest.approx(64 / 127)
+    assert processor.preset_name == "subtle-shimmer" and stats.switches == 1
+    shimmer = processor.chain.dream_effects[0]
+    assert shimmer.layer == "conv1" and shimmer.mix == 0.0 and control.effect is shimmer
+    assert stats.late_blocks == 0 and stats.xruns == 0
+
+
+def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
+    from dreamfx.presets import load_preset, save_preset
+    mine = workdir / "mine.toml"
+    save_preset(load_preset("default"), mine)
+    cli = subprocess.Popen([sys.executable, "-m", "dreamfx.cli", "live", "--preset", str(mine), "--midi-virtual",
+                            "dreamfx-learn-in", "--learn", "step", "--duration", "6"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sender = jack_midi_sender("dreamfx-learn-in")
+    time.sleep(1.0)
+    sender.send_message([0xB0, 21, 100])
+    out, err = cli.communicate(timeout=120)
+    sender.close_port()
+    assert cli.returncode == 0, err
+    assert f"MIDI learn: CC21 -> step; saved to {mine}" in out
+    learned = load_preset(mine)
+    assert learned.midi.cc[21] == "step" and 4 not in learned.midi.cc  # CC4 moved step before; now CC21 does
+    assert learned.midi.cc[1] == "intensity" and learned.dream == load_preset("default").dream
+    shipped = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--midi-virtual", "x", "--learn", "mix",
+                              "--duration", "1"], capture_output=True, text=True, timeout=60)
+    assert shipped.returncode == 2 and "--learn would change the shipped preset 'default': add --save-preset" \
+        in shipped.stderr
