@@ -373,6 +373,30 @@ def presets_save(output: Path, name, description, overwrite, preset, model, chai
 
 
 @cli.command()
+@click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=Path("dreamfx-gallery"),
+              show_default=True, help="Folder to write index.html, audio/ and figures/ into.")
+@click.option("--input", "src", type=click.Path(path_type=Path), default=EXAMPLE, help="Clip to render "
+              "(default: the bundled example).")
+@click.option("--seconds", type=float, help="Use only the first SECONDS of the clip.")
+@click.option("--preset", "names", multiple=True, help="Only these presets (repeatable; default: all shipped).")
+def gallery(out_dir: Path, src: Path, seconds, names) -> None:
+    """Render a clip through every preset into an HTML page with players and before/after spectrograms."""
+    from dreamfx.gallery import render_gallery
+    from dreamfx.presets import preset_names
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DreamfxError(f"{out_dir} is a file: give a folder for the gallery")
+    audio, sr = read_audio(src)
+    if seconds is not None:
+        if seconds <= 0:
+            raise DreamfxError(f"--seconds must be positive, got {seconds}")
+        audio = audio[:, :int(seconds * sr)]
+    presets = [load_preset(name) for name in names or preset_names()]  # every preset is checked before rendering
+    with progress_bar(len(presets), "rendering presets") as bar:
+        index = render_gallery(presets, audio, sr, out_dir, src.name, progress=lambda name: bar.update(1))
+    click.echo(f"gallery of {len(presets)} presets: {index.resolve()}")
+
+
+@cli.command()
 def devices() -> None:
     """List audio devices and MIDI input ports."""
     from dreamfx.live import device_listing
