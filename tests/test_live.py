@@ -232,6 +232,9 @@ def test_cli_live_runs_and_reports(jack_server):
     (["--input", "nosuch"], "no input audio device 'nosuch'; available: 0: system"),
     (["--output", "7"], "no output audio device 7; available: 0: system"),
     (["--midi-port", "nosuch"], "MIDI input port 'nosuch' not found; available:"),
+    # the path a busy device takes too (PortAudio refuses to open the stream); JACK has no exclusive devices
+    (["--channels", "8"], "cannot open the audio device (Error opening Stream: Invalid number of channels [PaErrorCode -9998]); is it busy or does it lack 8 "
+                          "channels at 48000 Hz? Devices: 0: system"),
 ])
 def test_cli_live_missing_device_or_port(jack_server, args, message):
     result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--duration", "1", *args],
