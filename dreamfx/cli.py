@@ -34,9 +34,13 @@ def dream_options(f):
         click.option("--mix", type=float, help="Wet/dry mix 0..1."),
         click.option("--layer", help="Layer whose energy is dreamed (conv1..conv4)."),
         click.option("--channel", type=int, help="Dream one channel of --layer."),
-        click.option("--target", help="Dream toward this class (e.g. jazz) instead of a layer."),
+        click.option("--target", help="Dream toward this class (e.g. jazz) instead of a layer, or a weighted blend "
+                     "of classes: jazz=0.6,metal=0.4."),
         click.option("--seed", type=int, help="Seed of the jitter."),
         click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
+        click.option("--octaves", type=int, help="Coarse-to-fine stages of the dream (1..4)."),
+        click.option("--memory", type=float, help="Share of the previous chunk's change each chunk starts from."),
+        click.option("--band", "band_hz", type=float, nargs=2, help="Confine the dream to LOW HIGH Hz."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Where the dream runs (default: the "
                      "preset's; auto = torch for safetensors models, else the exported file's kind)."),
         click.option("--device", help="auto, cpu or cuda."),
@@ -53,6 +57,9 @@ def build_chain(preset: str, model, chain_spec: str | None, **overrides):
     p = load_preset(preset)
     if model is not None:
         overrides["model"] = str(model.resolve())
+    target = overrides.get("target")
+    if target is not None and "=" in target:
+        overrides["target"], overrides["targets"] = None, _parse_blend(target)
     if chain_spec:
         stages = [s.strip() for s in chain_spec.split(",") if s.strip()]
         for s in stages:
@@ -62,6 +69,19 @@ def build_chain(preset: str, model, chain_spec: str | None, **overrides):
             raise DreamfxError("--chain must name the 'dream' stage exactly once, e.g. --chain 'Reverb,dream'")
         p.chain = [{"plugin": s} for s in stages]
     return p.build_chain(**overrides)
+
+
+def _parse_blend(text: str) -> dict[str, float]:
+    """'jazz=0.6,metal=0.4' -> {'jazz': 0.6, 'metal': 0.4}."""
+    blend = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        try:
+            blend[name.strip()] = float(weight)
+        except ValueError:
+            raise DreamfxError(f"--target {text!r}: write a blend as class=weight pairs, e.g. jazz=0.6,metal=0.4") \
+                from None
+    return blend
 
 
 class _Quiet:

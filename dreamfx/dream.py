@@ -36,6 +36,8 @@ class Objective:
     kind ``"layer"``: mean squared activation of ``layer``;
     ``"channel"``: mean squared activation of one ``channel`` of ``layer``;
     ``"class"``: the logit of class ``target``.
+    ``blend``: instead of one channel or class, several with weights:
+    ``(("jazz", 0.7), ("metal", 0.3))`` or ``((5, 1.0), (17, 0.5))`` (normalised to sum 1).
 
     Every kind is a weighted sum over the channels of one graph layer
     (:attr:`graph_layer`): ``sum_c w_c * mean_hw(act_c ** 2)`` for conv layers,
@@ -46,6 +48,10 @@ class Objective:
     layer: str = "conv3"
     channel: int = 0
     target: str | None = None
+    blend: tuple[tuple[str | int, float], ...] = ()
+
+    def __post_init__(self):  # from JSON metadata, pairs arrive as lists
+        object.__setattr__(self, "blend", tuple((key, weight) for key, weight in self.blend))
 
     @classmethod
     def on_graph_layer(cls, spec: ModelSpec, graph_layer: str) -> Objective:
@@ -60,7 +66,9 @@ class Objective:
         """Raise DreamfxError naming the bad field and what is allowed."""
         if self.kind not in OBJECTIVE_KINDS:
             raise DreamfxError(f"unknown objective {self.kind!r}: use one of {', '.join(OBJECTIVE_KINDS)}")
-        if self.kind == "class":
+        if self.blend:
+            self._validate_blend(spec)
+        elif self.kind == "class":
             if self.target not in spec.class_names:
                 raise DreamfxError(f"unknown target class {self.target!r}: this model knows "
                                    f"{', '.join(spec.class_names)}")
@@ -69,10 +77,27 @@ class Objective:
         if self.layer not in conv_layers:
             raise DreamfxError(f"unknown layer {self.layer!r}: use one of {', '.join(conv_layers)} "
                                "(or objective='class' with a target)")
-        if self.kind == "channel":
+        if self.kind == "channel" and not self.blend:
             n = spec.channels[conv_layers.index(self.layer)]
             if not 0 <= self.channel < n:
                 raise DreamfxError(f"channel {self.channel} is out of range for layer {self.layer!r}: use 0..{n - 1}")
+
+    def _validate_blend(self, spec: ModelSpec) -> None:
+        if self.kind == "class":
+            allowed = spec.class_names
+        elif self.kind == "channel" and self.layer in spec.layer_names[:-1]:
+            allowed = range(spec.channels[spec.layer_names.index(self.layer)])
+        else:
+            raise DreamfxError("a blend weights classes, or channels of a conv layer")
+        for key, weight in self.blend:
+            if key not in allowed or isinstance(key, bool):
+                what = f"class {key!r}: this model knows {', '.join(allowed)}" if self.kind == "class" else \
+                    f"channel {key!r} of layer {self.layer!r}: use 0..{len(allowed) - 1}"
+                raise DreamfxError(f"the blend names an unknown {what}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+                raise DreamfxError(f"blend weight {weight!r} of {key!r} must be a number >= 0")
+        if sum(weight for _, weight in self.blend) <= 0:
+            raise DreamfxError("blend weights must have a positive sum")
 
     @property
     def is_energy(self) -> bool:
@@ -87,24 +112,27 @@ class Objective:
     def weights(self, spec: ModelSpec) -> torch.Tensor:
         """(n,) float32 weights over the channels (or classes) of :attr:`graph_layer`."""
         if self.kind == "class":
-            w = torch.zeros(len(spec.class_names))
-            w[spec.class_names.index(self.target)] = 1
-            return w
+            names = spec.class_names
+            picked = self.blend or ((self.target, 1.0),)
+            w = torch.zeros(len(names))
+            for name, weight in picked:
+                w[names.index(name)] = weight
+            return w / w.sum()
         n = spec.channels[spec.layer_names.index(self.layer)]
-        if self.kind == "channel":
-            w = torch.zeros(n)
-            w[self.channel] = 1
-            return w
-        return torch.full((n,), 1.0 / n)
+        if self.kind == "layer":
+            return torch.full((n,), 1.0 / n)
+        w = torch.zeros(n)
+        for channel, weight in self.blend or ((self.channel, 1.0),):
+            w[channel] = weight
+        return w / w.sum()
 
     def __call__(self, model: DreamNet, logmag: torch.Tensor) -> torch.Tensor:
-        """Objective per batch item: logmag (B, n_bins, T) -> (B,)."""
+        """Objective per batch item: logmag (B, n_bins, T) -> (B,), the weighted sum of :meth:`weights`."""
+        w = self.weights(model.spec).to(logmag.device)
         if self.kind == "class":
-            return model(logmag)[:, model.class_names.index(self.target)]
+            return model(logmag) @ w
         act = model.activations(logmag, until=self.layer)[self.layer]
-        if self.kind == "channel":
-            act = act[:, self.channel:self.channel + 1]
-        return act.square().mean(dim=(1, 2, 3))
+        return act.square().mean(dim=(2, 3)) @ w
 
     def gain(self, before: float, after: float) -> float:
         """Log-gain for energies (ln after/before), plain difference for logits."""
@@ -185,9 +213,15 @@ def first_step_inputs(context_logmag: torch.Tensor, magnitude: torch.Tensor, wei
         bound=scalar(max_gain_db / 20 * np.log(10)), preserve_level=scalar(float(preserve_level)))
 
 
+def octave_radius(radius: int, max_radius: int, octaves: int, stage: int) -> int:
+    """Smoothing radius of octave ``stage`` (0 = coarsest): doubling the width per octave above the finest."""
+    return min(max_radius, (radius + 1) * 2 ** (octaves - 1 - stage) - 1)
+
+
 def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
           iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
-          smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False,
+          smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False, octaves: int = 1,
+          initial_delta: torch.Tensor | None = None,
           may_continue: Callable[[int], bool] | None = None) -> tuple[torch.Tensor, int]:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
@@ -201,17 +235,29 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     the gradient over that neighbourhood; smooth changes are closer to a
     consistent STFT and survive resynthesis better.  preserve_level: rescale
     every frame so its energy stays that of the input (a timbre change, not a
-    level change).  may_continue(done): asked before every iteration; False
-    stops early (a live deadline).  The jitter draws do not depend on it.
+    level change).  octaves: split the iterations into this many stages,
+    coarse to fine, the smoothing widths doubling per stage above the last
+    (DeepDream's octaves, as scales of the gradient).  initial_delta (B, n_bins,
+    n_new): where the ascent starts (dream memory), else 0.  may_continue(done):
+    asked before every iteration; False stops early (a live deadline).  The
+    jitter draws do not depend on it.
     """
     device, frames = magnitude.device, magnitude.shape[-1]
     inputs = first_step_inputs(torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude[..., -n_new:], weights,
                                step=step, max_gain_db=max_gain_db, smooth_bins=smooth_bins,
                                smooth_frames=smooth_frames, preserve_level=preserve_level)
+    if initial_delta is not None:
+        inputs = inputs._replace(delta=initial_delta.to(device))
+    kernels = [(smoothing_kernel(octave_radius(smooth_bins, MAX_SMOOTH_BINS, octaves, stage), MAX_SMOOTH_BINS),
+                smoothing_kernel(octave_radius(smooth_frames, MAX_SMOOTH_FRAMES, octaves, stage), MAX_SMOOTH_FRAMES))
+               for stage in range(octaves)] if octaves > 1 else []
     for done in range(iterations):
         shift = int(rng.integers(-jitter, jitter + 1)) % frames if jitter else 0
         if may_continue is not None and not may_continue(done):
             return inputs.delta, done
+        if kernels:
+            smooth_freq, smooth_time = kernels[done * octaves // iterations]
+            inputs = inputs._replace(smooth_freq=smooth_freq.to(device), smooth_time=smooth_time.to(device))
         delta, _ = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
         inputs = inputs._replace(delta=delta)
     return inputs.delta, iterations

@@ -48,8 +48,8 @@ class _Range:
 
 
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
-TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "target", "seed", "jitter", "max_gain_db",
-           "smooth_bins", "smooth_frames", "preserve_level", "band_hz")
+TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "seed",
+           "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level", "band_hz")
 
 
 class DreamEffect:
@@ -58,7 +58,8 @@ class DreamEffect:
     model: a model file (safetensors, or a TorchScript / ONNX dream step from
     ``dreamfx export``), a loaded DreamNet, or None for the bundled default.
     layer / channel / target: the objective (default: an exported step's own
-    objective, else the energy of conv3).
+    objective, else the energy of conv3); channels / targets: a weighted blend
+    of channels of ``layer`` or of classes instead of one.
     band_hz: (low, high) frequency band the dream may change, Hz (edges
     tapered over a third of an octave); the default (0, inf) is the whole spectrum.
     chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
@@ -79,11 +80,16 @@ class DreamEffect:
     max_gain_db = _Range(float, 0.0, 48.0, "Largest change of any STFT bin, dB.")
     smooth_bins = _Range(int, 0, MAX_SMOOTH_BINS, "Gradient smoothing across frequency, +- STFT bins.")
     smooth_frames = _Range(int, 0, MAX_SMOOTH_FRAMES, "Gradient smoothing across time, +- frames.")
+    octaves = _Range(int, 1, 4, "Scales of the dream, coarse to fine: the iterations are split into this many "
+                     "stages, each smoothing the gradient half as much as the one before.")
+    memory = _Range(float, 0.0, 0.95, "Share of the previous chunk's change a chunk starts from (temporal "
+                    "coherence); 0: every chunk starts from its input.")
 
     def __init__(self, model: str | Path | DreamNet | None = None, *, intensity: float = 1.0, iterations: int = 8,
                  step: float = 0.1, mix: float = 1.0, layer: str | None = None, channel: int | None = None,
-                 target: str | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0,
-                 smooth_bins: int = 2, smooth_frames: int = 1, preserve_level: bool = True,
+                 target: str | None = None, channels: dict | None = None, targets: dict | None = None,
+                 seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0, smooth_bins: int = 2,
+                 smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0, preserve_level: bool = True,
                  band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
                  context_frames: int = 24, backend: str = "auto", device: str = "auto"):
         self.backend = open_backend(model, backend, device)
@@ -97,7 +103,9 @@ class DreamEffect:
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
         self.band_hz = band_hz
         self._set_objective(self.backend.default_objective or Objective())
-        for name, value in (("layer", layer), ("channel", channel), ("target", target)):
+        self.octaves, self.memory = octaves, memory
+        for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
+                            ("targets", targets)):
             if value is not None:
                 setattr(self, name, value)
         self._engine: DreamEngine | None = None
@@ -150,33 +158,65 @@ class DreamEffect:
 
     @property
     def channel(self) -> int | None:
-        """One channel of ``layer`` to maximise, or None for the whole layer."""
+        """One channel of ``layer`` to maximise, or None for the whole layer (or a blend: ``channels``)."""
         o = self.settings.objective
-        return o.channel if o.kind == "channel" else None
+        return o.channel if o.kind == "channel" and not o.blend else None
 
     @channel.setter
     def channel(self, index: int | None) -> None:
         o = self.settings.objective
         if index is None:
-            kind = "class" if o.kind == "class" else "layer"
-            self._set_objective(replace(o, kind=kind, channel=0))
+            if o.kind == "channel" and not o.blend:
+                self._set_objective(replace(o, kind="layer", channel=0))
         else:
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
                 raise DreamfxError(f"channel must be an integer or None, got {index!r}")
-            self._set_objective(replace(o, kind="channel", channel=int(index), target=None))
+            self._set_objective(replace(o, kind="channel", channel=int(index), target=None, blend=()))
+
+    @property
+    def channels(self) -> dict[int, float] | None:
+        """A weighted blend of channels of ``layer`` to maximise, e.g. {5: 1.0, 17: 0.5}; None when not blending."""
+        o = self.settings.objective
+        return dict(o.blend) if o.kind == "channel" and o.blend else None
+
+    @channels.setter
+    def channels(self, weights: dict | None) -> None:
+        o = self.settings.objective
+        if weights is None:
+            if o.kind == "channel" and o.blend:
+                self._set_objective(replace(o, kind="layer", blend=()))
+            return
+        blend = tuple((int(k) if isinstance(k, str) and k.isdigit() else k, w) for k, w in _blend_items(weights))
+        self._set_objective(replace(o, kind="channel", target=None, blend=blend))
 
     @property
     def target(self) -> str | None:
-        """Class name whose logit is maximised, or None for a layer objective."""
+        """Class name whose logit is maximised, or None for a layer objective (or a blend: ``targets``)."""
         return self.settings.objective.target
 
     @target.setter
     def target(self, name: str | None) -> None:
         o = self.settings.objective
         if name is None:
-            self._set_objective(replace(o, kind="layer" if o.kind == "class" else o.kind, target=None))
+            if o.kind == "class" and not o.blend:
+                self._set_objective(replace(o, kind="layer", target=None))
         else:
-            self._set_objective(replace(o, kind="class", target=name))
+            self._set_objective(replace(o, kind="class", target=name, blend=()))
+
+    @property
+    def targets(self) -> dict[str, float] | None:
+        """A weighted blend of classes to dream toward, e.g. {"jazz": 0.7, "metal": 0.3}; None when not blending."""
+        o = self.settings.objective
+        return dict(o.blend) if o.kind == "class" and o.blend else None
+
+    @targets.setter
+    def targets(self, weights: dict | None) -> None:
+        o = self.settings.objective
+        if weights is None:
+            if o.kind == "class" and o.blend:
+                self._set_objective(replace(o, kind="layer", blend=()))
+            return
+        self._set_objective(replace(o, kind="class", target=None, blend=_blend_items(weights)))
 
     @property
     def objective(self) -> str:
@@ -205,7 +245,10 @@ class DreamEffect:
                   "chunk_frames": self.chunk_frames, "context_frames": self.context_frames}
         params.update({name: getattr(self, name) for name in TUNABLE})
         params["band_hz"] = list(self.band_hz)
-        for name, unset in (("channel", None), ("target", None), ("band_hz", [0.0, float("inf")])):
+        if params["channels"] is not None:  # TOML keys are strings
+            params["channels"] = {str(k): w for k, w in params["channels"].items()}
+        for name, unset in (("channel", None), ("channels", None), ("target", None), ("targets", None),
+                            ("band_hz", [0.0, float("inf")])):
             if params[name] == unset:
                 del params[name]
         return params
@@ -263,6 +306,13 @@ class DreamEffect:
         channel = f" channel={self.channel}" if self.channel is not None else ""
         return (f"<dreamfx.DreamEffect intensity={self.intensity} iterations={self.iterations} step={self.step} "
                 f"mix={self.mix} layer={self.layer!r}{channel}{target} at {hex(id(self))}>")
+
+
+def _blend_items(weights) -> tuple:
+    if not isinstance(weights, dict) or not weights:
+        raise DreamfxError(f"a blend is a non-empty dict of name or channel -> weight, got {weights!r}: "
+                           "e.g. {'jazz': 0.7, 'metal': 0.3}")
+    return tuple(weights.items())
 
 
 def _check_chunking(spec: ModelSpec, chunk_frames, context_frames) -> tuple[int, int]:

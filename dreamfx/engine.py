@@ -11,7 +11,9 @@ latency-compensated) is this same loop run over the whole file.
 The model sees the new frames after ``context_frames`` frames of *dry* input:
 each chunk's dream depends on the input alone, never on earlier dreams, so a
 difference in one chunk (a float rounding on another backend, an overloaded
-worker falling back to dry) cannot grow from chunk to chunk.
+worker falling back to dry) cannot grow from chunk to chunk.  The one
+exception is opt-in: ``memory`` starts each chunk's ascent from a share of the
+previous chunk's change (temporal coherence, at the price of that recurrence).
 
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
@@ -46,6 +48,8 @@ class DreamSettings:
     max_gain_db: float = 12.0   # bound on the change of any bin, dB
     smooth_bins: int = 2        # gradient smoothing across frequency, +- bins
     smooth_frames: int = 1      # gradient smoothing across time, +- frames
+    octaves: int = 1            # coarse-to-fine stages of gradient smoothing
+    memory: float = 0.0         # share of the previous chunk's change the next chunk starts from
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
     objective: Objective = field(default_factory=Objective)
@@ -144,6 +148,7 @@ class DreamEngine:
         empty = torch.zeros(1, self.stft.n_bins, self.context_frames)
         self.context_dry, self.context_out = empty, empty.clone()
         self.ramp_from = (self.settings.intensity, self.settings.mix)
+        self.previous_delta: torch.Tensor | None = None
         self.chunk_index = 0
         self.whole_chunks = False
         self.stats = EngineStats()
@@ -195,13 +200,17 @@ class DreamEngine:
         window = torch.cat([self.context_dry, magnitude], dim=-1).to(self.device)
         rng = np.random.default_rng([s.seed, self.chunk_index])
         started = time.perf_counter()
+        remembered = None if not s.memory or self.previous_delta is None else \
+            (s.memory * self.previous_delta).expand(-1, -1, k)
         delta, done = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window,
                             k, iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter,
                             rng=rng, smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
-                            preserve_level=s.preserve_level, may_continue=self._within_deadline())
+                            preserve_level=s.preserve_level, octaves=s.octaves, initial_delta=remembered,
+                            may_continue=self._within_deadline())
         self._count_iterations(done, time.perf_counter() - started)
         if done == 0:
             return torch.ones_like(magnitude)
+        self.previous_delta = delta.mean(dim=-1, keepdim=True)  # (1, n_bins, 1): what dream memory carries on
         delta = delta.cpu()
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]

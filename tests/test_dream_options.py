@@ -1,0 +1,134 @@
+"""The richer dream: octaves, dream memory, blends of classes or channels, a frequency band.
+
+Each option must change the output measurably, keep the null test at intensity 0, and do what it claims,
+measured on the signal: memory makes consecutive chunks' changes alike, octaves make the change less rough
+from bin to bin, a blend of classes raises each class's logit in the rendered audio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dreamfx import DreamEffect, DreamfxError
+from dreamfx.dream import Objective
+from dreamfx.spectral import LOG_EPS, analyze_signal
+from tests.conftest import excerpt
+from tests.test_engine import stream
+
+SR = 44100
+OPTIONS = {
+    "octaves": dict(octaves=3),
+    "memory": dict(memory=0.8),
+    "class blend": dict(targets={"jazz": 0.5, "metal": 0.5}),
+    "channel blend": dict(layer="conv2", channels={5: 1.0, 17: 0.5}),
+    "band": dict(band_hz=(300.0, 3000.0)),
+}
+
+
+@pytest.fixture(scope="module")
+def audio():
+    return excerpt(4.0, SR)
+
+
+def change_db(reference: np.ndarray, other: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum((other - reference) ** 2) / np.sum(reference ** 2)))
+
+
+@pytest.mark.parametrize("name", OPTIONS)
+def test_option_changes_the_output_and_keeps_the_null_test(name, audio, measured):
+    base = DreamEffect(intensity=1.0)(audio, SR)
+    out = DreamEffect(intensity=1.0, **OPTIONS[name])(audio, SR)
+    null = DreamEffect(intensity=0.0, **OPTIONS[name])(audio, SR)
+    measured(f"dream option {name}: output differs from the plain dream by {change_db(base, out):.1f} dB; "
+             f"null at intensity 0: max error {np.abs(null - audio).max():.1e}")
+    assert change_db(base, out) > -20
+    assert np.abs(null - audio).max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["memory", "octaves", "class blend"])
+def test_option_is_block_size_independent(name, audio):
+    effect = DreamEffect(intensity=1.0, iterations=4, **OPTIONS[name])
+    offline = effect(audio[:, :2 * SR], SR)
+    for block in (7, 1000):
+        np.testing.assert_allclose(stream(effect, audio[:, :2 * SR], SR, block), offline, atol=1e-6)
+
+
+def chunk_log_gains(effect: DreamEffect, audio: np.ndarray) -> np.ndarray:
+    """(chunks, n_bins) log-gain the dream put on each chunk's new frames, averaged over those frames."""
+    engine = effect.engine(SR, audio.shape[0])
+    gains = []
+    engine.on_chunk = lambda r: gains.append(torch.log((r.dreamed[0, :, -engine.chunk_frames:] + LOG_EPS)
+                                                       / (r.dry[0, :, -engine.chunk_frames:] + LOG_EPS)).mean(-1))
+    effect(audio, SR)
+    engine.on_chunk = None
+    return torch.stack(gains[4:]).numpy()  # past the silent start
+
+
+def test_memory_makes_consecutive_chunks_alike(audio, measured):
+    def chunk_to_chunk(memory):
+        g = chunk_log_gains(DreamEffect(intensity=1.0, memory=memory), audio)
+        return float(np.mean(np.abs(np.diff(g, axis=0))) / np.mean(np.abs(g)))
+    without, with_memory = chunk_to_chunk(0.0), chunk_to_chunk(0.8)
+    measured(f"dream memory 0.8: chunk-to-chunk change of the spectral gain {with_memory:.3f} of its size "
+             f"(without memory {without:.3f})")
+    assert with_memory < 0.8 * without
+
+
+def test_octaves_make_the_change_smoother_across_frequency(audio, measured):
+    def roughness(octaves):
+        g = chunk_log_gains(DreamEffect(intensity=1.0, smooth_bins=1, octaves=octaves), audio)
+        return float(np.mean(np.abs(np.diff(g, 2, axis=1))) / np.mean(np.abs(g)))
+    one, three = roughness(1), roughness(3)
+    measured(f"octaves 3: roughness of the gain across frequency {three:.3f} (octaves 1: {one:.3f})")
+    assert three < one  # measured here: about 13 % smoother; the last, finest stage adds detail back
+
+
+def class_logits(effect: DreamEffect, audio: np.ndarray) -> dict[str, float]:
+    """Mean logit per class of the model over 32-frame windows of ``audio`` (channels, samples)."""
+    engine = effect.engine(SR, audio.shape[0])
+    logmag = torch.log(analyze_signal(audio.mean(axis=0), engine.stft).abs() + LOG_EPS)
+    windows = torch.stack([logmag[:, i:i + 32] for i in range(0, logmag.shape[1] - 32, 16)])
+    return {c: float(engine.backend.evaluate(Objective("class", target=c), windows).mean())
+            for c in effect.class_names}
+
+
+def test_class_blend_raises_each_class_in_the_rendered_audio(audio, measured):
+    effect = DreamEffect(intensity=1.0, iterations=10, targets={"jazz": 0.5, "metal": 0.5})
+    before, after = class_logits(effect, audio), class_logits(effect, effect(audio, SR))
+    rise = {c: after[c] - before[c] for c in before}
+    measured("class blend jazz+metal, logit rise in the rendered audio: "
+             + ", ".join(f"{c} {r:+.2f}" for c, r in rise.items()))
+    assert rise["jazz"] > 0.3 and rise["metal"] > 0.3
+    assert min(rise["jazz"], rise["metal"]) > max(r for c, r in rise.items() if c not in ("jazz", "metal"))
+
+
+@pytest.mark.parametrize("attribute, value, fragment", [
+    ("targets", {"polka": 1.0}, "the blend names an unknown class 'polka'"),
+    ("targets", {"jazz": -1.0}, "blend weight -1.0 of 'jazz' must be a number >= 0"),
+    ("targets", {"jazz": 0.0}, "blend weights must have a positive sum"),
+    ("targets", {}, "a blend is a non-empty dict"),
+    ("channels", {99: 1.0}, "the blend names an unknown channel 99 of layer 'conv3': use 0..63"),
+    ("octaves", 0, "octaves must be an integer in 1..4"),
+    ("memory", 1.0, "memory must be a number in 0.0..0.95"),
+])
+def test_invalid_options_are_rejected(attribute, value, fragment):
+    effect = DreamEffect()
+    with pytest.raises(DreamfxError, match=None) as err:
+        setattr(effect, attribute, value)
+    assert fragment in str(err.value)
+    assert effect.objective == "layer" and effect.octaves == 1 and effect.memory == 0.0  # nothing half-applied
+
+
+def test_blend_and_single_objectives_replace_each_other():
+    effect = DreamEffect(targets={"jazz": 0.7, "rock": 0.3})
+    assert effect.objective == "class" and effect.target is None and effect.targets == {"jazz": 0.7, "rock": 0.3}
+    effect.target = "metal"
+    assert effect.targets is None and effect.target == "metal"
+    effect.channels = {"3": 1.0, "4": 2.0}  # TOML keys are strings
+    assert effect.objective == "channel" and effect.channels == {3: 1.0, 4: 2.0} and effect.channel is None
+    weights = effect.settings.objective.weights(effect.spec)
+    assert weights[3] == pytest.approx(1 / 3) and weights[4] == pytest.approx(2 / 3) and weights.sum() == 1
+    effect.channels = None
+    assert effect.objective == "layer"
