@@ -135,6 +135,14 @@ class TorchBackend:
 
     def __init__(self, model: DreamNet, device: torch.device):
         self.model, self.spec, self.device = model.to(device), model.spec, device
+        # What the dream differentiates: the model itself, or for a mel-image model the same network fed the
+        # log-mel image directly (the engine dreams mel magnitudes, see DreamEngine).
+        self.dream_model = mel_image_view(model).to(device) if model.frontend.dream_domain == "mel" else model
+
+    @property
+    def mel_filterbank(self) -> torch.Tensor | None:
+        """(n_mels, n_bins) at the prepared rate for a mel-image model (the dream's domain), else None."""
+        return self.model.frontend.filterbank if self.dream_model is not self.model else None
 
     def check_objective(self, objective: Objective) -> None:
         """Every objective the model validates is served."""
@@ -150,7 +158,7 @@ class TorchBackend:
             with torch.enable_grad():
                 delta = inputs.delta.detach().requires_grad_()
                 window = torch.cat([inputs.context_logmag, dreamed_logmag(inputs.magnitude, delta)], dim=-1)
-                value = objective(self.model, torch.roll(window, int(inputs.shift), dims=-1))
+                value = objective(self.dream_model, torch.roll(window, int(inputs.shift), dims=-1))
                 (grad,) = torch.autograd.grad(value.sum(), delta)
             return ascent_update(inputs, grad), value.detach()
         return step
@@ -298,9 +306,20 @@ def open_backend(model: str | Path | DreamNet | None = None, backend: str = "aut
     return GraphBackend(expected, ModelSpec(meta), torch_device, lambda *_: graph, objective, path)
 
 
+def mel_image_view(model: DreamNet) -> DreamNet:
+    """The same network and weights with the log-mel image as its input (frontend "features")."""
+    meta = {**model.meta, "frontend": {"kind": "features", "n_features": model.frontend.n_features}}
+    view = DreamNet(meta)
+    view.load_state_dict(model.state_dict())
+    return view.eval().requires_grad_(False)
+
+
 def _backend_from_net(net: DreamNet, backend: str, device: torch.device):
     if backend in ("auto", "torch"):
         return TorchBackend(net, device)
+    if net.frontend.dream_domain == "mel":
+        raise DreamfxError(f"a mel-image model (frontend 'mel') dreams on the mel image, which only the torch "
+                           f"backend does, not {backend!r}: use --backend torch")
     from dreamfx.export import onnx_dream_step, traced_dream_step
 
     def build(graph_layer: str, sample_rate: int) -> Graph:

@@ -393,6 +393,38 @@ def presets_save(output: Path, name, description, overwrite, preset, model, chai
 
 
 @cli.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path), default=EXAMPLE)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .png to write.")
+@click.option("--seconds", type=float, help="Use only the first SECONDS of IN.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing figure.")
+@dream_options
+def visualize(src: Path, output: Path, seconds, overwrite, preset, model, chain_spec, **overrides) -> None:
+    """Draw IN's spectrogram before and after the dream, and the objective's gain over the iterations."""
+    import numpy as np
+    from dreamfx.figures import dream_figure
+    check_output_path(output, [src], overwrite, formats=(".png",))
+    audio, sr = read_audio(src)
+    if seconds is not None:
+        audio = audio[:, :int(seconds * sr)]
+    effect = build_chain(preset, model, chain_spec, **overrides).dream_effects[0]
+    engine = effect.engine(sr, audio.shape[0])
+    engine.objective_trace = {}
+    after = effect(audio, sr)
+    traces = [t for t in engine.objective_trace.values() if len(t) == effect.iterations]
+    if not traces:
+        raise DreamfxError("the dream ran no iterations on this input (silent, or intensity/iterations 0)")
+    values = np.array(traces, dtype=np.float64)
+    objective = effect.settings.objective
+    if objective.is_energy:
+        gains, label = np.log(values / values[:, :1]), "ln(objective / first)"
+    else:
+        gains, label = values - values[:, :1], "logit - first"
+    dream_figure(audio, after, sr, gains, label, output, f"{src.name}, {preset}")
+    click.echo(f"wrote {output} ({len(traces)} chunks; median gain after {effect.iterations - 1} iterations "
+               f"{np.median(gains[:, -1]):.3f})")
+
+
+@cli.command()
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=Path("dreamfx-gallery"),
               show_default=True, help="Folder to write index.html, audio/ and figures/ into.")
 @click.option("--input", "src", type=click.Path(path_type=Path), default=EXAMPLE, help="Clip to render "

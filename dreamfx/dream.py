@@ -221,8 +221,8 @@ def octave_radius(radius: int, max_radius: int, octaves: int, stage: int) -> int
 def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
           iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
           smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False, octaves: int = 1,
-          initial_delta: torch.Tensor | None = None,
-          may_continue: Callable[[int], bool] | None = None) -> tuple[torch.Tensor, int]:
+          initial_delta: torch.Tensor | None = None, may_continue: Callable[[int], bool] | None = None,
+          trace: list[float] | None = None) -> tuple[torch.Tensor, int]:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
     step_function: one iteration (a backend's ``step``); weights: the objective's.
@@ -240,7 +240,8 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     (DeepDream's octaves, as scales of the gradient).  initial_delta (B, n_bins,
     n_new): where the ascent starts (dream memory), else 0.  may_continue(done):
     asked before every iteration; False stops early (a live deadline).  The
-    jitter draws do not depend on it.
+    jitter draws do not depend on it.  trace: when given, the objective (mean
+    over the batch) before each iteration is appended to it.
     """
     device, frames = magnitude.device, magnitude.shape[-1]
     inputs = first_step_inputs(torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude[..., -n_new:], weights,
@@ -258,6 +259,8 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
         if kernels:
             smooth_freq, smooth_time = kernels[done * octaves // iterations]
             inputs = inputs._replace(smooth_freq=smooth_freq.to(device), smooth_time=smooth_time.to(device))
-        delta, _ = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
+        delta, value = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
+        if trace is not None:
+            trace.append(float(value.mean()))
         inputs = inputs._replace(delta=delta)
     return inputs.delta, iterations

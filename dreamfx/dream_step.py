@@ -5,8 +5,9 @@ torch's ONNX exporter cannot export autograd (it stops at
 DreamNet out of operations ONNX and TorchScript have: the gradient of a 3x3
 convolution is the transposed convolution with the same weights, batch norm (in
 eval mode) is a per-channel scale, ReLU a mask, 2x2 max pooling routes the
-gradient to the first maximum of each window (as torch does), and the mel
-frontend is a matrix product between two elementwise maps.  The tests check it
+gradient to the first maximum of each window (as torch does), and each
+frontend brings its own backward (the mel projection is a matrix product
+between two elementwise maps).  The tests check it
 against torch autograd.
 """
 
@@ -73,32 +74,31 @@ class ObjectiveGradient(nn.Module):
     def forward(self, logmag: torch.Tensor, weights: torch.Tensor,
                 shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
-        power = torch.exp(logmag)
-        mel = torch.matmul(m.frontend.filterbank, power) + LOG_EPS  # (B, n_mels, T)
-        x = roll_time(m.input_norm(torch.log(mel)), shift).unsqueeze(1)
-        saved = []  # relu output of every block
+        x = roll_time(m.input_norm(m.frontend(logmag)), shift).unsqueeze(1)
+        saved = []  # (block, unit, relu output) of every conv unit
         for i in range(self.depth):
-            conv, bn, _ = m.blocks[i]
-            saved.append(torch.relu(bn(conv(x))))
+            for unit in range(len(m.blocks[i]) // 3):
+                conv, bn = m.blocks[i][3 * unit], m.blocks[i][3 * unit + 1]
+                x = torch.relu(bn(conv(x)))
+                saved.append((i, unit, x))
             if i < self.depth - 1:
-                x = m.pool(saved[-1])
-        act = saved[-1]
+                x = m.pool(x)
+        act = x
         if self.graph_layer == "logits":
             value, grad = self._logits_backward(act, weights)
         else:
             energy = act.square().mean(dim=(2, 3))                        # (B, C)
             value = energy @ weights
             grad = 2 * act * weights[:, None, None] / (act.shape[-2] * act.shape[-1])
-        for i in reversed(range(self.depth)):
-            conv, bn, _ = m.blocks[i]
-            act = saved[i]
-            if i < self.depth - 1:
+        units_per_block = len(m.blocks[0]) // 3
+        for i, unit, act in reversed(saved):
+            conv, bn = m.blocks[i][3 * unit], m.blocks[i][3 * unit + 1]
+            if i < self.depth - 1 and unit == units_per_block - 1:  # the block's output was pooled
                 grad = maxpool2x2_backward(act, grad)
             grad = torch.where(act > 0, grad, torch.zeros_like(grad)) * batchnorm_scale(bn)[:, None, None]
             grad = F.conv_transpose2d(grad, conv.weight, padding=1)
-        grad = unroll_time(grad[:, 0], shift) * batchnorm_scale(m.input_norm)[:, None]  # d/d log(mel)
-        grad = torch.matmul(m.frontend.filterbank.t(), grad / mel) * power
-        return value, grad
+        grad = unroll_time(grad[:, 0], shift) * batchnorm_scale(m.input_norm)[:, None]  # d/d features
+        return value, m.frontend.backward(logmag, grad)
 
     def _logits_backward(self, act: torch.Tensor, weights: torch.Tensor):
         """Value and gradient w.r.t. the last conv activation (B, C, H, T) of sum_k w_k logit_k."""

@@ -47,9 +47,11 @@ class _Range:
         setattr(obj.settings, self.name, self.kind(value))
 
 
+RECONSTRUCTIONS = ("input-phase", "phase-refine")
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
 TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "seed",
-           "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level", "band_hz")
+           "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level", "band_hz", "reconstruction",
+           "phase_iterations")
 
 
 class DreamEffect:
@@ -82,6 +84,7 @@ class DreamEffect:
     smooth_frames = _Range(int, 0, MAX_SMOOTH_FRAMES, "Gradient smoothing across time, +- frames.")
     octaves = _Range(int, 1, 4, "Scales of the dream, coarse to fine: the iterations are split into this many "
                      "stages, each smoothing the gradient half as much as the one before.")
+    phase_iterations = _Range(int, 1, 64, "Griffin-Lim iterations per chunk when reconstruction is 'phase-refine'.")
     memory = _Range(float, 0.0, 0.95, "Share of the previous chunk's change a chunk starts from (temporal "
                     "coherence); 0: every chunk starts from its input.")
 
@@ -90,6 +93,7 @@ class DreamEffect:
                  target: str | None = None, channels: dict | None = None, targets: dict | None = None,
                  seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0, smooth_bins: int = 2,
                  smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0, preserve_level: bool = True,
+                 reconstruction: str = "input-phase", phase_iterations: int = 8,
                  band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
                  context_frames: int = 24, backend: str = "auto", device: str = "auto"):
         self.backend = open_backend(model, backend, device)
@@ -104,6 +108,7 @@ class DreamEffect:
         self.band_hz = band_hz
         self._set_objective(self.backend.default_objective or Objective())
         self.octaves, self.memory = octaves, memory
+        self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
         for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
                             ("targets", targets)):
             if value is not None:
@@ -126,6 +131,18 @@ class DreamEffect:
         if not isinstance(value, bool):
             raise DreamfxError(f"preserve_level must be True or False, got {value!r}")
         self.settings.preserve_level = value
+
+    @property
+    def reconstruction(self) -> str:
+        """How audio is rebuilt from the dreamed magnitudes: "input-phase" (the input's phase) or
+        "phase-refine" (then ``phase_iterations`` Griffin-Lim iterations within each chunk)."""
+        return self.settings.reconstruction
+
+    @reconstruction.setter
+    def reconstruction(self, value: str) -> None:
+        if value not in RECONSTRUCTIONS:
+            raise DreamfxError(f"reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {value!r}")
+        self.settings.reconstruction = value
 
     @property
     def band_hz(self) -> tuple[float, float]:

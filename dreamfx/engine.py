@@ -32,7 +32,7 @@ import torch
 from dreamfx.backends import GraphBackend, TorchBackend
 from dreamfx.dream import Objective, dream
 from dreamfx.ringbuffer import RingBuffer
-from dreamfx.spectral import OverlapAdd, StftConfig, stft
+from dreamfx.spectral import LOG_EPS, OverlapAdd, StftConfig, stft
 
 
 @dataclass
@@ -50,6 +50,8 @@ class DreamSettings:
     smooth_frames: int = 1      # gradient smoothing across time, +- frames
     octaves: int = 1            # coarse-to-fine stages of gradient smoothing
     memory: float = 0.0         # share of the previous chunk's change the next chunk starts from
+    reconstruction: str = "input-phase"  # or "phase-refine": Griffin-Lim iterations within each chunk
+    phase_iterations: int = 8   # iterations of "phase-refine"
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
     objective: Objective = field(default_factory=Objective)
@@ -78,6 +80,13 @@ class ChunkReport:
 def stream_latency(stft: StftConfig, chunk_frames: int) -> int:
     """Samples from an input sample to its output sample: a chunk's wait plus the STFT overlap."""
     return chunk_frames * stft.hop - 1 + stft.pad
+
+
+def mel_to_linear(filterbank: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    """Linear magnitudes (1, n_bins, K) whose mel projection best matches ``mel`` (1, n_mels, K): non-negative
+    least squares, as librosa.feature.inverse.mel_to_stft does."""
+    import librosa
+    return torch.from_numpy(librosa.util.nnls(filterbank.numpy(), mel[0].numpy().astype(np.float32)))[None]
 
 
 def band_weights(stft: StftConfig, band_hz: tuple[float, float], taper_octaves: float = 1 / 3) -> torch.Tensor:
@@ -115,6 +124,8 @@ class DreamEngine:
         # land on the same chunk live and offline.
         self.before_chunk: list[Callable[[int], None]] = []
         self.deadline: float | None = None  # live: time.perf_counter() by which the next chunk's dream must end
+        # When a dict: chunk index -> the objective before each iteration (dreamfx visualize).
+        self.objective_trace: dict[int, list[float]] | None = None
         self.iteration_seconds = 0.0       # running estimate of one iteration's time
         self.reset()
 
@@ -198,24 +209,33 @@ class DreamEngine:
         if (i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0:
             return torch.ones_like(magnitude)
         window = torch.cat([self.context_dry, magnitude], dim=-1).to(self.device)
+        mel = getattr(self.backend, "mel_filterbank", None)  # a mel-image model dreams mel magnitudes
+        if mel is not None:
+            window = torch.matmul(mel, window)
         rng = np.random.default_rng([s.seed, self.chunk_index])
-        started = time.perf_counter()
         remembered = None if not s.memory or self.previous_delta is None else \
             (s.memory * self.previous_delta).expand(-1, -1, k)
+        started = time.perf_counter()
         delta, done = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window,
                             k, iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter,
                             rng=rng, smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
                             preserve_level=s.preserve_level, octaves=s.octaves, initial_delta=remembered,
-                            may_continue=self._within_deadline())
+                            may_continue=self._within_deadline(),
+                            trace=None if self.objective_trace is None else self.objective_trace.setdefault(
+                                self.chunk_index, []))
         self._count_iterations(done, time.perf_counter() - started)
         if done == 0:
             return torch.ones_like(magnitude)
         self.previous_delta = delta.mean(dim=-1, keepdim=True)  # (1, n_bins, 1): what dream memory carries on
-        delta = delta.cpu()
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
         mix = torch.linspace(m0, m1, k + 1)[1:]
-        gain = 1 + band_weights(self.stft, s.band_hz)[:, None] * mix * (torch.exp(intensity * delta) - 1)
+        if mel is None:
+            change = torch.exp(intensity * delta.cpu())
+        else:  # the seed's reconstruction: invert the dreamed mel image to linear magnitudes
+            dreamed_mel = (window[..., -k:] * torch.exp(intensity * delta)).cpu()
+            change = mel_to_linear(mel.cpu(), dreamed_mel) / (magnitude + LOG_EPS)
+        gain = 1 + band_weights(self.stft, s.band_hz)[:, None] * mix * (change - 1)
         if not torch.isfinite(gain).all():
             self.stats.fallback_chunks += 1
             return torch.ones_like(magnitude)
@@ -246,6 +266,7 @@ class DreamEngine:
         magnitude = spec.mean(dim=0, keepdim=True).abs()                     # downmix, (1, n_bins, K)
         with torch.no_grad():
             gain = self._gain(magnitude)
+        dreamed = not torch.all(gain == 1)
         out_magnitude = magnitude * gain
         if self.on_chunk is not None:
             self.on_chunk(ChunkReport(self.chunk_index, torch.cat([self.context_dry, magnitude], -1),
@@ -255,4 +276,7 @@ class DreamEngine:
         self.context_out = torch.cat([self.context_out, out_magnitude], -1)[..., -c:]
         self.chunk_index += 1
         self.stats.chunks += 1
-        return self.ola.push(spec * gain).numpy()
+        out = spec * gain
+        if dreamed and self.settings.reconstruction == "phase-refine":
+            out = self.ola.refine_phase(out, self.settings.phase_iterations)
+        return self.ola.push(out).numpy()

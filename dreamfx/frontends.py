@@ -1,10 +1,20 @@
 """Fixed, differentiable first layers that turn a linear log-magnitude STFT into model features.
 
 Every frontend takes ``logmag`` (batch, n_bins, frames), the natural log of the
-linear STFT magnitude (see :func:`dreamfx.spectral.log_magnitude`), so the
-dream's gradient always lands on linear STFT bins.  Frontends are built for one
-sample rate / FFT size with :meth:`configure`; their filter matrices are
-derived buffers, never saved with the weights.
+linear STFT magnitude (see :func:`dreamfx.spectral.log_magnitude`), and has a
+hand-written :meth:`backward` (features gradient -> logmag gradient) for the
+exported dream step.  Frontends are built for one sample rate / FFT size with
+:meth:`configure`; their matrices are derived buffers, never saved with the
+weights.  ``dream_domain`` says where the dream's change is made:
+
+* ``mel_in_the_loop``: log-mel features; the dream changes the *linear* bins
+  through the mel projection (dreamfx's answer to the catch-22).
+* ``linear``: the linear bins themselves are the features.
+* ``mel``: the seed's way: the model's input is the log-mel image and the dream
+  changes that image; the audio is rebuilt by inverting mel -> linear.
+
+``mel`` and ``mel_in_the_loop`` compute the same features (so the same
+classifier); they differ only in where the gradient lands.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ class MelInTheLoop(nn.Module):
     model) instead of forcing a resample.
     """
 
+    dream_domain = "linear"
+
     def __init__(self, n_mels: int, fmin: float, fmax: float):
         super().__init__()
         self.n_mels, self.fmin, self.fmax = n_mels, fmin, fmax
@@ -43,12 +55,88 @@ class MelInTheLoop(nn.Module):
                                      fmax=self.fmax, dtype=np.float32)
         self.filterbank = torch.from_numpy(fb).to(self.filterbank.device)
 
-    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+    def _check(self, logmag: torch.Tensor) -> None:
         if self.filterbank.shape[1] != logmag.shape[-2]:
             raise ValueError(f"frontend built for {self.filterbank.shape[1]} bins, got {logmag.shape[-2]}: "
                              "call model.configure(sample_rate) for this audio's sample rate")
-        mel = torch.matmul(self.filterbank, torch.exp(logmag))
-        return torch.log(mel + LOG_EPS)
+
+    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+        self._check(logmag)
+        return torch.log(torch.matmul(self.filterbank, torch.exp(logmag)) + LOG_EPS)
+
+    def backward(self, logmag: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """d objective / d logmag (B, n_bins, T) from d objective / d features (B, n_mels, T)."""
+        power = torch.exp(logmag)
+        mel = torch.matmul(self.filterbank, power) + LOG_EPS
+        return torch.matmul(self.filterbank.t(), grad / mel) * power
 
 
-FRONTENDS = {"mel_in_the_loop": MelInTheLoop}
+class MelImage(MelInTheLoop):
+    """The seed's mel frontend: the same log-mel features, but the dream changes the mel image itself."""
+
+    dream_domain = "mel"
+
+
+class LinearBins(nn.Module):
+    """The linear log-magnitude bins up to the reference Nyquist frequency: (B, n_bins, T) -> (B, n_features, T).
+
+    Bin spacing is the same at every sample rate (the STFT keeps its frame
+    duration), so bin k is the same frequency everywhere; bins the audio's rate
+    lacks read as silence (log of LOG_EPS), bins above the reference are dropped.
+    """
+
+    dream_domain = "linear"
+
+    def __init__(self, n_bins: int):
+        super().__init__()
+        self.n_bins = n_bins
+        self.register_buffer("selection", torch.zeros(n_bins, 0), persistent=False)
+        self.register_buffer("missing", torch.zeros(n_bins, 1), persistent=False)
+
+    @property
+    def n_features(self) -> int:
+        return self.n_bins
+
+    def configure(self, sample_rate: int, n_fft: int) -> None:
+        bins_in = n_fft // 2 + 1
+        kept = min(bins_in, self.n_bins)
+        selection = torch.zeros(self.n_bins, bins_in)
+        selection[torch.arange(kept), torch.arange(kept)] = 1
+        missing = torch.zeros(self.n_bins, 1)
+        missing[kept:] = float(np.log(LOG_EPS))
+        self.selection, self.missing = selection.to(self.selection.device), missing.to(self.missing.device)
+
+    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+        if self.selection.shape[1] != logmag.shape[-2]:
+            raise ValueError(f"frontend built for {self.selection.shape[1]} bins, got {logmag.shape[-2]}: "
+                             "call model.configure(sample_rate) for this audio's sample rate")
+        return torch.matmul(self.selection, logmag) + self.missing
+
+    def backward(self, logmag: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(self.selection.t(), grad)
+
+
+class Features(nn.Module):
+    """No projection: the input already is the features (the view :func:`mel_image_view` dreams on)."""
+
+    dream_domain = "linear"
+
+    def __init__(self, n_features: int):
+        super().__init__()
+        self._n_features = n_features
+
+    @property
+    def n_features(self) -> int:
+        return self._n_features
+
+    def configure(self, sample_rate: int, n_fft: int) -> None:
+        pass
+
+    def forward(self, logmag: torch.Tensor) -> torch.Tensor:
+        return logmag
+
+    def backward(self, logmag: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+FRONTENDS = {"mel_in_the_loop": MelInTheLoop, "mel": MelImage, "linear": LinearBins, "features": Features}

@@ -8,17 +8,26 @@ ln(after / before) for energy objectives (after - before for class logits),
     retention = sum(gain_audio) / sum(gain_spectral)
 
 1.0 means every change the dream made is still there after overlap-add.
+
+Spectral convergence measures the same loss without the model: the distance
+between the output's re-analysed magnitude and the magnitude the dream asked
+for, over the dreamed frames, ``||A - D||_F / ||D||_F`` (0 = consistent).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 from dreamfx.effect import DreamEffect, to_channels_first
+from dreamfx.engine import ChunkReport, DreamEngine
 from dreamfx.spectral import LOG_EPS, analyze_signal
+
+# Rebuilds the audio to measure from what the engine did: (engine output, chunk reports, engine) -> audio.
+Reconstruct = Callable[[np.ndarray, list[ChunkReport], DreamEngine], np.ndarray]
 
 
 @dataclass
@@ -28,6 +37,7 @@ class RetentionReport:
     objective_audio: float      # ... on the re-analysed output audio
     gain_spectral: float        # summed per-chunk gain on the spectrogram
     gain_audio: float           # summed per-chunk gain on the audio
+    spectral_convergence: float  # ||re-analysed - dreamed|| / ||dreamed|| over the dreamed frames
     chunks: int
     output: np.ndarray          # the rendered audio (channels, samples)
 
@@ -38,11 +48,16 @@ class RetentionReport:
     def summary(self) -> str:
         return (f"objective dry {self.objective_dry:.4g} -> dreamed spectrogram {self.objective_spectral:.4g} -> "
                 f"rendered audio {self.objective_audio:.4g}; gain spectral {self.gain_spectral:.3f}, "
-                f"audio {self.gain_audio:.3f}; retention {self.retention:.3f} over {self.chunks} chunks")
+                f"audio {self.gain_audio:.3f}; retention {self.retention:.3f} over {self.chunks} chunks; "
+                f"spectral convergence {self.spectral_convergence:.3f}")
 
 
-def measure_retention(effect: DreamEffect, audio: np.ndarray, sample_rate: int) -> RetentionReport:
-    """Render ``audio`` through ``effect`` and measure the dream's retention (see module doc)."""
+def measure_retention(effect: DreamEffect, audio: np.ndarray, sample_rate: int,
+                      reconstruct: Reconstruct | None = None) -> RetentionReport:
+    """Render ``audio`` through ``effect`` and measure the dream's retention (see module doc).
+
+    reconstruct: rebuild the audio another way (e.g. :func:`dreamfx.reconstruction.griffin_lim`).
+    """
     audio, _ = to_channels_first(audio)
     engine = effect.engine(sample_rate, audio.shape[0])
     reports = []
@@ -51,6 +66,8 @@ def measure_retention(effect: DreamEffect, audio: np.ndarray, sample_rate: int) 
         output = engine.render(audio)
     finally:
         engine.on_chunk = None
+    if reconstruct is not None:
+        output = reconstruct(output, reports, engine)
     k, c = engine.chunk_frames, engine.context_frames
     n_frames = -(-audio.shape[1] // engine.stft.hop)
     reports = [r for r in reports if (r.index + 1) * k <= n_frames]  # chunks wholly inside the input
@@ -64,4 +81,7 @@ def measure_retention(effect: DreamEffect, audio: np.ndarray, sample_rate: int) 
     values = [engine.backend.evaluate(objective, torch.log(m + LOG_EPS)).cpu().double().numpy()
               for m in (dry, dreamed, audio_windows)]
     gains = [sum(objective.gain(b, a) for b, a in zip(values[0], v)) for v in values[1:]]
-    return RetentionReport(*(float(np.mean(v)) for v in values), *gains, len(reports), output)
+    changed = [i for i, r in enumerate(reports) if not torch.equal(r.dry, r.dreamed)]
+    wanted, got = dreamed[changed][..., -k:], audio_windows[changed][..., -k:]
+    convergence = float(torch.linalg.norm(got - wanted) / torch.linalg.norm(wanted)) if changed else 0.0
+    return RetentionReport(*(float(np.mean(v)) for v in values), *gains, convergence, len(reports), output)

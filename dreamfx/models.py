@@ -76,7 +76,10 @@ class DreamNet(nn.Module):
     """Compact CNN genre classifier on a linear log-magnitude STFT.
 
     Input ``logmag`` (batch, n_bins, frames); output logits (batch, n_classes).
-    Named layers (activations after ReLU): ``conv1`` .. ``convN``, then ``logits``.
+    A frontend (:mod:`dreamfx.frontends`) turns it into features; then blocks of
+    ``convs_per_block`` (conv 3x3, batch norm, ReLU) units (1: the compact
+    default; 2: a deeper, VGG-like variant).
+    Named layers (activations after each block's last ReLU): ``conv1`` .. ``convN``, then ``logits``.
     Each block halves frequency and time except the last, so ``frames`` should
     be a multiple of ``2 ** (len(channels) - 1)`` for pooling without loss.
     """
@@ -91,10 +94,12 @@ class DreamNet(nn.Module):
         self.input_norm = nn.BatchNorm1d(self.frontend.n_features)
         blocks, c_in = [], 1
         channels = meta["channels"]
-        for c_out in channels:
-            blocks.append(nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                                        nn.ReLU()))
-            c_in = c_out
+        for c_out in channels:  # one or more (conv 3x3, batch norm, ReLU) units per block (VGG-like when more)
+            units = []
+            for _ in range(meta.get("convs_per_block", 1)):
+                units += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+                c_in = c_out
+            blocks.append(nn.Sequential(*units))
         self.blocks = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2)
         self.dropout = nn.Dropout(meta.get("dropout", 0.3))
@@ -133,17 +138,30 @@ class DreamNet(nn.Module):
         return self.activations(logmag)["logits"]
 
 
-def build_metadata(classes: list[str], *, channels=(16, 32, 64, 128), n_mels=64, fmin=30.0, fmax=11025.0,
-                   sample_rate=22050, n_fft=1024, hop=256, training: dict | None = None) -> dict:
-    """Metadata of a new mel-in-the-loop DreamNet (the JSON stored in the model file)."""
+ARCHITECTURES = {"compact": {"channels": (16, 32, 64, 128), "convs_per_block": 1},
+                 "deep": {"channels": (24, 48, 96, 192), "convs_per_block": 2}}
+
+
+def build_metadata(classes: list[str], *, frontend: str = "mel_in_the_loop", architecture: str = "compact",
+                   n_mels=64, fmin=30.0, fmax=11025.0, sample_rate=22050, n_fft=1024, hop=256,
+                   training: dict | None = None) -> dict:
+    """Metadata of a new DreamNet (the JSON stored in the model file).
+
+    frontend: "mel_in_the_loop", "mel" or "linear" (see dreamfx.frontends); architecture: "compact" or "deep".
+    """
+    if frontend == "linear":
+        frontend_meta = {"kind": "linear", "n_bins": n_fft // 2 + 1}
+    else:
+        frontend_meta = {"kind": frontend, "n_mels": n_mels, "fmin": fmin, "fmax": fmax}
+    arch = ARCHITECTURES[architecture]
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "architecture": "DreamNet",
-        "channels": list(channels), "classes": list(classes),
-        "frontend": {"kind": "mel_in_the_loop", "n_mels": n_mels, "fmin": fmin, "fmax": fmax},
+        "variant": architecture, "channels": list(arch["channels"]), "convs_per_block": arch["convs_per_block"],
+        "classes": list(classes), "frontend": frontend_meta,
         "stft": {"sample_rate": sample_rate, "n_fft": n_fft, "hop": hop},
         "window": "hann", "log_eps": LOG_EPS, "input": "natural log of |STFT| / sum(window) + log_eps",
         "sample_rates": [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE],
-        "layers": [f"conv{i + 1}" for i in range(len(channels))] + ["logits"],
+        "layers": [f"conv{i + 1}" for i in range(len(arch["channels"]))] + ["logits"],
         "training": training or {},
     }
 

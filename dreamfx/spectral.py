@@ -105,8 +105,9 @@ class OverlapAdd:
     def reset(self) -> None:
         self.tail.zero_()
 
-    def push(self, spec: torch.Tensor) -> torch.Tensor:
-        """spec: complex (channels, n_bins, K).  Returns float32 (channels, K * hop)."""
+    def synthesize(self, spec: torch.Tensor) -> torch.Tensor:
+        """The samples K frames span, (channels, (K - 1) * hop + n_fft), with the earlier frames' tail added;
+        the state is left as it was."""
         cfg = self.config
         k = spec.shape[-1]
         frames = torch.fft.irfft(spec.transpose(1, 2), n=cfg.n_fft) * (self.window * self.scale)
@@ -114,5 +115,19 @@ class OverlapAdd:
         out[:, :cfg.pad] = self.tail
         for j in range(k):
             out[:, j * cfg.hop:j * cfg.hop + cfg.n_fft] += frames[:, j]
-        self.tail = out[:, k * cfg.hop:].clone()
-        return out[:, :k * cfg.hop]
+        return out
+
+    def push(self, spec: torch.Tensor) -> torch.Tensor:
+        """spec: complex (channels, n_bins, K).  Returns float32 (channels, K * hop)."""
+        out = self.synthesize(spec)
+        self.tail = out[:, spec.shape[-1] * self.config.hop:].clone()
+        return out[:, :spec.shape[-1] * self.config.hop]
+
+    def refine_phase(self, spec: torch.Tensor, iterations: int) -> torch.Tensor:
+        """Griffin-Lim iterations on the chunk's frames (channels, n_bins, K): keep their magnitudes, take the
+        phase of the re-analysed resynthesis (earlier frames, already played, stay fixed).  Without look-ahead,
+        as in real-time iterative spectrogram inversion."""
+        magnitude = spec.abs()
+        for _ in range(iterations):
+            spec = torch.polar(magnitude, stft(self.synthesize(spec), self.config, self.window).angle())
+        return spec

@@ -208,6 +208,9 @@ def export_model(model: DreamNet, output: Path, *, fmt: str = "onnx", what: str 
         raise DreamfxError(f"unknown export {what!r}: use one of {', '.join(WHATS)}")
     objective = objective or Objective()
     objective.validate(model.spec)
+    if what == "dream-step" and model.frontend.dream_domain == "mel":
+        raise DreamfxError("a mel-image model (frontend 'mel') dreams on the mel image, which has no exported "
+                           "dream step; export its classifier, or dream with the torch backend")
     model.configure(sample_rate)
     meta = export_metadata(model, fmt, what, sample_rate, objective if what == "dream-step" else None)
     if fmt == "onnx":

@@ -99,7 +99,8 @@ def test_exported_dream_step_matches_torch(model, windows, exported, fmt, name, 
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert json.loads(props["objective"]) == {"kind": objective.kind, "layer": objective.layer,
-                                                   "channel": objective.channel, "target": objective.target}
+                                                   "channel": objective.channel, "target": objective.target,
+                                                   "blend": list(objective.blend)}
         assert props["sample_rate"] == str(SR) and props["classes"].split(",") == list(model.class_names)
     backend, reference = open_backend(path), open_backend(model)
     assert backend.name == {"onnx": "onnxruntime", "torchscript": "torchscript"}[fmt]
