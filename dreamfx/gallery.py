@@ -57,8 +57,13 @@ def _chain_summary(preset: Preset) -> str:
 
 def _dream_summary(preset: Preset) -> str:
     d = preset.dream
-    aim = f"toward {d['target']}" if "target" in d else f"{d.get('layer', 'conv3')}" + (
-        f" channel {d['channel']}" if "channel" in d else "")
+    if "targets" in d:
+        aim = "toward " + " + ".join(f"{name} {weight:g}" for name, weight in d["targets"].items())
+    elif "target" in d:
+        aim = f"toward {d['target']}"
+    else:
+        aim = d.get("layer", "conv3") + (f" channel {d['channel']}" if "channel" in d else "") + (
+            f" channels {', '.join(d['channels'])}" if "channels" in d else "")
     band = f", {d['band_hz'][0]:g}–{d['band_hz'][1]:g} Hz" if "band_hz" in d else ""
     return f"{aim}, intensity {d.get('intensity', 1.0):g}, {d.get('iterations', 8)} iterations{band}"
 

@@ -83,3 +83,21 @@ def _foreign_safetensors(tmp_path) -> bytes:
     p = tmp_path / "foreign.bin"
     save_file({"w": torch.zeros(3)}, str(p), metadata={"dreamfx": json.dumps({"format": "other"})})
     return p.read_bytes()
+
+
+def test_evaluate_writes_scores_and_a_confusion_matrix(held_out_set, tmp_path):
+    """training/evaluate.py on the freshly rendered held-out clips: the JSON agrees with the figure PNG's data."""
+    from click.testing import CliRunner
+    from training.evaluate import main
+    result = CliRunner().invoke(main, [str(held_out_set), str(default_model_path()), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "default_model.json").read_text())
+    windows = report["windows_32"]
+    confusion = np.array(windows["confusion"])
+    assert confusion.sum() == windows["n"] and windows["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    for i, c in enumerate(read_metadata(default_model_path())["classes"]):
+        assert windows["recall"][c] == pytest.approx(confusion[i, i] / confusion[i].sum())
+        assert windows["precision"][c] == pytest.approx(confusion[i, i] / confusion[:, i].sum())
+    assert report["clips"]["accuracy"] >= 0.8 and windows["accuracy"] > 0.5
+    figure = tmp_path / "default_model-confusion.png"
+    assert figure.stat().st_size > 10_000
