@@ -245,8 +245,9 @@ class LiveProcessor:
             if engine is not None:
                 engine.take_whole_chunks()
             self.incoming.append(PresetSwitch(name, chain, engine, midi_map))
-        except DreamfxError as exc:
-            self.notice = f"preset {name!r} not loaded: {exc}"
+        except Exception as exc:  # on a helper thread: reported on the status line, the old chain plays on
+            reason = str(exc) if isinstance(exc, DreamfxError) else f"{type(exc).__name__}: {exc}"
+            self.notice = f"preset {name!r} not loaded: {reason}"
 
     def _prime(self, switch: PresetSwitch) -> None:
         """Run the input history through the new chain without dreaming, so its STFT overlap, model context

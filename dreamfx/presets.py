@@ -54,6 +54,7 @@ TOP_KEYS = ("version", "name", "description", "dream", "midi", "chain")
 CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames")  # fixed once built
 DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
 MIDI_KEYS = ("cc", "notes", "programs")
+OBJECTIVE_KEYS = ("channel", "channels", "target", "targets")  # each picks what of the layer (or classes) to dream
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
@@ -78,8 +79,16 @@ class Preset:
         return self.midi or MidiMap()
 
     def dream_effect(self, **overrides) -> DreamEffect:
-        """A DreamEffect with this preset's parameters, ``overrides`` (not None) taking precedence."""
-        params = {**self.dream, **{k: v for k, v in overrides.items() if v is not None}}
+        """A DreamEffect with this preset's parameters, ``overrides`` (not None) taking precedence.
+
+        An override that chooses the objective replaces the preset's choice: ``target``/``targets``/``channel``/
+        ``channels`` drop the preset's of those four, ``layer`` drops them too (a layer objective).
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        params = dict(self.dream)
+        if any(k in overrides for k in OBJECTIVE_KEYS + ("layer",)):
+            params = {k: v for k, v in params.items() if k not in OBJECTIVE_KEYS}
+        params.update(overrides)
         construction = {k: params[k] for k in CONSTRUCTION_KEYS[1:] if k in params}
         try:
             effect = DreamEffect(self._model_path(params.get("model", "default")), **construction)

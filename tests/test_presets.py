@@ -185,6 +185,16 @@ def test_presets_cli_lists_shows_validates_and_saves(tmp_path):
     assert mine.midi == load_preset("ambient-wash").midi
 
 
+def test_objective_overrides_replace_the_presets_objective():
+    assert Chain.from_preset("jazz-electronic-blend", target="metal").dream_effects[0].target == "metal"
+    blend = Chain.from_preset("metal-hallucination", targets={"jazz": 1.0, "rock": 1.0}).dream_effects[0]
+    assert blend.targets == {"jazz": 1.0, "rock": 1.0} and blend.target is None
+    layer = Chain.from_preset("metal-hallucination", layer="conv2").dream_effects[0]
+    assert layer.objective == "layer" and layer.layer == "conv2"
+    channel = Chain.from_preset("neuron-voice", channel=3).dream_effects[0]
+    assert channel.layer == "conv4" and channel.channel == 3 and channel.channels is None
+
+
 def test_preset_chooses_the_backend(tmp_path):
     path = tmp_path / "ort.toml"
     path.write_text(edit("[dream]", "[dream]\nbackend = 'onnxruntime'"))
