@@ -193,18 +193,11 @@ class DreamEffect:
     @property
     def channels(self) -> dict[int, float] | None:
         """A weighted blend of channels of ``layer`` to maximise, e.g. {5: 1.0, 17: 0.5}; None when not blending."""
-        o = self.settings.objective
-        return dict(o.blend) if o.kind == "channel" and o.blend else None
+        return self._blend("channel")
 
     @channels.setter
     def channels(self, weights: dict | None) -> None:
-        o = self.settings.objective
-        if weights is None:
-            if o.kind == "channel" and o.blend:
-                self._set_objective(replace(o, kind="layer", blend=()))
-            return
-        blend = tuple((int(k) if isinstance(k, str) and k.isdigit() else k, w) for k, w in _blend_items(weights))
-        self._set_objective(replace(o, kind="channel", target=None, blend=blend))
+        self._set_blend("channel", weights, lambda k: int(k) if isinstance(k, str) and k.isdigit() else k)
 
     @property
     def target(self) -> str | None:
@@ -223,17 +216,25 @@ class DreamEffect:
     @property
     def targets(self) -> dict[str, float] | None:
         """A weighted blend of classes to dream toward, e.g. {"jazz": 0.7, "metal": 0.3}; None when not blending."""
-        o = self.settings.objective
-        return dict(o.blend) if o.kind == "class" and o.blend else None
+        return self._blend("class")
 
     @targets.setter
     def targets(self, weights: dict | None) -> None:
+        self._set_blend("class", weights)
+
+    def _blend(self, kind: str) -> dict | None:
+        o = self.settings.objective
+        return dict(o.blend) if o.kind == kind and o.blend else None
+
+    def _set_blend(self, kind: str, weights: dict | None, key=lambda k: k) -> None:
+        """Dream a blend of ``kind`` ("class" or "channel"); None ends a blend of that kind (back to the layer)."""
         o = self.settings.objective
         if weights is None:
-            if o.kind == "class" and o.blend:
+            if o.kind == kind and o.blend:
                 self._set_objective(replace(o, kind="layer", blend=()))
             return
-        self._set_objective(replace(o, kind="class", target=None, blend=_blend_items(weights)))
+        blend = tuple((key(k), w) for k, w in _blend_items(weights))
+        self._set_objective(replace(o, kind=kind, target=None, blend=blend))
 
     @property
     def objective(self) -> str:
