@@ -41,12 +41,15 @@ def probe_audio(path: str | Path) -> int:
         return f.frames
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a file; returns (float32 (channels, samples), sample rate in Hz)."""
+def read_audio(path: str | Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Read a file (only its first ``seconds`` when given); returns (float32 (channels, samples), sample rate in Hz)."""
     path = Path(path)
+    if seconds is not None and not seconds > 0:
+        raise DreamfxError(f"--seconds must be positive, got {seconds}")
     try:
         with _open(path) as f:
-            audio, sample_rate = f.read(f.frames), f.samplerate
+            frames = f.frames if seconds is None else min(f.frames, int(seconds * f.samplerate))
+            audio, sample_rate = f.read(frames), f.samplerate
     except DreamfxError:
         raise
     except Exception as exc:

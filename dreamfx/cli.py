@@ -6,6 +6,7 @@ no traceback, no output file left behind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from dreamfx.backends import BACKENDS
 from dreamfx.errors import DreamfxError
 from dreamfx.midi import PARAMETERS as MIDI_PARAMETERS
 from dreamfx.models import example_clip_path
-from dreamfx.presets import NATIVE_PLUGINS, load_preset
+from dreamfx.presets import NATIVE_PLUGINS, Preset, load_preset
 
 EXPORT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}
 EXAMPLE = example_clip_path()
@@ -52,9 +53,9 @@ def dream_options(f):
     return f
 
 
-def build_chain(preset: str, model, chain_spec: str | None, **overrides):
-    """The Chain for a preset with CLI overrides applied."""
-    p = load_preset(preset)
+def build_chain(preset: str | Preset, model, chain_spec: str | None, **overrides):
+    """The Chain for a preset (a name or path, or one already loaded, left unchanged) with CLI overrides applied."""
+    p = preset if isinstance(preset, Preset) else load_preset(preset)
     if model is not None:
         overrides["model"] = str(model.resolve())
     target = overrides.get("target")
@@ -67,7 +68,7 @@ def build_chain(preset: str, model, chain_spec: str | None, **overrides):
                 raise DreamfxError(f"--chain: unknown stage {s!r}; use 'dream' or one of {', '.join(NATIVE_PLUGINS)}")
         if stages.count("dream") != 1:
             raise DreamfxError("--chain must name the 'dream' stage exactly once, e.g. --chain 'Reverb,dream'")
-        p.chain = [{"plugin": s} for s in stages]
+        p = dataclasses.replace(p, chain=[{"plugin": s} for s in stages])
     return p.build_chain(**overrides)
 
 
@@ -277,11 +278,12 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         if save_preset.resolve().parent == PRESET_DIR.resolve():
             raise DreamfxError(f"--learn would change the shipped preset {source.name!r}: add --save-preset my.toml")
         check_output_path(save_preset, [], overwrite=True, formats=(".toml",))
-    chain = build_chain(preset, model, chain_spec, **overrides)
+    chain = build_chain(source, model, chain_spec, **overrides)
 
     def chain_factory(name: str):
-        return build_chain(name, model, None, backend=overrides["backend"], device=overrides["device"]), \
-            load_preset(name).midi
+        switched = load_preset(name)
+        return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"]), \
+            switched.midi
 
     control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
     processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control, chain_factory=chain_factory,
@@ -386,7 +388,7 @@ def presets_save(output: Path, name, description, overwrite, preset, model, chai
     from dreamfx.presets import Preset, save_preset
     check_output_path(output, [], overwrite, formats=(".toml",))
     source = load_preset(preset)
-    chain = build_chain(preset, model, chain_spec, **overrides)
+    chain = build_chain(source, model, chain_spec, **overrides)
     saved = Preset.from_chain(chain, name or output.stem, description or source.description, source.midi)
     save_preset(saved, output)
     click.echo(f"wrote {output}")
@@ -403,9 +405,7 @@ def visualize(src: Path, output: Path, seconds, overwrite, preset, model, chain_
     import numpy as np
     from dreamfx.figures import dream_figure
     check_output_path(output, [src], overwrite, formats=(".png",))
-    audio, sr = read_audio(src)
-    if seconds is not None:
-        audio = audio[:, :int(seconds * sr)]
+    audio, sr = read_audio(src, seconds)
     effect = build_chain(preset, model, chain_spec, **overrides).dream_effects[0]
     engine = effect.engine(sr, audio.shape[0])
     engine.objective_trace = {}
@@ -437,11 +437,7 @@ def gallery(out_dir: Path, src: Path, seconds, names) -> None:
     from dreamfx.presets import preset_names
     if out_dir.exists() and not out_dir.is_dir():
         raise DreamfxError(f"{out_dir} is a file: give a folder for the gallery")
-    audio, sr = read_audio(src)
-    if seconds is not None:
-        if seconds <= 0:
-            raise DreamfxError(f"--seconds must be positive, got {seconds}")
-        audio = audio[:, :int(seconds * sr)]
+    audio, sr = read_audio(src, seconds)
     presets = [load_preset(name) for name in names or preset_names()]  # every preset is checked before rendering
     with progress_bar(len(presets), "rendering presets") as bar:
         index = render_gallery(presets, audio, sr, out_dir, src.name, progress=lambda name: bar.update(1))
