@@ -185,6 +185,7 @@ class GraphBackend:
                  default_objective: Objective | None = None, source: Path | None = None):
         self.name, self.spec, self.device, self.build = name, spec, device, build
         self.default_objective, self.source = default_objective, source
+        self.mel_filterbank = None  # graphs dream on linear bins (a mel-image model runs on torch only)
         self.graphs: dict[tuple[str, int], Graph] = {}
         self.sample_rate: int | None = None
 

@@ -209,7 +209,7 @@ class DreamEngine:
         if (i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0:
             return torch.ones_like(magnitude)
         window = torch.cat([self.context_dry, magnitude], dim=-1).to(self.device)
-        mel = getattr(self.backend, "mel_filterbank", None)  # a mel-image model dreams mel magnitudes
+        mel = self.backend.mel_filterbank  # a mel-image model dreams mel magnitudes
         if mel is not None:
             window = torch.matmul(mel, window)
         rng = np.random.default_rng([s.seed, self.chunk_index])

@@ -20,10 +20,10 @@ runs the next chunk through both chains and crossfades them over that chunk.
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import time
-import collections
 from dataclasses import dataclass
 from typing import Callable
 
