@@ -21,7 +21,6 @@ runs the next chunk through both chains and crossfades them over that chunk.
 from __future__ import annotations
 
 import collections
-import gc
 import sys
 import threading
 import time
@@ -319,10 +318,6 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
     processor.reset()
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(0.001)  # the worker's Python code yields the GIL to the audio callback sooner
-    # Garbage collection holds the GIL for as long as it scans; with everything alive now frozen out of its
-    # scans, a collection triggered while streaming (a preset being built) walks only the new objects.
-    gc.collect()
-    gc.freeze()
     processor.start()
     started = time.monotonic()
     next_report = started + report_every
@@ -343,7 +338,6 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
     finally:
         processor.stop()
         sys.setswitchinterval(switch_interval)
-        gc.unfreeze()
     return processor.stats
 
 
