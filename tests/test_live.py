@@ -25,15 +25,28 @@ from tests.conftest import require_module, require_system
 SR, BLOCK = 48000, 256
 
 
+class JackServer:
+    """The running test server: its name and its log, which names the client JACK blames for an xrun."""
+
+    def __init__(self, name: str, log_path):
+        self.name, self.log_path = name, log_path
+
+    def xrun_report(self) -> str:
+        lines = [line for line in self.log_path.read_text().splitlines() if "xrun" in line.lower()]
+        return "jackd: " + (" | ".join(lines[-6:]) if lines else "no xrun logged")
+
+
 @pytest.fixture(scope="module")
-def jack_server():
+def jack_server(tmp_path_factory):
     require_system("jackd", "jackd2 libportaudio2")
     jack = require_module("jack", "pip install -e '.[test]'")
     sd = require_module("sounddevice", "pip install -e '.[live]' and apt-get install libportaudio2")
     require_module("rtmidi", "pip install -e '.[live]'")
     name = f"dreamfx-test-{os.getpid()}"
-    server = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", str(SR), "-p", str(BLOCK)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_path = tmp_path_factory.mktemp("jackd") / "jackd.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", str(SR), "-p", str(BLOCK)],
+                                  stdout=log, stderr=subprocess.STDOUT)
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
     for _ in range(100):
@@ -47,7 +60,7 @@ def jack_server():
         pytest.fail("jackd -d dummy did not start")
     sd._terminate()  # PortAudio lists host APIs when it starts: make it see this server
     sd._initialize()
-    yield name
+    yield JackServer(name, log_path)
     sd._terminate()  # PortAudio's JACK client must go before the server does
     server.terminate()
     server.wait(timeout=10)
@@ -147,7 +160,7 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
     assert back.shape[1] >= SR  # at least a second came back
     assert error <= 1e-4, error
     assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
-    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1
+    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1, jack_server.xrun_report()
 
 
 def trajectory(effect: DreamEffect, engine) -> list:
@@ -218,7 +231,7 @@ def test_overload_degrades_to_fewer_iterations_without_late_blocks(jack_server, 
              f"{100 * stats.worker_load:.0f}%, xruns {stats.xruns}, late blocks {stats.late_blocks}")
     assert stats.chunks >= 40
     assert engine.reduced_chunks + engine.deadline_dry_chunks >= stats.chunks - 1
-    assert stats.late_blocks == 0 and stats.xruns == 0
+    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
 
 
 def test_cli_live_runs_and_reports(jack_server):
@@ -367,7 +380,7 @@ def test_program_change_and_learn_through_a_jack_port(jack_server):
     assert processor.preset_name == "subtle-shimmer" and stats.switches == 1
     shimmer = processor.chain.dream_effects[0]
     assert shimmer.layer == "conv1" and shimmer.mix == 0.0 and control.effect is shimmer
-    assert stats.late_blocks == 0 and stats.xruns == 0
+    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
 
 
 def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
@@ -391,3 +404,36 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
                               "--duration", "1"], capture_output=True, text=True, timeout=60)
     assert shipped.returncode == 2 and "--learn would change the shipped preset 'default': add --save-preset" \
         in shipped.stderr
+
+
+def anon_huge_kb(array: np.ndarray) -> int:
+    """AnonHugePages (kB) summed over the memory mappings that hold ``array``, from /proc/self/smaps."""
+    first, last = array.ctypes.data, array.ctypes.data + array.nbytes
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                inside = start < last and first < end
+            elif inside and fields[0] == "AnonHugePages:":
+                total += int(fields[1])
+    return total
+
+
+def test_streaming_keeps_huge_page_collapse_off_the_process():
+    """NumPy madvises big arrays for huge pages; while streaming, the process gets none (no khugepaged stalls)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("transparent huge pages are a Linux feature")
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as mode:
+        if "[never]" in mode.read():
+            pytest.skip("transparent huge pages are off on this machine: nothing to keep off")
+    from dreamfx.live import no_huge_page_collapse
+    size = 64 * 2**20 // 8
+    before = np.ones(size)  # NumPy madvises it (MADV_HUGEPAGE); touching it faults huge pages in
+    with no_huge_page_collapse():
+        during = np.ones(size)
+        during_kb = anon_huge_kb(during)
+    after = np.ones(size)
+    assert anon_huge_kb(before) > 0 and anon_huge_kb(after) > 0, "this kernel gave no huge pages to begin with"
+    assert during_kb == 0
