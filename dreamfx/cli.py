@@ -41,6 +41,8 @@ def dream_options(f):
         click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
         click.option("--octaves", type=int, help="Coarse-to-fine stages of the dream (1..4)."),
         click.option("--memory", type=float, help="Share of the previous chunk's change each chunk starts from."),
+        click.option("--consistency/--no-consistency", default=None, help="Project the change after every "
+                     "iteration onto what overlap-add can deliver (the dream survives resynthesis)."),
         click.option("--band", "band_hz", type=float, nargs=2, help="Confine the dream to LOW HIGH Hz."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Where the dream runs (default: the "
                      "preset's; auto = torch for safetensors models, else the exported file's kind)."),

@@ -222,7 +222,8 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
           iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
           smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False, octaves: int = 1,
           initial_delta: torch.Tensor | None = None, may_continue: Callable[[int], bool] | None = None,
-          trace: list[float] | None = None) -> tuple[torch.Tensor, int]:
+          trace: list[float] | None = None,
+          project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
     step_function: one iteration (a backend's ``step``); weights: the objective's.
@@ -241,7 +242,10 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     n_new): where the ascent starts (dream memory), else 0.  may_continue(done):
     asked before every iteration; False stops early (a live deadline).  The
     jitter draws do not depend on it.  trace: when given, the objective (mean
-    over the batch) before each iteration is appended to it.
+    over the batch) before each iteration is appended to it.  project(delta):
+    applied after every iteration (then bounded again), e.g. the change that
+    overlap-add can deliver, so every later iteration starts from a
+    spectrogram that audio can have.
     """
     device, frames = magnitude.device, magnitude.shape[-1]
     inputs = first_step_inputs(torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude[..., -n_new:], weights,
@@ -262,5 +266,7 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
         delta, value = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
         if trace is not None:
             trace.append(float(value.mean()))
+        if project is not None:
+            delta = torch.minimum(torch.maximum(project(delta), -inputs.bound), inputs.bound)
         inputs = inputs._replace(delta=delta)
     return inputs.delta, iterations

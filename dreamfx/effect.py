@@ -47,11 +47,23 @@ class _Range:
         setattr(obj.settings, self.name, self.kind(value))
 
 
+class _Flag(_Range):
+    """A True/False attribute stored in DreamSettings."""
+
+    def __init__(self, doc: str):
+        super().__init__(bool, False, True, doc)
+
+    def __set__(self, obj, value):
+        if not isinstance(value, bool):
+            raise DreamfxError(f"{self.name} must be True or False, got {value!r}")
+        setattr(obj.settings, self.name, value)
+
+
 RECONSTRUCTIONS = ("input-phase", "phase-refine")
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
 TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "seed",
            "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level", "band_hz", "reconstruction",
-           "phase_iterations")
+           "phase_iterations", "consistency")
 
 
 class DreamEffect:
@@ -87,13 +99,17 @@ class DreamEffect:
     phase_iterations = _Range(int, 1, 64, "Griffin-Lim iterations per chunk when reconstruction is 'phase-refine'.")
     memory = _Range(float, 0.0, 0.95, "Share of the previous chunk's change a chunk starts from (temporal "
                     "coherence); 0: every chunk starts from its input.")
+    preserve_level = _Flag("Keep each frame's energy, so the dream changes timbre, not loudness.")
+    consistency = _Flag("Project the change after every iteration onto what overlap-add can deliver, so the "
+                        "model dreams only on spectrograms that audio can have (models that dream linear "
+                        "magnitudes; a mel-image model is inverted by least squares instead).")
 
     def __init__(self, model: str | Path | DreamNet | None = None, *, intensity: float = 1.0, iterations: int = 8,
                  step: float = 0.1, mix: float = 1.0, layer: str | None = None, channel: int | None = None,
                  target: str | None = None, channels: dict | None = None, targets: dict | None = None,
                  seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0, smooth_bins: int = 2,
                  smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0, preserve_level: bool = True,
-                 reconstruction: str = "input-phase", phase_iterations: int = 8,
+                 reconstruction: str = "input-phase", phase_iterations: int = 8, consistency: bool = False,
                  band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
                  context_frames: int = 24, backend: str = "auto", device: str = "auto"):
         self.backend = open_backend(model, backend, device)
@@ -109,6 +125,7 @@ class DreamEffect:
         self._set_objective(self.backend.default_objective or Objective())
         self.octaves, self.memory = octaves, memory
         self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
+        self.consistency = consistency
         for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
                             ("targets", targets)):
             if value is not None:
@@ -120,17 +137,6 @@ class DreamEffect:
         """The dream stage of a preset (a name in presets/ or a .toml path)."""
         from dreamfx.presets import load_preset
         return load_preset(preset).dream_effect(**overrides)
-
-    @property
-    def preserve_level(self) -> bool:
-        """Keep each frame's energy, so the dream changes timbre, not loudness."""
-        return self.settings.preserve_level
-
-    @preserve_level.setter
-    def preserve_level(self, value: bool) -> None:
-        if not isinstance(value, bool):
-            raise DreamfxError(f"preserve_level must be True or False, got {value!r}")
-        self.settings.preserve_level = value
 
     @property
     def reconstruction(self) -> str:

@@ -52,6 +52,7 @@ class DreamSettings:
     memory: float = 0.0         # share of the previous chunk's change the next chunk starts from
     reconstruction: str = "input-phase"  # or "phase-refine": Griffin-Lim iterations within each chunk
     phase_iterations: int = 8   # iterations of "phase-refine"
+    consistency: bool = False   # project each iteration's change onto what overlap-add delivers
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
     objective: Objective = field(default_factory=Objective)
@@ -201,9 +202,10 @@ class DreamEngine:
                 progress(min(i + block_size, n))
         return out[:, self.latency:self.latency + n]
 
-    def _gain(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Spectral gain (1, n_bins, K) for the new frames' downmix magnitude (1, n_bins, K)."""
+    def _gain(self, downmix: torch.Tensor) -> torch.Tensor:
+        """Spectral gain (1, n_bins, K) for the new frames' downmix spectrum (1, n_bins, K), complex."""
         s, k = self.settings, self.chunk_frames
+        magnitude = downmix.abs()
         (i0, m0), (i1, m1) = self.ramp_from, (s.intensity, s.mix)
         self.ramp_from = (i1, m1)
         if (i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0:
@@ -222,7 +224,8 @@ class DreamEngine:
                             preserve_level=s.preserve_level, octaves=s.octaves, initial_delta=remembered,
                             may_continue=self._within_deadline(),
                             trace=None if self.objective_trace is None else self.objective_trace.setdefault(
-                                self.chunk_index, []))
+                                self.chunk_index, []),
+                            project=self._projection(downmix) if mel is None and s.consistency else None)
         self._count_iterations(done, time.perf_counter() - started)
         if done == 0:
             return torch.ones_like(magnitude)
@@ -240,6 +243,16 @@ class DreamEngine:
             self.stats.fallback_chunks += 1
             return torch.ones_like(magnitude)
         return gain
+
+    def _projection(self, downmix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The change of log-magnitude (1, n_bins, K) that overlap-add would deliver for a requested one."""
+        tail = self.ola.tail.mean(dim=0, keepdim=True)
+        log_dry = torch.log(downmix.abs() + LOG_EPS)
+
+        def project(delta: torch.Tensor) -> torch.Tensor:
+            wanted = downmix * torch.exp(delta.cpu())
+            return (torch.log(self.ola.consistent(wanted, tail).abs() + LOG_EPS) - log_dry).to(delta.device)
+        return project
 
     def _within_deadline(self) -> Callable[[int], bool] | None:
         """None offline (every iteration runs); live, a check that one more iteration ends before the deadline."""
@@ -263,9 +276,10 @@ class DreamEngine:
         for hook in self.before_chunk:
             hook(self.chunk_index)
         spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)
-        magnitude = spec.mean(dim=0, keepdim=True).abs()                     # downmix, (1, n_bins, K)
+        downmix = spec.mean(dim=0, keepdim=True)                             # (1, n_bins, K)
+        magnitude = downmix.abs()
         with torch.no_grad():
-            gain = self._gain(magnitude)
+            gain = self._gain(downmix)
         dreamed = not torch.all(gain == 1)
         out_magnitude = magnitude * gain
         if self.on_chunk is not None:

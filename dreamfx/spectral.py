@@ -105,14 +105,14 @@ class OverlapAdd:
     def reset(self) -> None:
         self.tail.zero_()
 
-    def synthesize(self, spec: torch.Tensor) -> torch.Tensor:
-        """The samples K frames span, (channels, (K - 1) * hop + n_fft), with the earlier frames' tail added;
-        the state is left as it was."""
+    def synthesize(self, spec: torch.Tensor, tail: torch.Tensor | None = None) -> torch.Tensor:
+        """The samples K frames span, (channels, (K - 1) * hop + n_fft), with the earlier frames' tail
+        (channels, pad) added (default: this stream's); the state is left as it was."""
         cfg = self.config
         k = spec.shape[-1]
         frames = torch.fft.irfft(spec.transpose(1, 2), n=cfg.n_fft) * (self.window * self.scale)
         out = torch.zeros(spec.shape[0], (k - 1) * cfg.hop + cfg.n_fft)
-        out[:, :cfg.pad] = self.tail
+        out[:, :cfg.pad] = self.tail if tail is None else tail
         for j in range(k):
             out[:, j * cfg.hop:j * cfg.hop + cfg.n_fft] += frames[:, j]
         return out
@@ -122,6 +122,21 @@ class OverlapAdd:
         out = self.synthesize(spec)
         self.tail = out[:, spec.shape[-1] * self.config.hop:].clone()
         return out[:, :spec.shape[-1] * self.config.hop]
+
+    def consistent(self, spec: torch.Tensor, tail: torch.Tensor | None = None) -> torch.Tensor:
+        """What the K frames (channels, n_bins, K) become once overlap-added and re-analysed: complex
+        (channels, n_bins, K).  The samples no later frame has reached yet are divided by the part of the
+        window overlap present (as a consistent continuation would give), not left faded."""
+        cfg = self.config
+        signal = self.synthesize(spec, tail)
+        k = spec.shape[-1]
+        envelope = torch.zeros((k - 1) * cfg.hop + cfg.n_fft)
+        for j in range(-(cfg.n_fft // cfg.hop) + 1, k):
+            start = j * cfg.hop
+            envelope[max(start, 0):start + cfg.n_fft] += self.window[max(-start, 0):].square()
+        full = float(self.window.square().sum()) / cfg.hop
+        signal = signal * (full / envelope.clamp_min(0.25 * full))
+        return stft(signal, cfg, self.window)
 
     def refine_phase(self, spec: torch.Tensor, iterations: int) -> torch.Tensor:
         """Griffin-Lim iterations on the chunk's frames (channels, n_bins, K): keep their magnitudes, take the

@@ -24,6 +24,7 @@ OPTIONS = {
     "class blend": dict(targets={"jazz": 0.5, "metal": 0.5}),
     "channel blend": dict(layer="conv2", channels={5: 1.0, 17: 0.5}),
     "band": dict(band_hz=(300.0, 3000.0)),
+    "consistency": dict(consistency=True),
 }
 
 
@@ -47,7 +48,7 @@ def test_option_changes_the_output_and_keeps_the_null_test(name, audio, measured
     assert np.abs(null - audio).max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["memory", "octaves", "class blend"])
+@pytest.mark.parametrize("name", ["memory", "octaves", "class blend", "consistency"])
 def test_option_is_block_size_independent(name, audio):
     effect = DreamEffect(intensity=1.0, iterations=4, **OPTIONS[name])
     offline = effect(audio[:, :2 * SR], SR)
