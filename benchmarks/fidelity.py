@@ -1,16 +1,17 @@
-"""Dream fidelity: frontends x reconstructions on held-out clips, in one report.
+"""Dream fidelity: frontends x dreams x reconstructions on held-out clips, in one report.
 
 For each classifier (the shipped mel-in-the-loop model and those trained by
-training/train.py into models/) and each way of rebuilding audio, on held-out
-clips of DATA with the same dream settings (the default preset's dream):
+training/train.py into models/), the dream with and without the consistency
+projection, and each way of rebuilding audio, on held-out clips of DATA with
+the same dream settings otherwise (the default preset's dream):
 
 * accuracy of the classifier on held-out 32-frame windows (and whole clips);
 * retention: objective gain measured on the re-analysed output audio / gain on
-  the dreamed spectrogram (dreamfx.metrics);
+  the dreamed spectrogram (dreamfx.metrics), and that gain on the audio itself;
 * spectral convergence of the output against the magnitude the dream asked for;
 * run time (real-time factor of the render, measure included).
 
-Reconstructions: input phase (the streaming default), input phase + Griffin-Lim
+Reconstructions: input phase (the engine's default), input phase + Griffin-Lim
 refinement inside each chunk ("phase-refine", streaming), and the seed's
 Griffin-Lim over the whole file (offline).  The mel frontend with Griffin-Lim
 is the seed-style baseline: dream on the mel image, invert mel -> linear ->
@@ -49,6 +50,8 @@ MODELS = {  # label -> model file
     "linear": ROOT / "models" / "linear.safetensors",
 }
 RECONSTRUCTIONS = ("input-phase", "phase-refine", "griffin-lim")
+DREAMS = ("plain", "consistent")  # without / with the consistency projection after every iteration
+SHIPPED = ("mel-in-the-loop", "consistent", "phase-refine")  # what the default preset does
 
 
 def dream_settings() -> dict:
@@ -59,10 +62,15 @@ def dream_settings() -> dict:
     return params
 
 
-def measure(model_path: Path, reconstruction: str, clips: list[tuple[np.ndarray, int]]) -> dict:
-    settings = dream_settings()
-    effect = DreamEffect(model_path, **settings,
-                         reconstruction="phase-refine" if reconstruction == "phase-refine" else "input-phase")
+def applies(label: str, dream: str) -> bool:
+    """The consistency projection needs a model that dreams linear magnitudes (not the mel image)."""
+    return dream == "plain" or label != "mel (seed)"
+
+
+def measure(model_path: Path, dream: str, reconstruction: str, clips: list[tuple[np.ndarray, int]]) -> dict:
+    settings = dict(dream_settings(), consistency=dream == "consistent",
+                    reconstruction="phase-refine" if reconstruction == "phase-refine" else "input-phase")
+    effect = DreamEffect(model_path, **settings)
     rebuild = griffin_lim if reconstruction == "griffin-lim" else None
     gains_audio = gains_spectral = convergence = seconds = audio_seconds = 0.0
     for audio, sr in clips:
@@ -70,28 +78,32 @@ def measure(model_path: Path, reconstruction: str, clips: list[tuple[np.ndarray,
         report = measure_retention(effect, audio, sr, rebuild)
         seconds += time.perf_counter() - started
         audio_seconds += audio.shape[1] / sr
-        gains_audio += report.gain_audio
-        gains_spectral += report.gain_spectral
+        gains_audio += report.gain_audio / len(clips)
+        gains_spectral += report.gain_spectral / len(clips)
         convergence += report.spectral_convergence / len(clips)
-    return {"retention": gains_audio / gains_spectral, "convergence": convergence, "rtf": seconds / audio_seconds}
+    return {"retention": gains_audio / gains_spectral, "gain_audio": gains_audio, "convergence": convergence,
+            "rtf": seconds / audio_seconds}
 
 
 def bar_chart(results: dict, path: Path) -> None:
+    """Retention and spectral convergence per frontend (groups) and dream x reconstruction (bars)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     labels = list(results)
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    width = 0.8 / len(RECONSTRUCTIONS)
-    for i, reconstruction in enumerate(RECONSTRUCTIONS):
-        x = np.arange(len(labels)) + (i - 1) * width
+    variants = [(d, r) for d in DREAMS for r in RECONSTRUCTIONS]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
+    width = 0.8 / len(variants)
+    for i, (dream, reconstruction) in enumerate(variants):
+        x = np.arange(len(labels)) + (i - (len(variants) - 1) / 2) * width
         for ax, key in zip(axes, ("retention", "convergence")):
-            ax.bar(x, [results[m][reconstruction][key] for m in labels], width, label=reconstruction)
+            values = [results[m].get((dream, reconstruction), {}).get(key, np.nan) for m in labels]
+            ax.bar(x, values, width, label=f"{dream}, {reconstruction}", hatch="//" if dream == "consistent" else None)
     for ax, title in zip(axes, ("retention (higher is better)", "spectral convergence (lower is better)")):
         ax.set_xticks(np.arange(len(labels)), labels, rotation=15)
         ax.set_title(title, fontsize=10)
     axes[0].axhline(0.9, color="gray", linestyle=":", linewidth=1)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
@@ -120,26 +132,35 @@ def main(data: Path, clips_per_genre: int, seconds: float, output: Path) -> None
         model = load_model(path)
         scores = evaluate_model(model, data)
         accuracy[label] = (scores["clips"]["accuracy"], scores[f"windows_{DREAM_WINDOW}"]["accuracy"])
-        results[label] = {r: measure(path, r, audio_clips) for r in RECONSTRUCTIONS}
+        results[label] = {(d, r): measure(path, d, r, audio_clips)
+                          for d in DREAMS if applies(label, d) for r in RECONSTRUCTIONS}
         audio, sr = audio_clips[0]
-        before_after_figure(audio, DreamEffect(path, **dream_settings())(audio, sr), sr,
-                            output / f"fidelity-{path.stem}.png", f"{label}, conv3, input phase")
+        shown = dict(dream_settings(), consistency=applies(label, "consistent"))
+        before_after_figure(audio, DreamEffect(path, **shown)(audio, sr), sr, output / f"fidelity-{path.stem}.png",
+                            f"{label}, the default preset's dream")
         click.echo(f"{label}: done", err=True)
     bar_chart(results, output / "fidelity.png")
 
-    lines = ["# Dream fidelity: frontends x reconstructions", "",
+    d = dream_settings()
+    lines = ["# Dream fidelity: frontends x dreams x reconstructions", "",
              f"{time.strftime('%Y-%m-%d')} · {machine()} · `python benchmarks/fidelity.py {data}` · "
              f"{len(audio_clips)} held-out clips ({clips_per_genre} per genre) × {seconds:g} s · dream: the default "
-             "preset's (conv3 energy, intensity 0.8, 8 iterations, step 0.1) on each model", "",
-             "| frontend | held-out accuracy (clips / 32-frame windows) | reconstruction | retention | spectral "
-             "convergence | RTF |", "|---|---|---|---|---|---|"]
+             f"preset's ({d.get('layer', 'conv3')} energy, intensity {d['intensity']}, {d['iterations']} iterations, "
+             f"step {d['step']}, bound {d['max_gain_db']} dB) on each model, without (plain) and with the "
+             "consistency projection", "",
+             "Gain heard: the objective's gain measured on the re-analysed output audio, summed over a clip's chunks "
+             "(mean over clips): retention alone would reward a weaker dream.", "",
+             "| frontend | held-out accuracy (clips / 32-frame windows) | dream | reconstruction | retention | "
+             "gain heard | spectral convergence | RTF |", "|---|---|---|---|---|---|---|---|"]
     for label in results:
         clip_acc, window_acc = accuracy[label]
-        for r in RECONSTRUCTIONS:
-            m = results[label][r]
-            seed = " **(seed-style baseline)**" if label == "mel (seed)" and r == "griffin-lim" else ""
-            lines.append(f"| {label} | {clip_acc:.1%} / {window_acc:.1%} | {r}{seed} | {m['retention']:.3f} | "
-                         f"{m['convergence']:.3f} | {m['rtf']:.2f} |")
+        for (dream, r), m in results[label].items():
+            note = " **(seed-style baseline)**" if (label, dream, r) == ("mel (seed)", "plain", "griffin-lim") else \
+                " **(default preset)**" if (label, dream, r) == SHIPPED else ""
+            lines.append(f"| {label} | {clip_acc:.1%} / {window_acc:.1%} | {dream} | {r}{note} | "
+                         f"{m['retention']:.3f} | {m['gain_audio']:.1f} | {m['convergence']:.3f} | {m['rtf']:.2f} |")
+    lines.append("\nThe consistency projection needs a model that dreams linear magnitudes: the mel frontend has "
+                 "plain rows only.")
     lines += ["", "![retention and spectral convergence](fidelity.png)", ""]
     lines += [f"![{label}](fidelity-{path.stem}.png)" for label, path in MODELS.items()]
     report = "\n".join(lines) + "\n"

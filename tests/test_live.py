@@ -406,9 +406,14 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
         in shipped.stderr
 
 
-def anon_huge_kb(array: np.ndarray) -> int:
-    """AnonHugePages (kB) summed over the memory mappings that hold ``array``, from /proc/self/smaps."""
-    first, last = array.ctypes.data, array.ctypes.data + array.nbytes
+def huge_pages_of_fresh_mapping(size: int = 64 * 2**20) -> int:
+    """AnonHugePages (kB) of a new anonymous mapping, madvised for huge pages as NumPy does, once touched."""
+    import mmap
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    region.madvise(mmap.MADV_HUGEPAGE)
+    array = np.frombuffer(region, dtype=np.uint8)
+    array[::4096] = 1  # fault every page in
+    first, last = array.ctypes.data, array.ctypes.data + size
     total, inside = 0, False
     with open("/proc/self/smaps") as smaps:
         for line in smaps:
@@ -418,22 +423,25 @@ def anon_huge_kb(array: np.ndarray) -> int:
                 inside = start < last and first < end
             elif inside and fields[0] == "AnonHugePages:":
                 total += int(fields[1])
+    del array
+    region.close()
     return total
 
 
 def test_streaming_keeps_huge_page_collapse_off_the_process():
-    """NumPy madvises big arrays for huge pages; while streaming, the process gets none (no khugepaged stalls)."""
+    """NumPy madvises big arrays for huge pages; while streaming, new memory gets none and khugepaged, which
+    would collapse it, skips the process."""
     if not sys.platform.startswith("linux"):
         pytest.skip("transparent huge pages are a Linux feature")
     with open("/sys/kernel/mm/transparent_hugepage/enabled") as mode:
         if "[never]" in mode.read():
             pytest.skip("transparent huge pages are off on this machine: nothing to keep off")
-    from dreamfx.live import no_huge_page_collapse
-    size = 64 * 2**20 // 8
-    before = np.ones(size)  # NumPy madvises it (MADV_HUGEPAGE); touching it faults huge pages in
+    import ctypes
+    from dreamfx.live import PR_GET_THP_DISABLE, no_huge_page_collapse
+    prctl = ctypes.CDLL(None).prctl
+    before = huge_pages_of_fresh_mapping()
     with no_huge_page_collapse():
-        during = np.ones(size)
-        during_kb = anon_huge_kb(during)
-    after = np.ones(size)
-    assert anon_huge_kb(before) > 0 and anon_huge_kb(after) > 0, "this kernel gave no huge pages to begin with"
-    assert during_kb == 0
+        during, disabled = huge_pages_of_fresh_mapping(), prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0)
+    after, restored = huge_pages_of_fresh_mapping(), prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0)
+    assert before > 0 and after > 0, "this kernel gave no huge pages to begin with"
+    assert during == 0 and disabled == 1 and restored == 0
