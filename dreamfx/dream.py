@@ -267,6 +267,6 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
         if trace is not None:
             trace.append(float(value.mean()))
         if project is not None:
-            delta = torch.minimum(torch.maximum(project(delta), -inputs.bound), inputs.bound)
+            delta = project(delta).clamp(-inputs.bound, inputs.bound)
         inputs = inputs._replace(delta=delta)
     return inputs.delta, iterations

@@ -129,3 +129,24 @@ def test_intensity_change_is_ramped_not_stepped():
     latency = effect.latency_samples(sr)
     limit = max(np.abs(np.diff(audio)).max(), np.abs(np.diff(wet)).max())
     assert np.abs(np.diff(out[:, latency:])).max() <= 1.05 * limit
+
+
+def test_consistent_frames_are_what_overlap_add_delivers():
+    """OverlapAdd.consistent: the STFT of a real signal comes back unchanged (bar the last frames, which no later
+    frame completes yet); a random spectrogram, which no signal has, is moved, and a second pass barely moves it."""
+    import torch
+    from dreamfx.spectral import OverlapAdd, StftConfig, stft
+    cfg, k = StftConfig(22050, 2048, 512), 8
+    signal = torch.from_numpy(excerpt(1.0, cfg.sample_rate)[:1, :cfg.pad + 13 * cfg.hop].copy())
+    spec = stft(signal, cfg)                         # (1, n_bins, 13)
+    ola = OverlapAdd(cfg, 1)
+    ola.push(spec[..., :5])
+    new = spec[..., 5:5 + k]
+    back = ola.consistent(new)
+    relative = lambda a, b: float((a - b).abs().norm() / b.abs().norm())  # noqa: E731
+    assert relative(back[..., :k - 2], new[..., :k - 2]) < 1e-5
+    rng = torch.Generator().manual_seed(0)
+    noise = torch.polar(2 * new.abs() * torch.rand(new.shape, generator=rng), 6.283 * torch.rand(new.shape, generator=rng))
+    once = ola.consistent(noise)
+    assert relative(once, noise) > 0.3
+    assert relative(ola.consistent(once)[..., :k - 2], once[..., :k - 2]) < 0.5 * relative(once, noise)
