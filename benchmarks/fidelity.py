@@ -92,7 +92,7 @@ def bar_chart(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     labels = list(results)
     variants = [(d, r) for d in DREAMS for r in RECONSTRUCTIONS]
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
     width = 0.8 / len(variants)
     for i, (dream, reconstruction) in enumerate(variants):
         x = np.arange(len(labels)) + (i - (len(variants) - 1) / 2) * width
@@ -103,7 +103,7 @@ def bar_chart(results: dict, path: Path) -> None:
         ax.set_xticks(np.arange(len(labels)), labels, rotation=15)
         ax.set_title(title, fontsize=10)
     axes[0].axhline(0.9, color="gray", linestyle=":", linewidth=1)
-    axes[0].legend(fontsize=7)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(variants), fontsize=8)
     figure.savefig(path, dpi=90)
     plt.close(figure)
 

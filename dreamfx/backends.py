@@ -190,7 +190,11 @@ class GraphBackend:
         self.sample_rate: int | None = None
 
     def check_objective(self, objective: Objective) -> None:
-        """DreamfxError when an exported file cannot serve ``objective`` (another graph layer)."""
+        """DreamfxError when a graph cannot serve ``objective`` (a blend of layers; an exported file's other
+        graph layers)."""
+        if objective.kind == "layers":
+            raise DreamfxError(f"a blend of layers runs on the torch backend only (the {self.name} dream step ends at "
+                               "one layer): use backend='torch', or one layer")
         built = self.spec.exported_graph_layer
         if built is not None and objective.graph_layer != built:
             asked = "a class objective (logits)" if objective.graph_layer == "logits" else \

@@ -33,7 +33,8 @@ def dream_options(f):
         click.option("--iterations", type=int, help="Dream iterations per chunk."),
         click.option("--step", type=float, help="Step size per iteration."),
         click.option("--mix", type=float, help="Wet/dry mix 0..1."),
-        click.option("--layer", help="Layer whose energy is dreamed (conv1..conv4)."),
+        click.option("--layer", help="Layer whose energy is dreamed (conv1..conv4), or a weighted blend of layers: "
+                     "conv2=0.5,conv4=0.5 (torch backend)."),
         click.option("--channel", type=int, help="Dream one channel of --layer."),
         click.option("--target", help="Dream toward this class (e.g. jazz) instead of a layer, or a weighted blend "
                      "of classes: jazz=0.6,metal=0.4."),
@@ -60,9 +61,10 @@ def build_chain(preset: str | Preset, model, chain_spec: str | None, **overrides
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     if model is not None:
         overrides["model"] = str(model.resolve())
-    target = overrides.get("target")
-    if target is not None and "=" in target:
-        overrides["target"], overrides["targets"] = None, _parse_blend(target)
+    for single, blend in (("target", "targets"), ("layer", "layers")):
+        value = overrides.get(single)
+        if value is not None and "=" in value:
+            overrides[single], overrides[blend] = None, _parse_blend(value, single)
     if chain_spec:
         stages = [s.strip() for s in chain_spec.split(",") if s.strip()]
         for s in stages:
@@ -74,16 +76,16 @@ def build_chain(preset: str | Preset, model, chain_spec: str | None, **overrides
     return p.build_chain(**overrides)
 
 
-def _parse_blend(text: str) -> dict[str, float]:
-    """'jazz=0.6,metal=0.4' -> {'jazz': 0.6, 'metal': 0.4}."""
+def _parse_blend(text: str, option: str) -> dict[str, float]:
+    """'jazz=0.6,metal=0.4' -> {'jazz': 0.6, 'metal': 0.4} (``option`` names the CLI option in errors)."""
     blend = {}
     for part in text.split(","):
         name, _, weight = part.partition("=")
         try:
             blend[name.strip()] = float(weight)
         except ValueError:
-            raise DreamfxError(f"--target {text!r}: write a blend as class=weight pairs, e.g. jazz=0.6,metal=0.4") \
-                from None
+            raise DreamfxError(f"--{option} {text!r}: write a blend as name=weight pairs, e.g. jazz=0.6,metal=0.4 "
+                               "(classes) or conv2=0.5,conv4=0.5 (layers)") from None
     return blend
 
 

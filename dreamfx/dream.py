@@ -24,7 +24,7 @@ from dreamfx.errors import DreamfxError
 from dreamfx.models import DreamNet, ModelSpec
 from dreamfx.spectral import LOG_EPS
 
-OBJECTIVE_KINDS = ("layer", "channel", "class")
+OBJECTIVE_KINDS = ("layer", "channel", "class", "layers")
 STEP_CLIP = 3.0  # per-element bound of the normalised gradient
 MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES = 32, 8  # largest gradient-smoothing radii (frequency bins, frames)
 
@@ -39,9 +39,15 @@ class Objective:
     ``blend``: instead of one channel or class, several with weights:
     ``(("jazz", 0.7), ("metal", 0.3))`` or ``((5, 1.0), (17, 0.5))`` (normalised to sum 1).
 
-    Every kind is a weighted sum over the channels of one graph layer
+    Those kinds are a weighted sum over the channels of one graph layer
     (:attr:`graph_layer`): ``sum_c w_c * mean_hw(act_c ** 2)`` for conv layers,
     ``sum_k w_k * logit_k`` for classes, with the weights of :meth:`weights`.
+
+    ``"layers"``: a blend of conv layers, ``(("conv2", 0.5), ("conv4", 0.5))``:
+    the weighted geometric mean of their energies, ``prod_l E_l ** w_l``, so
+    each layer's *relative* gain counts alike however different their scales
+    (its gain is the weighted mean of the layers' log-gains).  Autograd only:
+    an exported dream step ends at one layer.
     """
 
     kind: str = "layer"
@@ -85,14 +91,17 @@ class Objective:
     def _validate_blend(self, spec: ModelSpec) -> None:
         if self.kind == "class":
             allowed = spec.class_names
+        elif self.kind == "layers":
+            allowed = spec.layer_names[:-1]
         elif self.kind == "channel" and self.layer in spec.layer_names[:-1]:
             allowed = range(spec.channels[spec.layer_names.index(self.layer)])
         else:
-            raise DreamfxError("a blend weights classes, or channels of a conv layer")
+            raise DreamfxError("a blend weights classes, conv layers, or channels of a conv layer")
         for key, weight in self.blend:
             if key not in allowed or isinstance(key, bool):
-                what = f"class {key!r}: this model knows {', '.join(allowed)}" if self.kind == "class" else \
-                    f"channel {key!r} of layer {self.layer!r}: use 0..{len(allowed) - 1}"
+                what = f"channel {key!r} of layer {self.layer!r}: use 0..{len(allowed) - 1}" \
+                    if self.kind == "channel" else f"{'class' if self.kind == 'class' else 'layer'} {key!r}: " \
+                    f"this model knows {', '.join(allowed)}"
                 raise DreamfxError(f"the blend names an unknown {what}")
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
                 raise DreamfxError(f"blend weight {weight!r} of {key!r} must be a number >= 0")
@@ -106,13 +115,17 @@ class Objective:
 
     @property
     def graph_layer(self) -> str:
-        """The layer an exported dream step ends at: the conv layer, or ``"logits"`` for classes."""
+        """The layer an exported dream step ends at: the conv layer, or ``"logits"`` for classes (for a blend
+        of layers, the deepest, up to which the model must run)."""
+        if self.kind == "layers":
+            return max((name for name, _ in self.blend), key=lambda name: int(name.removeprefix("conv")))
         return "logits" if self.kind == "class" else self.layer
 
     def weights(self, spec: ModelSpec) -> torch.Tensor:
-        """(n,) float32 weights over the channels (or classes) of :attr:`graph_layer`."""
-        if self.kind == "class":
-            names = spec.class_names
+        """(n,) float32 weights over the channels (or classes) of :attr:`graph_layer`, or over the conv
+        layers for a blend of layers."""
+        if self.kind in ("class", "layers"):
+            names = spec.class_names if self.kind == "class" else spec.layer_names[:-1]
             picked = self.blend or ((self.target, 1.0),)
             w = torch.zeros(len(names))
             for name, weight in picked:
@@ -131,6 +144,10 @@ class Objective:
         w = self.weights(model.spec).to(logmag.device)
         if self.kind == "class":
             return model(logmag) @ w
+        if self.kind == "layers":
+            acts, names = model.activations(logmag, until=self.graph_layer), model.layer_names[:-1]
+            return torch.exp(sum(w[names.index(name)] * acts[name].square().mean(dim=(1, 2, 3)).clamp_min(1e-20).log()
+                                 for name, _ in self.blend))
         act = model.activations(logmag, until=self.layer)[self.layer]
         return act.square().mean(dim=(2, 3)) @ w
 

@@ -61,7 +61,7 @@ class _Flag(_Range):
 
 RECONSTRUCTIONS = ("input-phase", "phase-refine")
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
-TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "seed",
+TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers", "seed",
            "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level", "band_hz", "reconstruction",
            "phase_iterations", "consistency")
 
@@ -72,8 +72,8 @@ class DreamEffect:
     model: a model file (safetensors, or a TorchScript / ONNX dream step from
     ``dreamfx export``), a loaded DreamNet, or None for the bundled default.
     layer / channel / target: the objective (default: an exported step's own
-    objective, else the energy of conv3); channels / targets: a weighted blend
-    of channels of ``layer`` or of classes instead of one.
+    objective, else the energy of conv3); channels / targets / layers: a
+    weighted blend of channels of ``layer``, of classes, or of conv layers.
     band_hz: (low, high) frequency band the dream may change, Hz (edges
     tapered over a third of an octave); the default (0, inf) is the whole spectrum.
     chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
@@ -107,7 +107,7 @@ class DreamEffect:
     def __init__(self, model: str | Path | DreamNet | None = None, *, intensity: float = 1.0, iterations: int = 8,
                  step: float = 0.1, mix: float = 1.0, layer: str | None = None, channel: int | None = None,
                  target: str | None = None, channels: dict | None = None, targets: dict | None = None,
-                 seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0, smooth_bins: int = 2,
+                 layers: dict | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0, smooth_bins: int = 2,
                  smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0, preserve_level: bool = True,
                  reconstruction: str = "input-phase", phase_iterations: int = 8, consistency: bool = False,
                  band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
@@ -127,7 +127,7 @@ class DreamEffect:
         self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
         self.consistency = consistency
         for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
-                            ("targets", targets)):
+                            ("targets", targets), ("layers", layers)):
             if value is not None:
                 setattr(self, name, value)
         self._engine: DreamEngine | None = None
@@ -177,7 +177,19 @@ class DreamEffect:
 
     @layer.setter
     def layer(self, name: str) -> None:
-        self._set_objective(replace(self.settings.objective, layer=name))
+        o = self.settings.objective
+        self._set_objective(replace(o, layer=name) if o.kind != "layers" else replace(o, kind="layer", layer=name,
+                                                                                       blend=()))
+
+    @property
+    def layers(self) -> dict[str, float] | None:
+        """A weighted blend of conv layers to maximise together, e.g. {"conv2": 0.5, "conv4": 0.5} (the weighted
+        geometric mean of their energies; torch backend); None when not blending."""
+        return self._blend("layers")
+
+    @layers.setter
+    def layers(self, weights: dict | None) -> None:
+        self._set_blend("layers", weights)
 
     @property
     def channel(self) -> int | None:
@@ -233,7 +245,8 @@ class DreamEffect:
         return dict(o.blend) if o.kind == kind and o.blend else None
 
     def _set_blend(self, kind: str, weights: dict | None, key=lambda k: k) -> None:
-        """Dream a blend of ``kind`` ("class" or "channel"); None ends a blend of that kind (back to the layer)."""
+        """Dream a blend of ``kind`` ("class", "channel" or "layers"); None ends a blend of that kind (back to
+        the layer)."""
         o = self.settings.objective
         if weights is None:
             if o.kind == kind and o.blend:
@@ -244,7 +257,7 @@ class DreamEffect:
 
     @property
     def objective(self) -> str:
-        """'layer', 'channel' or 'class' (read-only: set layer, channel or target)."""
+        """'layer', 'channel', 'class' or 'layers' (read-only: set layer, channel, target or a blend)."""
         return self.settings.objective.kind
 
     @property
@@ -272,7 +285,7 @@ class DreamEffect:
         if params["channels"] is not None:  # TOML keys are strings
             params["channels"] = {str(k): w for k, w in params["channels"].items()}
         for name, unset in (("channel", None), ("channels", None), ("target", None), ("targets", None),
-                            ("band_hz", [0.0, float("inf")])):
+                            ("layers", None), ("band_hz", [0.0, float("inf")])):
             if params[name] == unset:
                 del params[name]
         return params

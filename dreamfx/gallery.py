@@ -61,6 +61,8 @@ def _dream_summary(preset: Preset) -> str:
         aim = "toward " + " + ".join(f"{name} {weight:g}" for name, weight in d["targets"].items())
     elif "target" in d:
         aim = f"toward {d['target']}"
+    elif "layers" in d:
+        aim = " + ".join(f"{name} {weight:g}" for name, weight in d["layers"].items())
     else:
         aim = d.get("layer", "conv3") + (f" channel {d['channel']}" if "channel" in d else "") + (
             f" channels {', '.join(d['channels'])}" if "channels" in d else "")

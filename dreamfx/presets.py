@@ -54,7 +54,7 @@ TOP_KEYS = ("version", "name", "description", "dream", "midi", "chain")
 CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames")  # fixed once built
 DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
 MIDI_KEYS = ("cc", "notes", "programs")
-OBJECTIVE_KEYS = ("channel", "channels", "target", "targets")  # each picks what of the layer (or classes) to dream
+OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers")  # each picks what to dream
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
@@ -82,7 +82,7 @@ class Preset:
         """A DreamEffect with this preset's parameters, ``overrides`` (not None) taking precedence.
 
         An override that chooses the objective replaces the preset's choice: ``target``/``targets``/``channel``/
-        ``channels`` drop the preset's of those four, ``layer`` drops them too (a layer objective).
+        ``channels``/``layers`` drop the preset's of those five, ``layer`` drops them too (a layer objective).
         """
         overrides = {k: v for k, v in overrides.items() if v is not None}
         params = dict(self.dream)

@@ -25,6 +25,7 @@ OPTIONS = {
     "channel blend": dict(layer="conv2", channels={5: 1.0, 17: 0.5}),
     "band": dict(band_hz=(300.0, 3000.0)),
     "consistency": dict(consistency=True),
+    "layer blend": dict(layers={"conv1": 0.5, "conv4": 0.5}),
 }
 
 
@@ -48,7 +49,7 @@ def test_option_changes_the_output_and_keeps_the_null_test(name, audio, measured
     assert np.abs(null - audio).max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["memory", "octaves", "class blend", "consistency"])
+@pytest.mark.parametrize("name", ["memory", "octaves", "class blend", "consistency", "layer blend"])
 def test_option_is_block_size_independent(name, audio):
     effect = DreamEffect(intensity=1.0, iterations=4, **OPTIONS[name])
     offline = effect(audio[:, :2 * SR], SR)
@@ -86,13 +87,19 @@ def test_octaves_make_the_change_smoother_across_frequency(audio, measured):
     assert three < one  # measured here: about 13 % smoother; the last, finest stage adds detail back
 
 
+def model_windows(effect: DreamEffect, audio: np.ndarray) -> torch.Tensor:
+    """(n, n_bins, 32) log-magnitude windows of the downmix of ``audio`` (channels, samples), 16 frames apart."""
+    logmag = torch.log(analyze_signal(audio.mean(axis=0), effect.engine(SR, audio.shape[0]).stft).abs() + LOG_EPS)
+    return torch.stack([logmag[:, i:i + 32] for i in range(0, logmag.shape[1] - 32, 16)])
+
+
+def mean_objective(effect: DreamEffect, objective: Objective, audio: np.ndarray) -> float:
+    return float(effect.engine(SR, audio.shape[0]).backend.evaluate(objective, model_windows(effect, audio)).mean())
+
+
 def class_logits(effect: DreamEffect, audio: np.ndarray) -> dict[str, float]:
     """Mean logit per class of the model over 32-frame windows of ``audio`` (channels, samples)."""
-    engine = effect.engine(SR, audio.shape[0])
-    logmag = torch.log(analyze_signal(audio.mean(axis=0), engine.stft).abs() + LOG_EPS)
-    windows = torch.stack([logmag[:, i:i + 32] for i in range(0, logmag.shape[1] - 32, 16)])
-    return {c: float(engine.backend.evaluate(Objective("class", target=c), windows).mean())
-            for c in effect.class_names}
+    return {c: mean_objective(effect, Objective("class", target=c), audio) for c in effect.class_names}
 
 
 def test_class_blend_raises_each_class_in_the_rendered_audio(audio, measured):
@@ -105,7 +112,28 @@ def test_class_blend_raises_each_class_in_the_rendered_audio(audio, measured):
     assert min(rise["jazz"], rise["metal"]) > max(r for c, r in rise.items() if c not in ("jazz", "metal"))
 
 
+def layer_log_gains(effect: DreamEffect, audio: np.ndarray) -> dict[str, float]:
+    """ln(energy after / before) of every conv layer over 32-frame windows, the rendered audio against ``audio``."""
+    rendered = effect(audio, SR)
+    return {name: float(np.log(mean_objective(effect, Objective("layer", name), rendered)
+                               / mean_objective(effect, Objective("layer", name), audio)))
+            for name in effect.layer_names}
+
+
+def test_layer_blend_raises_each_layer_more_than_the_other_alone(audio, measured):
+    gains = {label: layer_log_gains(DreamEffect(intensity=1.0, iterations=10, **kwargs), audio)
+             for label, kwargs in (("blend", dict(layers={"conv1": 0.5, "conv4": 0.5})),
+                                   ("conv1", dict(layer="conv1")), ("conv4", dict(layer="conv4")))}
+    measured("layer blend conv1+conv4, log-gain of each layer's energy in the rendered audio: " + "; ".join(
+        f"{label}: " + ", ".join(f"{name} {g:+.2f}" for name, g in per_layer.items())
+        for label, per_layer in gains.items()))
+    blend = gains["blend"]
+    assert blend["conv1"] > gains["conv4"]["conv1"] and blend["conv4"] > gains["conv1"]["conv4"]
+    assert blend["conv1"] > 0.3 and blend["conv4"] > 0.3
+
+
 @pytest.mark.parametrize("attribute, value, fragment", [
+    ("layers", {"conv9": 1.0}, "the blend names an unknown layer 'conv9': this model knows conv1, conv2, conv3"),
     ("targets", {"polka": 1.0}, "the blend names an unknown class 'polka'"),
     ("targets", {"jazz": -1.0}, "blend weight -1.0 of 'jazz' must be a number >= 0"),
     ("targets", {"jazz": 0.0}, "blend weights must have a positive sum"),
@@ -133,3 +161,9 @@ def test_blend_and_single_objectives_replace_each_other():
     assert weights[3] == pytest.approx(1 / 3) and weights[4] == pytest.approx(2 / 3) and weights.sum() == 1
     effect.channels = None
     assert effect.objective == "layer"
+    effect.layers = {"conv2": 1.0, "conv4": 1.0}
+    assert effect.objective == "layers" and effect.settings.objective.graph_layer == "conv4"
+    effect.layer = "conv1"  # e.g. a MIDI layer controller: back to one layer
+    assert effect.objective == "layer" and effect.layers is None and effect.layer == "conv1"
+    with pytest.raises(DreamfxError, match="a blend of layers runs on the torch backend only"):
+        DreamEffect(layers={"conv2": 1.0}, backend="torchscript")

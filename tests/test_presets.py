@@ -193,6 +193,19 @@ def test_objective_overrides_replace_the_presets_objective():
     assert layer.objective == "layer" and layer.layer == "conv2"
     channel = Chain.from_preset("neuron-voice", channel=3).dream_effects[0]
     assert channel.layer == "conv4" and channel.channel == 3 and channel.channels is None
+    layers = Chain.from_preset("metal-hallucination", layers={"conv1": 1.0, "conv4": 1.0}).dream_effects[0]
+    assert layers.objective == "layers" and layers.target is None and layers.layers == {"conv1": 1.0, "conv4": 1.0}
+
+
+def test_cli_layer_blend_is_saved_and_loaded(tmp_path):
+    from click.testing import CliRunner
+    from dreamfx.cli import cli
+    saved = CliRunner().invoke(cli, ["presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset",
+                                     "metal-hallucination", "--layer", "conv2=0.5,conv4=0.5"])
+    assert saved.exit_code == 0, saved.output
+    mine = load_preset(tmp_path / "mine.toml")
+    assert mine.dream["layers"] == {"conv2": 0.5, "conv4": 0.5} and "target" not in mine.dream
+    assert mine.dream_effect().layers == {"conv2": 0.5, "conv4": 0.5}
 
 
 def test_preset_chooses_the_backend(tmp_path):
