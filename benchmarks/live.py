@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 
 import click
@@ -26,8 +27,9 @@ from common import machine
 @click.option("--preset", default="default", show_default=True)
 def main(seconds: float, samplerate: int, blocksize: int, preset: str) -> None:
     name = f"dreamfx-bench-{os.getpid()}"
+    log = tempfile.TemporaryFile("w+")  # jackd's messages: it names the client it blames for an xrun
     server = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", str(samplerate), "-p", str(blocksize)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=log, stderr=subprocess.STDOUT)
     os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
     time.sleep(1.5)
     try:
@@ -54,6 +56,10 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str) -> None:
     print(f"xruns {stats.xruns}, late blocks {stats.late_blocks}, dropped frames {stats.dropped_frames}, reduced "
           f"chunks {engine.reduced_chunks}, dry chunks {engine.deadline_dry_chunks}, worker load "
           f"{100 * stats.worker_load:.0f}%")
+    log.seek(0)
+    for line in log:
+        if "xrun" in line.lower():
+            print("jackd:", line.strip())
 
 
 if __name__ == "__main__":
