@@ -313,7 +313,7 @@ def no_huge_page_collapse():
     NumPy asks for transparent huge pages on every array of 4 MB or more, so after any
     sizeable render the heap holds such areas; khugepaged later collapses them and, on a
     kernel without full preemption, keeps a CPU for milliseconds while the real-time audio
-    thread woken on it waits (traced with ftrace: 6 ms, two xruns at 5.3 ms blocks).
+    thread woken on it waits (traced with ftrace: 5.4 ms, at 5.3 ms blocks).
     """
     if not sys.platform.startswith("linux"):
         yield

@@ -99,8 +99,10 @@ class OverlapAdd:
         self.window = config.window()
         # Undo the analysis scaling (window sum) and divide by the sum of squared
         # window shifts, sum(w**2) / hop (= 1.5 for Hann at 75 % overlap).
-        self.scale = float(self.window.sum()) / (float((self.window ** 2).sum()) / config.hop)
+        self.full_overlap = float((self.window ** 2).sum()) / config.hop
+        self.scale = float(self.window.sum()) / self.full_overlap
         self.tail = torch.zeros(channels, config.pad)
+        self._end_gains: dict[int, torch.Tensor] = {}  # K -> consistent()'s correction of the unfinished end
 
     def reset(self) -> None:
         self.tail.zero_()
@@ -127,16 +129,19 @@ class OverlapAdd:
         """What the K frames (channels, n_bins, K) become once overlap-added and re-analysed: complex
         (channels, n_bins, K).  The samples no later frame has reached yet are divided by the part of the
         window overlap present (as a consistent continuation would give), not left faded."""
-        cfg = self.config
-        signal = self.synthesize(spec, tail)
-        k = spec.shape[-1]
-        envelope = torch.zeros((k - 1) * cfg.hop + cfg.n_fft)
-        for j in range(-(cfg.n_fft // cfg.hop) + 1, k):
-            start = j * cfg.hop
-            envelope[max(start, 0):start + cfg.n_fft] += self.window[max(-start, 0):].square()
-        full = float(self.window.square().sum()) / cfg.hop
-        signal = signal * (full / envelope.clamp_min(0.25 * full))
-        return stft(signal, cfg, self.window)
+        return stft(self.synthesize(spec, tail) * self._end_gain(spec.shape[-1]), self.config, self.window)
+
+    def _end_gain(self, k: int) -> torch.Tensor:
+        """((K - 1) * hop + n_fft,) full / present window overlap of K frames after the earlier frames' tail
+        (1 but at the end; at most 4), computed once per K."""
+        if k not in self._end_gains:
+            cfg = self.config
+            envelope = torch.zeros((k - 1) * cfg.hop + cfg.n_fft)
+            for j in range(-(cfg.n_fft // cfg.hop) + 1, k):
+                start = j * cfg.hop
+                envelope[max(start, 0):start + cfg.n_fft] += self.window[max(-start, 0):].square()
+            self._end_gains[k] = self.full_overlap / envelope.clamp_min(0.25 * self.full_overlap)
+        return self._end_gains[k]
 
     def refine_phase(self, spec: torch.Tensor, iterations: int) -> torch.Tensor:
         """Griffin-Lim iterations on the chunk's frames (channels, n_bins, K): keep their magnitudes, take the
