@@ -11,9 +11,8 @@ deliver silence; the dream's cost does not depend on the signal.
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
-import time
+from pathlib import Path
 
 import click
 import numpy as np
@@ -26,15 +25,11 @@ from common import machine
 @click.option("--blocksize", default=256, show_default=True)
 @click.option("--preset", default="default", show_default=True)
 def main(seconds: float, samplerate: int, blocksize: int, preset: str) -> None:
-    name = f"dreamfx-bench-{os.getpid()}"
-    log = tempfile.TemporaryFile("w+")  # jackd's messages: it names the client it blames for an xrun
-    server = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", str(samplerate), "-p", str(blocksize)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    time.sleep(1.5)
-    try:
-        from dreamfx import load_preset
-        from dreamfx.live import LiveProcessor, run_live
+    from dreamfx import load_preset
+    from dreamfx.jack_dummy import DummyJackServer
+    from dreamfx.live import LiveProcessor, run_live
+    log = tempfile.NamedTemporaryFile(suffix=".log")  # jackd's messages: its verdict on each xrun
+    with DummyJackServer(f"dreamfx-bench-{os.getpid()}", samplerate, blocksize, Path(log.name)) as server:
         chain = load_preset(preset).build_chain()
         processor = LiveProcessor(chain, samplerate, 2, blocksize)
         achieved = []
@@ -43,9 +38,7 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str) -> None:
         stats = run_live(processor, blocksize=blocksize, duration=seconds, report=lines.append, report_every=10)
         import sounddevice
         sounddevice._terminate()  # PortAudio's JACK client goes before the server
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        xruns = server.xruns()
     engine, asked = processor.engine.stats, processor.engine.settings.iterations
     counts = np.bincount(achieved, minlength=asked + 1)
     print(machine())
@@ -56,10 +49,11 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str) -> None:
     print(f"xruns {stats.xruns}, late blocks {stats.late_blocks}, dropped frames {stats.dropped_frames}, reduced "
           f"chunks {engine.reduced_chunks}, dry chunks {engine.deadline_dry_chunks}, worker load "
           f"{100 * stats.worker_load:.0f}%")
-    log.seek(0)
-    for line in log:
-        if "xrun" in line.lower():
-            print("jackd:", line.strip())
+    ours = [x for x in xruns if x.blames("PortAudio")]
+    print(f"jackd logged {len(xruns)} xruns, {len(ours)} while dreamfx's callback was running "
+          f"(the others: clients woken but not scheduled in time)")
+    for xrun in xruns:
+        print(f"jackd: xrun, unfinished clients: {xrun}")
 
 
 if __name__ == "__main__":

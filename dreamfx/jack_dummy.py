@@ -1,0 +1,96 @@
+"""A JACK server with the dummy driver: real PortAudio duplex audio and JACK MIDI ports without a sound card.
+
+The tests and ``benchmarks/live.py`` run ``dreamfx live`` against it.  JACK's log
+says, for every xrun, which clients had not finished the cycle and in which state:
+
+- ``Running``: the client's process callback started but did not finish within the
+  period, so the callback (or whatever it waited for, such as Python's GIL) was late;
+- ``Triggered``: the client's thread was woken but never got a CPU in time, which
+  is the operating system's scheduling, not the callback.
+
+:meth:`DummyJackServer.xruns` reads those verdicts back, so a test can tell an xrun
+dreamfx caused from one the machine caused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from dreamfx.errors import DreamfxError
+
+_UNFINISHED = re.compile(r"JackEngine::XRun: client = (.+) was not finished, state = (\w+)")
+_CYCLE_END = "ProcessGraphAsyncMaster: Process error"  # JACK's last line for one xrun
+
+
+@dataclass(frozen=True)
+class Xrun:
+    """One xrun as JACK logged it: the state of each client that had not finished the cycle."""
+
+    unfinished: dict[str, str]  # client name -> 'Running' | 'Triggered' | ...
+
+    def blames(self, client_prefix: str) -> bool:
+        """Whether a client named ``client_prefix...`` was still running its callback (its own fault)."""
+        return any(name.startswith(client_prefix) and state == "Running" for name, state in self.unfinished.items())
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {state}" for name, state in self.unfinished.items())
+
+
+class DummyJackServer:
+    """``jackd -n name -d dummy -r sample_rate -p period``, its messages kept in ``log_path``.
+
+    While started, JACK_DEFAULT_SERVER points JACK clients (PortAudio, rtmidi) at it.
+    """
+
+    def __init__(self, name: str, sample_rate: int, period: int, log_path: Path):
+        self.name, self.sample_rate, self.period, self.log_path = name, sample_rate, period, Path(log_path)
+        self._process: subprocess.Popen | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    def start(self) -> DummyJackServer:
+        with open(self.log_path, "w") as log:
+            self._process = subprocess.Popen(["jackd", "-n", self.name, "-d", "dummy", "-r", str(self.sample_rate),
+                                              "-p", str(self.period)], stdout=log, stderr=subprocess.STDOUT)
+        self._saved_env = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+        os.environ.update(JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
+        waited = subprocess.run(["jack_wait", "-s", self.name, "-w", "-t", "10"], capture_output=True, text=True)
+        if waited.returncode != 0 or self._process.poll() is not None:
+            self.stop()
+            last = (self.log_lines() or ["(no output)"])[-1]
+            raise DreamfxError(f"jackd -d dummy did not start: {last}")
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+        for key, value in self._saved_env.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+    def __enter__(self) -> DummyJackServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text().splitlines()
+
+    def xruns(self, first_line: int = 0) -> list[Xrun]:
+        """The xruns JACK logged from line ``first_line`` of its log on."""
+        events, unfinished = [], {}
+        for line in self.log_lines()[first_line:]:
+            match = _UNFINISHED.search(line)
+            if match:
+                unfinished[match.group(1)] = match.group(2)
+            elif _CYCLE_END in line and unfinished:
+                events.append(Xrun(unfinished))
+                unfinished = {}
+        if unfinished:
+            events.append(Xrun(unfinished))
+        return events
