@@ -26,20 +26,14 @@ SR, BLOCK = 48000, 256
 
 
 class JackRecord:
-    """The running test server, and the xruns it logged since the test began."""
+    """The running test server, and what it logged since the test began."""
 
     def __init__(self, server, first_line: int):
         self.server, self.first_line = server, first_line
 
-    def xruns(self):
-        return self.server.xruns(self.first_line)
-
-    def callback_xruns(self):
-        """Xruns during which PortAudio's JACK client, that is dreamfx's audio callback, was still running."""
-        return [x for x in self.xruns() if x.blames("PortAudio")]
-
-    def report(self) -> str:
-        return "jackd logged: " + ("; ".join(f"xrun ({x})" for x in self.xruns()) or "no xrun")
+    def xrun_report(self) -> str:
+        lines = self.server.xrun_lines(self.first_line)
+        return "jackd: " + (" | ".join(lines) if lines else "no xrun logged")
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +128,8 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
         thread, result = run_in_background(processor, 4.5)
         time.sleep(0.3)
         tester.connect_to_portaudio()
+        time.sleep(0.5)
+        xruns_while_connecting = processor.stats.xruns  # JACK may flag one while its graph is rewired
         thread.join()
     finally:
         tester.close()
@@ -148,21 +144,16 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
     back = recorded[:, lag:lag + noise.shape[1]]
     error = np.abs(back - noise[:, :back.shape[1]]).max()
     measured(f"live passthrough on JACK (48 kHz, 256-frame blocks): dreamfx latency {processor.latency} samples, "
-             f"measured round trip {lag} samples, max error {error:.1e}, late {stats.late_blocks}, {xrun_summary(stats, jack_server)}")
+             f"measured round trip {lag} samples, max error {error:.1e}, xruns {stats.xruns}, late {stats.late_blocks}")
     assert back.shape[1] >= SR  # at least a second came back
     assert error <= 1e-4, error
     assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
-    assert stats.late_blocks == 0 and not jack_server.callback_xruns(), jack_server.report()
+    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1, jack_server.xrun_report()
 
 
-def xrun_summary(stats, jack_server) -> str:
-    """'xruns N (K while dreamfx's callback ran)', with JACK's verdict on each."""
-    return (f"xruns {stats.xruns} ({len(jack_server.callback_xruns())} while dreamfx's callback ran); "
-            f"{jack_server.report()}")
-
-
-def test_a_late_callback_is_blamed_on_dreamfx(jack_server):
-    """The xrun attribution the other live tests rely on: a callback that overruns its period once is caught."""
+def test_a_late_callback_is_counted_as_an_xrun(jack_server):
+    """The other live tests' "0 xruns" can fail: a callback that overruns its period once is counted, and JACK
+    logs it too."""
     from dreamfx.live import LiveProcessor
 
     class OneSlowBlock(LiveProcessor):
@@ -175,7 +166,7 @@ def test_a_late_callback_is_blamed_on_dreamfx(jack_server):
     thread, result = run_in_background(processor, 2.0)
     thread.join()
     assert "error" not in result, result.get("error")
-    assert result["stats"].xruns >= 1 and len(jack_server.callback_xruns()) >= 1, jack_server.report()
+    assert result["stats"].xruns >= 1 and "PortAudio" in jack_server.xrun_report(), jack_server.xrun_report()
 
 
 def trajectory(effect: DreamEffect, engine) -> list:
@@ -243,10 +234,10 @@ def test_overload_degrades_to_fewer_iterations_without_late_blocks(jack_server, 
     stats, engine = result["stats"], processor.engine.stats
     measured(f"overload (256 iterations asked, CPU hog): {stats.chunks} chunks, {engine.reduced_chunks} reduced, "
              f"{engine.deadline_dry_chunks} dry, last {engine.last_iterations} iterations, load "
-             f"{100 * stats.worker_load:.0f}%, late blocks {stats.late_blocks}, {xrun_summary(stats, jack_server)}")
+             f"{100 * stats.worker_load:.0f}%, xruns {stats.xruns}, late blocks {stats.late_blocks}")
     assert stats.chunks >= 40
     assert engine.reduced_chunks + engine.deadline_dry_chunks >= stats.chunks - 1
-    assert stats.late_blocks == 0 and not jack_server.callback_xruns(), jack_server.report()
+    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
 
 
 def test_cli_live_runs_and_reports(jack_server):
@@ -359,7 +350,7 @@ def jack_midi_sender(port_name: str, wait: float = 60.0):
     pytest.fail(f"MIDI port {port_name} did not appear")
 
 
-def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
+def test_program_change_and_learn_through_a_jack_port(jack_server):
     from dreamfx.live import LiveProcessor
     from dreamfx.midi import MidiControl, open_midi_input
     from dreamfx.presets import load_preset
@@ -395,8 +386,7 @@ def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
     assert processor.preset_name == "subtle-shimmer" and stats.switches == 1
     shimmer = processor.chain.dream_effects[0]
     assert shimmer.layer == "conv1" and shimmer.mix == 0.0 and control.effect is shimmer
-    measured(f"preset switch on JACK: late blocks {stats.late_blocks}, {xrun_summary(stats, jack_server)}")
-    assert stats.late_blocks == 0 and not jack_server.callback_xruns(), jack_server.report()
+    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
 
 
 def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
@@ -461,3 +451,26 @@ def test_streaming_keeps_huge_page_collapse_off_the_process():
     after, restored = huge_pages_of_fresh_mapping(), prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0)
     assert before > 0 and after > 0, "this kernel gave no huge pages to begin with"
     assert during == 0 and disabled == 1 and restored == 0
+
+
+def test_streaming_keeps_full_garbage_collections_short(measured):
+    """A full collection holds the GIL, which the audio callback needs, while it walks every tracked object;
+    while streaming it walks only the objects made since the stream began."""
+    import gc
+    import torch  # noqa: F401  (the heap a live session has)
+    from dreamfx.live import no_full_garbage_collections
+
+    def full_collection() -> tuple[int, float]:
+        walked = len(gc.get_objects())  # what the collector tracks (frozen objects excluded)
+        started = time.perf_counter()
+        gc.collect()
+        return walked, time.perf_counter() - started
+    outside = full_collection()
+    with no_full_garbage_collections():
+        made_while_streaming = [[i] for i in range(1000)]
+        inside = full_collection()
+    frozen_after = gc.get_freeze_count()
+    measured(f"full garbage collection: {outside[0]} objects walked in {1e3 * outside[1]:.1f} ms; while "
+             f"streaming {inside[0]} in {1e3 * inside[1]:.2f} ms")
+    assert outside[0] > 50_000 and frozen_after == 0  # the heap is given back to the collector afterwards
+    assert len(made_while_streaming) <= inside[0] < outside[0] / 20
