@@ -61,9 +61,9 @@ class _Flag(_Range):
 
 RECONSTRUCTIONS = ("input-phase", "phase-refine")
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
-TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers", "seed",
-           "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level", "band_hz", "reconstruction",
-           "phase_iterations", "consistency")
+TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers",
+           "seed", "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level",
+           "band_hz", "reconstruction", "phase_iterations", "consistency")
 
 
 class DreamEffect:
@@ -107,10 +107,10 @@ class DreamEffect:
     def __init__(self, model: str | Path | DreamNet | None = None, *, intensity: float = 1.0, iterations: int = 8,
                  step: float = 0.1, mix: float = 1.0, layer: str | None = None, channel: int | None = None,
                  target: str | None = None, channels: dict | None = None, targets: dict | None = None,
-                 layers: dict | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0, smooth_bins: int = 2,
-                 smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0, preserve_level: bool = True,
-                 reconstruction: str = "input-phase", phase_iterations: int = 8, consistency: bool = False,
-                 band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
+                 layers: dict | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0,
+                 smooth_bins: int = 2, smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0,
+                 preserve_level: bool = True, reconstruction: str = "input-phase", phase_iterations: int = 8,
+                 consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
                  context_frames: int = 24, backend: str = "auto", device: str = "auto"):
         self.backend = open_backend(model, backend, device)
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dreamfx.errors import DreamfxError
 
-_XRUN = re.compile(r"JackEngine::XRun: client = (.+) was not finished")
+_XRUN = re.compile(r"JackEngine::XRun: client = .+ was not finished")
 
 
 class DummyJackServer:

@@ -146,7 +146,8 @@ def test_consistent_frames_are_what_overlap_add_delivers():
     relative = lambda a, b: float((a - b).abs().norm() / b.abs().norm())  # noqa: E731
     assert relative(back[..., :k - 2], new[..., :k - 2]) < 1e-5
     rng = torch.Generator().manual_seed(0)
-    noise = torch.polar(2 * new.abs() * torch.rand(new.shape, generator=rng), 6.283 * torch.rand(new.shape, generator=rng))
+    noise = torch.polar(2 * new.abs() * torch.rand(new.shape, generator=rng),
+                        6.283 * torch.rand(new.shape, generator=rng))
     once = ola.consistent(noise)
     assert relative(once, noise) > 0.3
     assert relative(ola.consistent(once)[..., :k - 2], once[..., :k - 2]) < 0.5 * relative(once, noise)
