@@ -25,7 +25,7 @@ import torch
 
 from dreamfx.dream import Objective, StepFunction, StepInputs, ascent_update, dreamed_logmag, first_step_inputs
 from dreamfx.errors import DreamfxError
-from dreamfx.models import DreamNet, ModelSpec, default_model_path, load_model, read_metadata
+from dreamfx.models import SHIPPED_MODELS, DreamNet, ModelSpec, load_model, model_path, read_metadata
 from dreamfx.spectral import LOG_EPS, StftConfig
 
 BACKENDS = ("auto", "torch", "torchscript", "onnxruntime")
@@ -55,7 +55,8 @@ def model_format(path: Path) -> str:
     """'safetensors', 'torchscript' or 'onnx', from the file's first bytes; DreamfxError otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise DreamfxError(f"model file {path} not found: pass an existing .safetensors, .pt or .onnx model")
+        raise DreamfxError(f"model file {path} not found: pass an existing .safetensors, .pt or .onnx model, or "
+                           f"one of the shipped models ({', '.join(SHIPPED_MODELS)})")
     with open(path, "rb") as f:
         head = f.read(9)
     if not head:
@@ -284,7 +285,7 @@ def open_backend(model: str | Path | DreamNet | None = None, backend: str = "aut
     if isinstance(model, DreamNet):
         kind, path = "safetensors", None
     else:
-        path = default_model_path() if model is None else Path(model)
+        path = model_path(model)
         kind = model_format(path)
     if kind == "safetensors":
         net = model if isinstance(model, DreamNet) else load_model(path)

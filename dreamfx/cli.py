@@ -17,7 +17,7 @@ from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_
 from dreamfx.backends import BACKENDS
 from dreamfx.errors import DreamfxError
 from dreamfx.midi import PARAMETERS as MIDI_PARAMETERS
-from dreamfx.models import example_clip_path
+from dreamfx.models import SHIPPED_MODELS, ModelSpec, example_clip_path, model_path
 from dreamfx.presets import NATIVE_PLUGINS, Preset, load_preset
 
 EXPORT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}
@@ -28,7 +28,8 @@ def dream_options(f):
     """Options that override the preset's dream parameters (None = keep the preset's)."""
     options = [
         click.option("--preset", default="default", show_default=True, help="Preset name in presets/ or a .toml path."),
-        click.option("--model", type=click.Path(path_type=Path), help="Model file (.safetensors); default: the preset's."),
+        click.option("--model", help="A shipped model (default, msd-vgg, mtt-vgg) or a model file (.safetensors, "
+                     ".onnx, .pt); default: the preset's."),
         click.option("--intensity", type=float, help="Dream depth 0..1 (0 = bypass)."),
         click.option("--iterations", type=int, help="Dream iterations per chunk."),
         click.option("--step", type=float, help="Step size per iteration."),
@@ -60,7 +61,7 @@ def build_chain(preset: str | Preset, model, chain_spec: str | None, **overrides
     """The Chain for a preset (a name or path, or one already loaded, left unchanged) with CLI overrides applied."""
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     if model is not None:
-        overrides["model"] = str(model.resolve())
+        overrides["model"] = model if model in SHIPPED_MODELS else str(Path(model).resolve())
     for single, blend in (("target", "targets"), ("layer", "layers")):
         value = overrides.get(single)
         if value is not None and "=" in value:
@@ -176,19 +177,34 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
 
 
 @cli.command()
-@click.argument("model", required=False, type=click.Path(path_type=Path))
-def info(model: Path | None) -> None:
-    """Print a model's metadata: safetensors or an export (the bundled default when MODEL is omitted)."""
+@click.argument("model", required=False, default="default")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole metadata as JSON.")
+def info(model: str, as_json: bool) -> None:
+    """Describe MODEL: a shipped model (default, msd-vgg, mtt-vgg) or a safetensors / exported file."""
     from dreamfx.backends import read_model_metadata
-    from dreamfx.models import default_model_path
-    path = model or default_model_path()
+    path = model_path(model)
     meta = read_model_metadata(path)
-    click.echo(f"model: {path}")
-    click.echo(json.dumps(meta, indent=2))
+    if as_json:
+        click.echo(json.dumps(meta, indent=2))
+        return
+    stft, window = meta["stft"], ModelSpec(meta).default_window
+    click.echo(f"model: {model} ({path})")
+    click.echo(f"trained on: {meta.get('training', {}).get('data', 'see its training record (--json)')}")
+    click.echo(f"input: {stft['n_fft']}-point STFT, hop {stft['hop']} at {stft['sample_rate']} Hz (scaled to the "
+               f"audio's rate), frontend {meta['frontend']['kind']}")
+    click.echo(f"layers: {', '.join(meta['layers'])}; dream window: {window[0]} new + {window[1]} context frames")
+    click.echo(f"{len(meta['classes'])} {'tags' if meta.get('task') == 'tagging' else 'classes'}: "
+               f"{', '.join(meta['classes'])}")
+    if "export" in meta:
+        record = meta["export"]
+        click.echo(f"export: {record['format']} {record['what']} for {record['sample_rate']} Hz"
+                   + (f", objectives on {record['graph_layer']}" if "graph_layer" in record else ""))
+    if "licence" in meta:
+        click.echo(f"licence: {meta['licence'].splitlines()[0]} (full notice: dreamfx info {model} --json)")
 
 
 @cli.command("export")
-@click.argument("model", required=False, type=click.Path(path_type=Path))
+@click.argument("model", required=False, default="default")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="File to write.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True)
 @click.option("--what", type=click.Choice(["dream-step", "classifier"]), default="dream-step", show_default=True)
@@ -198,11 +214,12 @@ def info(model: Path | None) -> None:
 @click.option("--sample-rate", type=int, default=44100, show_default=True, help="The graph's sample rate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def export_command(model, output, fmt, what, layer, channel, target, sample_rate, overwrite) -> None:
-    """Export MODEL (default: the bundled one) to ONNX or TorchScript, metadata inside."""
+    """Export MODEL (a shipped model: default, msd-vgg, mtt-vgg; or a safetensors file) to ONNX or TorchScript,
+    metadata inside."""
     from dreamfx.dream import Objective
     from dreamfx.export import export_model
-    from dreamfx.models import default_model_path, load_model
-    path = model or default_model_path()
+    from dreamfx.models import load_model
+    path = model_path(model)
     check_output_path(output, [path], overwrite, formats=EXPORT_SUFFIXES[fmt])
     if target is not None:
         objective = Objective("class", target=target)

@@ -4,7 +4,7 @@ torch's ONNX exporter cannot export autograd (it stops at
 ``aten.convolution_backward``), so :class:`DreamStep` writes the backward pass of
 DreamNet out of operations ONNX and TorchScript have: the gradient of a 3x3
 convolution is the transposed convolution with the same weights, batch norm (in
-eval mode) is a per-channel scale, ReLU a mask, 2x2 max pooling routes the
+eval mode) is a per-channel scale, ReLU a mask, max pooling routes the
 gradient to the first maximum of each window (as torch does), and each
 frontend brings its own backward (the mel projection is a matrix product
 between two elementwise maps).  The tests check it
@@ -39,19 +39,29 @@ def batchnorm_scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
     return bn.weight / torch.sqrt(bn.running_var + bn.eps)
 
 
-def maxpool2x2_backward(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Gradient of ``max_pool2d(x, 2)`` w.r.t. x (B, C, H, W), given the gradient of the pooled output.
+def maxpool_backward(x: torch.Tensor, grad: torch.Tensor, pool: nn.MaxPool2d) -> torch.Tensor:
+    """Gradient of ``pool(x)`` w.r.t. x (B, C, H, W), given the gradient of the pooled output (B, C, H', W').
 
-    Each 2x2 window passes its gradient to its first maximum in row-major
-    order (argmax's rule and torch's); odd trailing rows/columns (dropped by the
-    pool) get 0.
+    Each window passes its gradient to its first maximum in row-major order
+    (argmax's rule and torch's); where windows overlap (musicnn's 4-frame pools
+    with stride 2) a sample collects from each window it won; rows and columns
+    no window covers get 0.  The windows are read with strided slices and
+    written back with a transposed convolution of one-hot kernels (ops ONNX has).
     """
+    (kh, kw), (sh, sw) = _pair(pool.kernel_size), _pair(pool.stride)
     b, c, h2, w2 = grad.shape
-    windows = x[..., :2 * h2, :2 * w2].reshape(b, c, h2, 2, w2, 2).transpose(3, 4).reshape(b, c, h2, w2, 4)
-    first = windows.argmax(dim=-1, keepdim=True)
-    routed = (first == torch.arange(4, device=x.device)).to(grad.dtype) * grad[..., None]
-    full = routed.reshape(b, c, h2, w2, 2, 2).transpose(3, 4).reshape(b, c, 2 * h2, 2 * w2)
-    return F.pad(full, (0, x.shape[-1] - 2 * w2, 0, x.shape[-2] - 2 * h2))
+    candidates = torch.stack([x[..., i:i + sh * (h2 - 1) + 1:sh, j:j + sw * (w2 - 1) + 1:sw]
+                              for i in range(kh) for j in range(kw)], dim=2)   # (B, C, kh*kw, H', W')
+    positions = torch.arange(kh * kw, device=x.device)
+    routed = (candidates.argmax(dim=2, keepdim=True) == positions[:, None, None]).to(grad.dtype) * grad[:, :, None]
+    one_hot = torch.eye(kh * kw, dtype=grad.dtype, device=grad.device).reshape(kh * kw, 1, kh, kw)
+    full = F.conv_transpose2d(routed.reshape(b * c, kh * kw, h2, w2), one_hot, stride=(sh, sw))
+    full = full.reshape(b, c, full.shape[-2], full.shape[-1])
+    return F.pad(full, (0, x.shape[-1] - full.shape[-1], 0, x.shape[-2] - full.shape[-2]))
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
 class ObjectiveGradient(nn.Module):
@@ -59,8 +69,9 @@ class ObjectiveGradient(nn.Module):
 
     forward(logmag (B, n_bins, T), weights (n,), shift) -> (value (B,), grad (B, n_bins, T)).
     ``graph_layer`` "convK": value = sum_c w_c mean_hw(act_c ** 2); "logits": sum_k w_k logit_k.
-    The model sees the window rolled by ``shift`` frames; the frontend works frame
-    by frame, so the roll is applied to its (16x smaller) output instead of the STFT.
+    The model sees the window rolled by ``shift`` frames.  Generic over the
+    architectures DreamNet's metadata describes: the backward pass walks the
+    recorded units (conv, batch norm, ReLU) and pools in reverse.
     """
 
     def __init__(self, model: DreamNet, graph_layer: str):
@@ -74,39 +85,48 @@ class ObjectiveGradient(nn.Module):
     def forward(self, logmag: torch.Tensor, weights: torch.Tensor,
                 shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
-        x = roll_time(m.input_norm(m.frontend(logmag)), shift).unsqueeze(1)
-        saved = []  # (block, unit, relu output) of every conv unit
+        rolled = roll_time(logmag, shift)
+        x = m.normalize(m.frontend(rolled))
+        tape = []  # (module, its input, its output) of every unit and pool, in order
         for i in range(self.depth):
-            for unit in range(len(m.blocks[i]) // 3):
-                conv, bn = m.blocks[i][3 * unit], m.blocks[i][3 * unit + 1]
-                x = torch.relu(bn(conv(x)))
-                saved.append((i, unit, x))
-            if i < self.depth - 1:
-                x = m.pool(x)
-        act = x
+            for unit in m.blocks[i]:
+                y = unit(x)
+                tape.append((unit, x, y))
+                x = y
+            pool = m.pools[i]
+            if pool is not None and (i < self.depth - 1 or self.graph_layer == "logits"):
+                y = pool(x)
+                tape.append((pool, x, y))
+                x = y
         if self.graph_layer == "logits":
-            value, grad = self._logits_backward(act, weights)
+            value, grad = self._logits_backward(x, weights)
         else:
-            energy = act.square().mean(dim=(2, 3))                        # (B, C)
+            energy = x.square().mean(dim=(2, 3))                          # (B, C)
             value = energy @ weights
-            grad = 2 * act * weights[:, None, None] / (act.shape[-2] * act.shape[-1])
-        units_per_block = len(m.blocks[0]) // 3
-        for i, unit, act in reversed(saved):
-            conv, bn = m.blocks[i][3 * unit], m.blocks[i][3 * unit + 1]
-            if i < self.depth - 1 and unit == units_per_block - 1:  # the block's output was pooled
-                grad = maxpool2x2_backward(act, grad)
-            grad = torch.where(act > 0, grad, torch.zeros_like(grad)) * batchnorm_scale(bn)[:, None, None]
-            grad = F.conv_transpose2d(grad, conv.weight, padding=1)
-        grad = unroll_time(grad[:, 0], shift) * batchnorm_scale(m.input_norm)[:, None]  # d/d features
-        return value, m.frontend.backward(logmag, grad)
+            grad = 2 * x * weights[:, None, None] / (x.shape[-2] * x.shape[-1])
+        for module, x_in, y in reversed(tape):
+            if isinstance(module, nn.Conv2d):
+                grad = F.conv_transpose2d(grad, module.weight, padding=module.padding)
+            elif isinstance(module, nn.BatchNorm2d):
+                grad = grad * batchnorm_scale(module)[:, None, None]
+            elif isinstance(module, nn.ReLU):
+                grad = torch.where(y > 0, grad, torch.zeros_like(grad))
+            else:
+                grad = maxpool_backward(x_in, grad, module)
+        grad = grad * batchnorm_scale(m.input_norm)[:, None]            # (B, 1, F, T') -> d/d features
+        return value, unroll_time(m.frontend.backward(rolled, grad[:, 0]), shift)
 
     def _logits_backward(self, act: torch.Tensor, weights: torch.Tensor):
-        """Value and gradient w.r.t. the last conv activation (B, C, H, T) of sum_k w_k logit_k."""
+        """Value and gradient w.r.t. the head's input (B, C, H, T') of sum_k w_k logit_k."""
         m = self.model
+        logits = m.logits(act)
+        value = logits @ weights
+        if m.spec.head["kind"] == "dense-over-time":                  # logits = mean over positions of a conv1d
+            positions = act.shape[-1] - m.head.weight.shape[-1] + 1
+            g_positions = (weights / positions)[None, :, None].expand(act.shape[0], -1, positions)
+            return value, F.conv_transpose1d(g_positions, m.head.weight)[:, :, None]
         pooled = act.mean(dim=2)                                          # (B, C, T)
         peak = pooled.amax(dim=2, keepdim=True)
-        logits = m.head(torch.cat([pooled.mean(dim=2), peak[..., 0]], dim=1))
-        value = logits @ weights
         g_features = weights @ m.head.weight                              # (2C,)
         channels = pooled.shape[1]
         at_peak = (pooled == peak).float()

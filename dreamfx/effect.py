@@ -77,7 +77,8 @@ class DreamEffect:
     band_hz: (low, high) frequency band the dream may change, Hz (edges
     tapered over a third of an octave); the default (0, inf) is the whole spectrum.
     chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
-    past context the model sees (fixed at construction: they set the latency).
+    past context the model sees (fixed at construction: they set the latency;
+    default: the model's own, 8 / 24 for the genre models).
     backend: "auto", "torch", "torchscript" or "onnxruntime" (see :mod:`dreamfx.backends`).
     device: "auto" (CUDA when available), "cpu" or "cuda".
     """
@@ -110,14 +111,18 @@ class DreamEffect:
                  layers: dict | None = None, seed: int = 0, jitter: int = 0, max_gain_db: float = 12.0,
                  smooth_bins: int = 2, smooth_frames: int = 1, octaves: int = 1, memory: float = 0.0,
                  preserve_level: bool = True, reconstruction: str = "input-phase", phase_iterations: int = 8,
-                 consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")), chunk_frames: int = 8,
-                 context_frames: int = 24, backend: str = "auto", device: str = "auto"):
+                 consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
+                 chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
+                 device: str = "auto"):
         self.backend = open_backend(model, backend, device)
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
         self.model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
         self.backend_name, self.device_name = backend, device
         self.settings = DreamSettings()
-        self.chunk_frames, self.context_frames = _check_chunking(self.spec, chunk_frames, context_frames)
+        default_chunk, default_context = self.spec.default_window
+        self.chunk_frames, self.context_frames = _check_chunking(
+            self.spec, default_chunk if chunk_frames is None else chunk_frames,
+            default_context if context_frames is None else context_frames)
         self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
@@ -353,14 +358,11 @@ def _blend_items(weights) -> tuple:
 
 
 def _check_chunking(spec: ModelSpec, chunk_frames, context_frames) -> tuple[int, int]:
-    """Validate the chunk geometry: the model's pooling needs windows in whole multiples."""
-    multiple = 2 ** (len(spec.channels) - 1)
+    """Validate the chunk geometry: the model's pooling must cover the window exactly."""
     for name, value, low in (("chunk_frames", chunk_frames, 1), ("context_frames", context_frames, 0)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= 256:
             raise DreamfxError(f"{name} must be an integer in {low}..256, got {value!r}")
-    if (chunk_frames + context_frames) % multiple:
-        raise DreamfxError(f"chunk_frames + context_frames must be a multiple of {multiple} for this model, got "
-                           f"{chunk_frames} + {context_frames}")
+    spec.check_window(chunk_frames + context_frames)
     return int(chunk_frames), int(context_frames)
 
 

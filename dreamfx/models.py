@@ -11,6 +11,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import safetensors
 import safetensors.torch
 import torch
@@ -19,16 +20,31 @@ from torch import nn
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.frontends import FRONTENDS
-from dreamfx.spectral import LOG_EPS, StftConfig
+from dreamfx.spectral import LOG_EPS, StftConfig, analyze_signal, log_magnitude
 
 FORMAT = "dreamfx-model"
 FORMAT_VERSION = 1
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 
 
+# Models shipped in the package, by name: the compact genre model trained here, and two taggers trained on
+# real music, ported from musicnn (ISC licence, see assets/LICENSE-musicnn.txt; training/port_musicnn.py).
+SHIPPED_MODELS = {"default": "default_model.safetensors", "msd-vgg": "msd_vgg.safetensors",
+                  "mtt-vgg": "mtt_vgg.safetensors"}
+
+
+def model_path(model: str | Path | None = None) -> Path:
+    """The file of a shipped model's name (``"default"``, ``"msd-vgg"``, ``"mtt-vgg"``; None: the default),
+    or ``model`` itself as a file path."""
+    model = "default" if model is None else model
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        return Path(str(resources.files("dreamfx") / "assets" / SHIPPED_MODELS[model]))
+    return Path(model)
+
+
 def default_model_path() -> Path:
     """The bundled default model (package assets)."""
-    return Path(str(resources.files("dreamfx") / "assets" / "default_model.safetensors"))
+    return model_path("default")
 
 
 def example_clip_path() -> Path:
@@ -37,11 +53,12 @@ def example_clip_path() -> Path:
 
 
 class ModelSpec:
-    """What a model promises, read from its metadata alone: classes, layers, channel counts, STFT.
+    """What a model promises, read from its metadata alone: classes, layers, channel counts, STFT, pooling.
 
     Shared by the torch model and by exported files (which carry the same
-    metadata), so objectives and sample rates are checked the same way for both.
-    An exported graph was built for one sample rate (``meta["export"]["sample_rate"]``).
+    metadata), so objectives, sample rates and window sizes are checked the same
+    way for both.  An exported graph was built for one sample rate
+    (``meta["export"]["sample_rate"]``).
     """
 
     def __init__(self, meta: dict):
@@ -50,6 +67,14 @@ class ModelSpec:
         self.channels = tuple(meta["channels"])
         self.layer_names = tuple(f"conv{i + 1}" for i in range(len(self.channels))) + ("logits",)
         self.stft_reference = StftConfig(**meta["stft"])
+        # Max pooling after each conv block, (freq, time) kernel + (freq, time) stride, or None (default: 2x2
+        # between blocks, none after the last).
+        pools = meta.get("pools") or [[2, 2, 2, 2]] * (len(self.channels) - 1) + [None]
+        self.pools = tuple(None if p is None else (tuple(p[:2]), tuple(p[2:])) for p in pools)
+        self.head = dict(meta.get("head") or {"kind": "mean-max"})
+        self.frame_step = int(meta["frontend"].get("frame_step", 1))
+        window = meta.get("dream_window") or {"chunk_frames": 8, "context_frames": 24}
+        self.default_window = (int(window["chunk_frames"]), int(window["context_frames"]))
 
     @property
     def exported_sample_rate(self) -> int | None:
@@ -71,17 +96,50 @@ class ModelSpec:
                                f"re-export it with --sample-rate {sample_rate} or resample the audio")
         return self.stft_reference.for_sample_rate(int(sample_rate))
 
+    def covers_exactly(self, frames: int) -> bool:
+        """True when a window of ``frames`` STFT frames reaches the logits with every frame pooled, none
+        dropped at the end (so the newest frames, which the dream changes, reach every layer)."""
+        if frames % self.frame_step:
+            return False
+        t = frames // self.frame_step
+        for pool in self.pools:
+            if pool is not None:
+                (_, kernel), (_, stride) = pool
+                if t < kernel or (t - kernel) % stride:
+                    return False
+                t = (t - kernel) // stride + 1
+        return t >= self.head.get("frames", 1)
+
+    def check_window(self, frames: int) -> None:
+        """DreamfxError naming the nearest window sizes that :meth:`covers_exactly`."""
+        if not self.covers_exactly(frames):
+            valid = [n for n in range(1, 1025) if self.covers_exactly(n)]
+            below = [n for n in valid if n < frames][-1:]
+            above = [n for n in valid if n > frames][:1]
+            raise DreamfxError(f"chunk_frames + context_frames = {frames} does not fit this model's pooling: use "
+                               f"{' or '.join(str(n) for n in below + above)} (e.g. the model's own "
+                               f"chunk_frames={self.default_window[0]}, context_frames={self.default_window[1]})")
+
 
 class DreamNet(nn.Module):
-    """Compact CNN genre classifier on a linear log-magnitude STFT.
+    """CNN classifier / tagger on a linear log-magnitude STFT, its architecture described by its metadata.
 
     Input ``logmag`` (batch, n_bins, frames); output logits (batch, n_classes).
-    A frontend (:mod:`dreamfx.frontends`) turns it into features; then blocks of
-    ``convs_per_block`` (conv 3x3, batch norm, ReLU) units (1: the compact
-    default; 2: a deeper, VGG-like variant).
-    Named layers (activations after each block's last ReLU): ``conv1`` .. ``convN``, then ``logits``.
-    Each block halves frequency and time except the last, so ``frames`` should
-    be a multiple of ``2 ** (len(channels) - 1)`` for pooling without loss.
+    A frontend (:mod:`dreamfx.frontends`) turns it into features (batch,
+    n_features, frames / frame_step), then a batch norm on the input (one per
+    feature, or one for all: ``input_norm = "scalar"``), then conv blocks of
+    ``convs_per_block`` 3x3 units (``unit = "conv-bn-relu"`` or
+    ``"conv-relu-bn"``), each block followed by its max pooling (``pools``), then
+    the head:
+
+    * ``mean-max`` (dreamfx's genre models): mean over frequency, then the mean
+      and the maximum over time, then a linear layer;
+    * ``dense-over-time`` (the musicnn VGG taggers): a dense layer over
+      ``frames`` consecutive time steps of the last pooled map (frequency 1),
+      slid along time and averaged: exactly the original flatten + dense on the
+      window it was trained on, and defined on any longer window.
+
+    Named layers (each block's output, before its pooling): ``conv1`` .. ``convN``, then ``logits``.
     """
 
     def __init__(self, meta: dict):
@@ -91,19 +149,28 @@ class DreamNet(nn.Module):
         fe = dict(meta["frontend"])
         self.frontend = FRONTENDS[fe.pop("kind")](**fe)
         self.stft_reference = self.spec.stft_reference
-        self.input_norm = nn.BatchNorm1d(self.frontend.n_features)
+        eps = meta.get("batch_norm_eps", 1e-5)
+        self.scalar_input_norm = meta.get("input_norm", "per-feature") == "scalar"
+        self.input_norm = nn.BatchNorm2d(1, eps=eps) if self.scalar_input_norm else \
+            nn.BatchNorm1d(self.frontend.n_features, eps=eps)
+        relu_first = meta.get("unit", "conv-bn-relu") == "conv-relu-bn"
+        bias = meta.get("conv_bias", False)
         blocks, c_in = [], 1
-        channels = meta["channels"]
-        for c_out in channels:  # one or more (conv 3x3, batch norm, ReLU) units per block (VGG-like when more)
+        for c_out in meta["channels"]:
             units = []
             for _ in range(meta.get("convs_per_block", 1)):
-                units += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+                conv, bn = nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias), nn.BatchNorm2d(c_out, eps=eps)
+                units += [conv, nn.ReLU(), bn] if relu_first else [conv, bn, nn.ReLU()]
                 c_in = c_out
             blocks.append(nn.Sequential(*units))
         self.blocks = nn.ModuleList(blocks)
-        self.pool = nn.MaxPool2d(2)
+        self.pools = [None if p is None else nn.MaxPool2d(*p) for p in self.spec.pools]  # (kernel, stride)
         self.dropout = nn.Dropout(meta.get("dropout", 0.3))
-        self.head = nn.Linear(2 * c_in, len(meta["classes"]))
+        n_classes = len(meta["classes"])
+        if self.spec.head["kind"] == "mean-max":
+            self.head = nn.Linear(2 * c_in, n_classes)
+        else:
+            self.head = nn.Conv1d(c_in, n_classes, self.spec.head["frames"])
         self.layer_names = self.spec.layer_names
         self.stft = self.stft_reference
         self.configure(self.stft_reference.sample_rate)
@@ -118,24 +185,55 @@ class DreamNet(nn.Module):
         self.frontend.configure(self.stft.sample_rate, self.stft.n_fft)
         return self.stft
 
+    def normalize(self, features: torch.Tensor) -> torch.Tensor:
+        """Frontend features (B, n_features, T) -> the first block's input (B, 1, n_features, T)."""
+        if self.scalar_input_norm:
+            return self.input_norm(features.unsqueeze(1))
+        return self.input_norm(features).unsqueeze(1)
+
     def activations(self, logmag: torch.Tensor, until: str | None = None) -> dict[str, torch.Tensor]:
         """Activations of every named layer up to ``until`` (all when None)."""
-        x = self.input_norm(self.frontend(logmag)).unsqueeze(1)  # (B, 1, n_features, T)
+        return self.activations_of_features(self.frontend(logmag), until)
+
+    def activations_of_features(self, features: torch.Tensor, until: str | None = None) -> dict[str, torch.Tensor]:
+        """:meth:`activations` from frontend features (B, n_features, T) (e.g. musicnn's own mel patches)."""
+        x = self.normalize(features)
         out = {}
-        for i, block in enumerate(self.blocks):
+        for name, block, pool in zip(self.layer_names, self.blocks, self.pools):
             x = block(x)
-            out[self.layer_names[i]] = x
-            if until == self.layer_names[i]:
+            out[name] = x
+            if until == name:
                 return out
-            if i < len(self.blocks) - 1:
-                x = self.pool(x)
-        pooled = x.mean(dim=2)  # over frequency: (B, C, T')
-        features = torch.cat([pooled.mean(dim=2), pooled.amax(dim=2)], dim=1)
-        out["logits"] = self.head(self.dropout(features))
+            if pool is not None:
+                x = pool(x)
+        out["logits"] = self.logits(x)
         return out
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The head: the last block's pooled output (B, C, H, T') -> logits (B, n_classes)."""
+        if self.spec.head["kind"] == "mean-max":
+            pooled = x.mean(dim=2)  # over frequency: (B, C, T')
+            return self.head(self.dropout(torch.cat([pooled.mean(dim=2), pooled.amax(dim=2)], dim=1)))
+        return self.head(self.dropout(x[:, :, 0])).mean(dim=2)
 
     def forward(self, logmag: torch.Tensor) -> torch.Tensor:
         return self.activations(logmag)["logits"]
+
+
+def patch_logits(model: DreamNet, audio: np.ndarray, sample_rate: int, patch_frames: int,
+                 hop_frames: int | None = None) -> torch.Tensor:
+    """Logits (patches, n_classes) of ``model`` on patches of ``patch_frames`` STFT frames of ``audio``.
+
+    audio: (channels, samples) float32, downmixed as the engine dreams; patches start every ``hop_frames``
+    frames (default: ``patch_frames``, no overlap), the last whole one included.  For the musicnn taggers,
+    374 frames are musicnn's 3 s patches (187 of its frames); sigmoid gives the tag probabilities.
+    """
+    stft = model.configure(sample_rate)
+    logmag = log_magnitude(analyze_signal(np.asarray(audio, np.float32).mean(axis=0), stft))[None]
+    starts = range(0, logmag.shape[-1] - patch_frames + 1, hop_frames or patch_frames)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return torch.cat([model(logmag[..., s:s + patch_frames].to(device)) for s in starts]).cpu()
 
 
 ARCHITECTURES = {"compact": {"channels": (16, 32, 64, 128), "convs_per_block": 1},
@@ -177,7 +275,8 @@ def read_metadata(path: Path) -> dict:
     """The JSON metadata of a model file, validated; raises DreamfxError for anything else."""
     path = Path(path)
     if not path.is_file():
-        raise DreamfxError(f"model file {path} not found: pass an existing .safetensors model or omit --model")
+        raise DreamfxError(f"model file {path} not found: pass an existing .safetensors model or one of the "
+                           f"shipped models ({', '.join(SHIPPED_MODELS)})")
     try:
         with safetensors.safe_open(str(path), "pt") as f:
             header = f.metadata() or {}
@@ -194,9 +293,9 @@ def read_metadata(path: Path) -> dict:
     return meta
 
 
-def load_model(path: Path | None = None, device: str | torch.device = "cpu") -> DreamNet:
-    """Load a model file (the bundled default when ``path`` is None) in eval mode."""
-    path = default_model_path() if path is None else Path(path)
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> DreamNet:
+    """Load a model file or a shipped model by name (the bundled default when ``path`` is None) in eval mode."""
+    path = model_path(path)
     meta = read_metadata(path)
     model = DreamNet(meta)
     try:

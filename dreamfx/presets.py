@@ -5,7 +5,8 @@
     description = "one line"
 
     [dream]                 # DreamEffect parameters (see DreamEffect)
-    model = "default"       # or a .safetensors / .onnx / .pt path, relative to this file
+    model = "default"       # a shipped model ("default", "msd-vgg", "mtt-vgg") or a .safetensors / .onnx / .pt
+                            # path, relative to this file
     intensity = 0.8
     layer = "conv3"
     band_hz = [200.0, 4000.0]
@@ -44,6 +45,7 @@ from dreamfx.effect import TUNABLE, DreamEffect
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.midi import PARAMETERS, MidiMap
+from dreamfx.models import SHIPPED_MODELS
 
 PRESET_VERSION = 1
 # presets/ of a source checkout (editable install), else the copy a wheel installs under <prefix>/share.
@@ -103,15 +105,15 @@ class Preset:
                     raise DreamfxError(f"{self.where}: dream.{key} = {value!r}: {exc}") from None
         return effect
 
-    def _model_path(self, model) -> Path | None:
-        if model == "default":
-            return None
+    def _model_path(self, model) -> str | Path:
+        if model in SHIPPED_MODELS:
+            return model
         path = Path(model)
         if not path.is_absolute() and self.path is not None:
             path = self.path.parent / path
         if not path.is_file():
             raise DreamfxError(f"{self.where}: dream.model = {model!r}: no such file (a relative path is relative "
-                               "to the preset file; \"default\" is the bundled model)")
+                               f"to the preset file) and no shipped model ({', '.join(SHIPPED_MODELS)})")
         return path
 
     def build_chain(self, **overrides) -> Chain:
@@ -301,7 +303,7 @@ def save_preset(preset: Preset, path: str | Path) -> Path:
         raise DreamfxError(f"a preset file ends in .toml, got {path}")
     doc = preset.document()
     model = preset.dream.get("model", "default")
-    if model != "default" and not Path(model).is_absolute() and preset.path is not None:
+    if model not in SHIPPED_MODELS and not Path(model).is_absolute() and preset.path is not None:
         doc["dream"] = {**preset.dream, "model": os.path.relpath(preset.path.parent / model, path.parent)}
     with atomic_path(path) as tmp:
         tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")

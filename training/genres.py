@@ -382,3 +382,43 @@ def compose(style: GenreStyle, rng: np.random.Generator, min_seconds: float) -> 
         _drums(style, grid, rng, n_bars, drums)
         midi.tracks.append(drums.to_midi_track())
     return midi, bpm
+
+
+# Solo instruments for checking what a tagger hears: MagnaTagATune tag -> (General MIDI program, register
+# (lowest, highest MIDI note), whether it plays chords under its melody).
+SOLO_INSTRUMENTS = {
+    "piano": (0, (60, 84), True), "guitar": (24, (52, 76), True), "violin": (40, (67, 91), False),
+    "flute": (73, (72, 93), False), "harpsichord": (6, (60, 84), True), "cello": (42, (43, 67), False),
+    "sitar": (104, (57, 79), False), "choir": (52, (57, 76), True),
+}
+
+
+def compose_solo(tag: str, rng: np.random.Generator, seconds: float) -> mido.MidiFile:
+    """One instrument of :data:`SOLO_INSTRUMENTS` alone: a stepwise melody in a random key and scale at a
+    slow tempo (70-100 BPM), over a held chord per bar where the instrument plays chords."""
+    program, (lo, hi), plays_chords = SOLO_INSTRUMENTS[tag]
+    bpm = float(rng.uniform(70, 100))
+    bar_ticks = 4 * TICKS_PER_BEAT
+    n_bars = math.ceil(seconds / (4 * 60 / bpm)) + 1
+    key = int(rng.integers(0, 12))
+    scale = SCALES[str(rng.choice(["major", "minor", "dorian"]))]
+    pitches = [p for p in range(lo, hi + 1) if (p - key) % 12 in scale]
+    progression = [(0, "maj"), (5, "maj"), (7, "maj"), (9, "min")]
+    midi = mido.MidiFile(ticks_per_beat=TICKS_PER_BEAT)
+    meta = mido.MidiTrack()
+    meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
+    midi.tracks.append(meta)
+    track = _Track(0, program, 110)
+    idx, tick = len(pitches) // 2, 0
+    while tick < n_bars * bar_ticks:
+        length = int(rng.choice([1, 2, 2, 4])) * TICKS_PER_BEAT // 2
+        idx = int(np.clip(idx + rng.choice([-2, -1, -1, 1, 1, 2]), 0, len(pitches) - 1))
+        track.note(tick, length, pitches[idx], int(rng.integers(80, 110)))
+        tick += length
+    if plays_chords:
+        for bar in range(n_bars):
+            root, quality = progression[bar % len(progression)]
+            for pitch in _chord_pitches(key, root, quality, lo - 12):
+                track.note(bar * bar_ticks, bar_ticks, pitch, 70)
+    midi.tracks.append(track.to_midi_track())
+    return midi
