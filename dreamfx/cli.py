@@ -189,7 +189,12 @@ def info(model: str, as_json: bool) -> None:
         return
     stft, window = meta["stft"], ModelSpec(meta).default_window
     click.echo(f"model: {model} ({path})")
-    click.echo(f"trained on: {meta.get('training', {}).get('data', 'see its training record (--json)')}")
+    training = meta.get("training", {})
+    if "clips" in training:  # trained by training/train.py on a GTZAN-layout folder
+        click.echo(f"trained on: {training['clips']} clips of the folder {training['data']!r} (held-out accuracy "
+                   f"{training.get('held_out_accuracy', float('nan')):.1%})")
+    else:
+        click.echo(f"trained on: {training.get('data', 'see its training record (--json)')}")
     click.echo(f"input: {stft['n_fft']}-point STFT, hop {stft['hop']} at {stft['sample_rate']} Hz (scaled to the "
                f"audio's rate), frontend {meta['frontend']['kind']}")
     click.echo(f"layers: {', '.join(meta['layers'])}; dream window: {window[0]} new + {window[1]} context frames")

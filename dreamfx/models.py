@@ -1,8 +1,12 @@
-"""The genre classifier that dreams: frontend -> conv blocks -> pooled logits.
+"""The networks that dream: frontend -> conv blocks (each with its pooling) -> head -> logits.
+
+    logmag (B, n_bins, T) -> frontend -> (B, n_features, T') -> input norm -> conv1 .. convN -> head -> logits
 
 A model file is one safetensors file: the weights, plus the JSON metadata
-(STFT settings, frontend, class and layer names, training record) under the
-header key ``"dreamfx"``.  Nothing is unpickled.
+(STFT settings, frontend, architecture, class / tag and layer names, training
+record, licence) under the header key ``"dreamfx"``.  Nothing is unpickled.
+Shipped models have names (:data:`SHIPPED_MODELS`): the compact genre model
+trained here and two taggers of real music ported from musicnn.
 """
 
 from __future__ import annotations

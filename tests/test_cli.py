@@ -61,7 +61,7 @@ def test_process_folder_to_folder(workdir):
 def test_info_prints_model_metadata():
     result = run("info")
     assert result.returncode == 0, result.stderr
-    assert "model: default" in result.stdout and "8 classes: rock, metal, jazz" in result.stdout
+    assert "model: default" in result.stdout and "8 classes: classical, country, electronic" in result.stdout
     full = run("info", "--json")
     for key in ('"classes"', '"stft"', '"layers"', '"held_out_accuracy"', "mel_in_the_loop"):
         assert key in full.stdout

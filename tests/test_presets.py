@@ -49,7 +49,7 @@ BAD = [
     ("unknown class", edit("intensity = 0.5", "target = 'polka'"), "dream.target = 'polka': unknown target class 'polka': this model knows classical"),
     ("band upside down", edit("intensity = 0.5", "band_hz = [4000.0, 200.0]"),
      "dream.band_hz = [4000.0, 200.0]: band_hz must be two frequencies (low, high) with 0 <= low < high"),
-    ("bad chunking", edit("intensity = 0.5", "chunk_frames = 5"), "[dream] chunk_frames + context_frames must be a multiple of 8"),
+    ("bad chunking", edit("intensity = 0.5", "chunk_frames = 5"), "[dream] chunk_frames + context_frames = 29 does not fit this model's pooling: use 24 or 32 "),
     ("missing model", edit("[dream]", "[dream]\nmodel = 'missing.safetensors'"),
      "dream.model = 'missing.safetensors': no such file (a relative path is relative to the preset file"),
     ("unknown backend", edit("[dream]", "[dream]\nbackend = 'tensorflow'"),

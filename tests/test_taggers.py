@@ -166,9 +166,12 @@ def test_models_by_name_everywhere(tmp_path):
     assert json.loads(run("info", "mtt-vgg", "--json").stdout)["classes"][:2] == ["guitar", "classical"]
     wrong = run("info", "no-such-model")
     assert wrong.returncode == 2 and "msd-vgg" in wrong.stderr and "\n" not in wrong.stderr.strip()
+    exported = run("export", "mtt-vgg", "--format", "torchscript", "--what", "classifier", "-o", str(tmp_path / "t.pt"))
+    assert exported.returncode == 0, exported.stderr
+    assert "50 tags: guitar, classical" in run("info", str(tmp_path / "t.pt")).stdout
     effect = DreamEffect(model="mtt-vgg", target="piano")
     assert effect.parameters()["model"] == "mtt-vgg" and effect.chunk_frames == 128
-    with pytest.raises(Exception, match="does not fit this model's pooling: use 256 or 260"):
+    with pytest.raises(Exception, match="= 258 does not fit this model's pooling: use 260 "):
         DreamEffect(model="mtt-vgg", chunk_frames=8, context_frames=250)
     path = tmp_path / "mine.toml"
     path.write_text('version = 1\nname = "mine"\n[dream]\nmodel = "msd-vgg"\ntarget = "jazz"\n\n'
