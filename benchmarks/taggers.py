@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -80,12 +79,13 @@ def iteration_time(effect: DreamEffect, audio: np.ndarray, sr: int, frames: int,
 
 def peak_rss_mb(preset: str) -> float:
     """Peak RSS (MB) of a fresh process that renders the example clip through ``preset``'s chain."""
-    code = (f"import resource; from dreamfx import Chain; from dreamfx.audio_io import read_audio; "
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over an exec from the forked parent's copy.
+    code = (f"from dreamfx import Chain; from dreamfx.audio_io import read_audio; "
             f"from dreamfx.models import example_clip_path; a, sr = read_audio(example_clip_path()); "
             f"Chain.from_preset({preset!r})(a, sr); "
-            f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            f"print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])")
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout.split()[-1])
+                                check=True).stdout.split()[-1]) / 1024
 
 
 @click.command()
@@ -142,7 +142,6 @@ def main(repeats: int) -> None:
     print("\n4. Peak memory of a process rendering the example clip (RSS)")
     for preset, label in rows:
         print(f"  {label:36s} {peak_rss_mb(preset):7.0f} MB")
-    print(f"  (this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
 
 
 if __name__ == "__main__":
