@@ -34,11 +34,12 @@ def dream_options(f):
         click.option("--iterations", type=int, help="Dream iterations per chunk."),
         click.option("--step", type=float, help="Step size per iteration."),
         click.option("--mix", type=float, help="Wet/dry mix 0..1."),
-        click.option("--layer", help="Layer whose energy is dreamed (conv1..conv4), or a weighted blend of layers: "
+        click.option("--layer", help="Layer whose energy is dreamed (conv1..conv4; conv5 on the taggers), or a "
+                     "weighted blend of layers: "
                      "conv2=0.5,conv4=0.5 (torch backend)."),
         click.option("--channel", type=int, help="Dream one channel of --layer."),
-        click.option("--target", help="Dream toward this class (e.g. jazz) instead of a layer, or a weighted blend "
-                     "of classes: jazz=0.6,metal=0.4."),
+        click.option("--target", help="Dream toward this class or tag (e.g. jazz, 'heavy metal') instead of a layer, "
+                     "or a weighted blend: jazz=0.6,metal=0.4."),
         click.option("--seed", type=int, help="Seed of the jitter."),
         click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
         click.option("--octaves", type=int, help="Coarse-to-fine stages of the dream (1..4)."),

@@ -60,6 +60,7 @@ class _Flag(_Range):
 
 
 RECONSTRUCTIONS = ("input-phase", "phase-refine")
+MAX_WINDOW_PART = 512  # largest chunk_frames / context_frames (a tagger's 3.1 s window has 260 context frames)
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
 TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers",
            "seed", "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level",
@@ -360,8 +361,8 @@ def _blend_items(weights) -> tuple:
 def _check_chunking(spec: ModelSpec, chunk_frames, context_frames) -> tuple[int, int]:
     """Validate the chunk geometry: the model's pooling must cover the window exactly."""
     for name, value, low in (("chunk_frames", chunk_frames, 1), ("context_frames", context_frames, 0)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= 256:
-            raise DreamfxError(f"{name} must be an integer in {low}..256, got {value!r}")
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= MAX_WINDOW_PART:
+            raise DreamfxError(f"{name} must be an integer in {low}..{MAX_WINDOW_PART}, got {value!r}")
     spec.check_window(chunk_frames + context_frames)
     return int(chunk_frames), int(context_frames)
 

@@ -22,12 +22,13 @@ from safetensors.numpy import load_file
 from scipy.stats import spearmanr
 
 from dreamfx import DreamEffect
-from dreamfx.backends import open_backend
+from dreamfx.audio_io import write_audio
+from dreamfx.backends import OnnxGraph, open_backend, torchscript_graph
 from dreamfx.dream import Objective, first_step_inputs
 from dreamfx.metrics import measure_retention
 from dreamfx.models import load_model, model_path, patch_logits
-from dreamfx.spectral import LOG_EPS
-from tests.conftest import require_system
+from dreamfx.spectral import LOG_EPS, analyze_signal
+from tests.conftest import excerpt, require_system
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.musicnn_reference import CLIPS, read_clip
 from training.render_dataset import DEFAULT_SOUNDFONT, render_midi
@@ -125,13 +126,11 @@ def test_dream_raises_the_tag_on_the_rendered_audio(tag, taggers, example, measu
 def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, measured):
     """One dream iteration of the exported step vs torch autograd, for a tag and for a conv layer."""
     from dreamfx.export import onnx_dream_step, traced_dream_step
-    from dreamfx.backends import OnnxGraph, torchscript_graph
     model = taggers["mtt-vgg"]
     audio, sr = example
     stft = model.configure(sr)
     chunk, context = model.spec.default_window
-    frames = torch.stft(torch.from_numpy(audio.mean(axis=0)), stft.n_fft, stft.hop, window=stft.window(),
-                        center=False, return_complex=True)[..., :chunk + context].abs() / stft.window().sum()
+    frames = analyze_signal(audio.mean(axis=0), stft).abs()[:, 100:100 + chunk + context]
     reference = open_backend(model)
     worst = 0.0
     for objective in (Objective("class", target="piano"), Objective("layer", "conv4")):
@@ -166,11 +165,19 @@ def test_models_by_name_everywhere(tmp_path):
     assert json.loads(run("info", "mtt-vgg", "--json").stdout)["classes"][:2] == ["guitar", "classical"]
     wrong = run("info", "no-such-model")
     assert wrong.returncode == 2 and "msd-vgg" in wrong.stderr and "\n" not in wrong.stderr.strip()
+    clip = tmp_path / "clip.wav"
+    write_audio(clip, excerpt(3.0), 44100)
+    processed = run("process", str(clip), str(tmp_path / "out.wav"), "--model", "msd-vgg", "--target", "heavy metal",
+                    "--iterations", "2")
+    assert processed.returncode == 0 and (tmp_path / "out.wav").is_file(), processed.stderr
+    analyzed = run("analyze", str(clip), "--model", "mtt-vgg", "--target", "piano=0.5,violin=0.5", "--iterations", "2")
+    assert analyzed.returncode == 0 and "retention" in analyzed.stdout, analyzed.stderr
     exported = run("export", "mtt-vgg", "--format", "torchscript", "--what", "classifier", "-o", str(tmp_path / "t.pt"))
     assert exported.returncode == 0, exported.stderr
     assert "50 tags: guitar, classical" in run("info", str(tmp_path / "t.pt")).stdout
     effect = DreamEffect(model="mtt-vgg", target="piano")
     assert effect.parameters()["model"] == "mtt-vgg" and effect.chunk_frames == 128
+    assert DreamEffect(model="mtt-vgg", context_frames=260).latency_samples(44100) == 128 * 353 - 1 + 3 * 353
     with pytest.raises(Exception, match="= 258 does not fit this model's pooling: use 260 "):
         DreamEffect(model="mtt-vgg", chunk_frames=8, context_frames=250)
     path = tmp_path / "mine.toml"
