@@ -333,7 +333,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         stats = processor.stats
     finally:
         if midi_in is not None:
-            midi_in.close_port()
+            midi_in.delete()  # the port and its JACK / ALSA client
     if record is not None:
         control.save_recording(record, samplerate)
         click.echo(f"recorded {len(control.recorded)} MIDI messages to {record}")

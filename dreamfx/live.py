@@ -1,12 +1,14 @@
 """Live duplex processing: the audio callback only copies memory; a worker thread runs the chain.
 
-    audio callback (PortAudio thread)          worker thread
+    audio callback (PortAudio thread, compiled: no GIL)    worker thread
     input  -> inbox ring ------------------->  chunk = inbox (one dream chunk)
     input  -> dry delay ring                   queued MIDI applied, deadline set
     output <- outbox ring <------------------  outbox <- chain(chunk, reset=False)
             (or the dry delay ring, when the worker is late)
 
-Every buffer is allocated before the stream starts.  The worker gives the
+The callback is compiled (:mod:`dreamfx.native_audio`) and never waits for
+the interpreter lock, whatever Python does meanwhile.  Every buffer is
+allocated before the stream starts.  The worker gives the
 dream a deadline for each chunk (the time until the outbox would run dry,
 times ``load_target``), so under load it runs fewer iterations, then none
 (the chunk passes dry; overlap-add crossfades the change).  Only if it is
@@ -27,7 +29,7 @@ import gc
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -36,6 +38,8 @@ from dreamfx.chain import Chain
 from dreamfx.engine import DreamEngine, EngineStats
 from dreamfx.errors import DreamfxError
 from dreamfx.midi import MidiControl, MidiMap
+from dreamfx.native_audio import (CALLBACKS, DROPPED_FRAMES, LAST_XRUN, LATE_BLOCKS, N_COUNTERS, OWED, XRUNS,
+                                  NativeStream, callback_layout, exchange, locked_in_memory)
 from dreamfx.ringbuffer import RingBuffer
 
 MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
@@ -43,15 +47,40 @@ MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
 
 @dataclass
 class LiveStats:
-    callbacks: int = 0
-    xruns: int = 0             # blocks PortAudio flagged with an input/output over- or underflow
-    late_blocks: int = 0       # blocks played dry because the worker had no output ready
-    dropped_frames: int = 0    # input frames lost because the inbox was full
+    """Counters of a live session: the callback's (kept in ``counters``, an int64 array the compiled callback
+    writes, see :mod:`dreamfx.native_audio`) and the worker's."""
+
     chunks: int = 0            # chunks the worker processed
     worker_load: float = 0.0   # worker time per chunk / chunk duration (running average)
     in_peak: float = 0.0       # peak input level of the latest chunk
     out_peak: float = 0.0      # peak output level of the latest chunk
     switches: int = 0          # preset switches done (each crossfaded over one chunk)
+    counters: np.ndarray = field(default_factory=lambda: np.zeros(N_COUNTERS, np.int64), repr=False)
+
+    @property
+    def callbacks(self) -> int:
+        return int(self.counters[CALLBACKS])
+
+    @property
+    def xruns(self) -> int:
+        """Blocks PortAudio flagged with an input/output over- or underflow."""
+        return int(self.counters[XRUNS])
+
+    @property
+    def late_blocks(self) -> int:
+        """Blocks played dry because the worker had no output ready."""
+        return int(self.counters[LATE_BLOCKS])
+
+    @property
+    def dropped_frames(self) -> int:
+        """Input frames lost because the inbox was full."""
+        return int(self.counters[DROPPED_FRAMES])
+
+    def __repr__(self) -> str:
+        last = f" (the last at callback {self.counters[LAST_XRUN]})" if self.xruns else ""
+        return (f"LiveStats(callbacks={self.callbacks}, xruns={self.xruns}{last}, late_blocks={self.late_blocks}, "
+                f"dropped_frames={self.dropped_frames}, chunks={self.chunks}, worker_load={self.worker_load:.3f}, "
+                f"switches={self.switches})")
 
 
 @dataclass
@@ -100,14 +129,14 @@ class LiveProcessor:
         capacity = 4 * (self.chunk + MAX_BLOCK)
         self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
         self.dry = RingBuffer(channels, self.latency + capacity)
-        self.dry_block = np.zeros((channels, MAX_BLOCK), dtype=np.float32)
         self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
         # Input before the current chunk, enough for a new chain's model context and STFT overlap.
         history = 0 if self.engine is None else self.engine.context_frames * self.engine.stft.hop + self.engine.stft.pad
         self.history = np.zeros((channels, -(-history // self.chunk) * self.chunk + self.chunk), dtype=np.float32)
         self.fade_in = (0.5 - 0.5 * np.cos(np.pi * (np.arange(self.chunk) + 0.5) / self.chunk)).astype(np.float32)
         self.stats = LiveStats()
-        self.owed = 0  # frames of the outbox the callback replaced with dry (skipped when it catches up)
+        # What the compiled callback reads its buffers from (dreamfx.native_audio).
+        self.layout = callback_layout(channels, self.inbox, self.outbox, self.dry, self.stats.counters)
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.worker_error: BaseException | None = None
@@ -120,7 +149,7 @@ class LiveProcessor:
         self.dry.clear()
         self.outbox.write(np.zeros((self.channels, self.prefill), dtype=np.float32))
         self.dry.write(np.zeros((self.channels, self.latency), dtype=np.float32))
-        self.owed = 0
+        self.stats.counters[OWED] = 0
         self.history[:] = 0
         self.chain.reset()
         if self.engine is not None:
@@ -136,31 +165,20 @@ class LiveProcessor:
         return engine
 
     # --- audio thread ------------------------------------------------------------------------
+    @property
+    def owed(self) -> int:
+        """Frames of the outbox the callback replaced with dry (skipped when the worker catches up)."""
+        return int(self.stats.counters[OWED])
+
     def callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:
-        """sounddevice callback: indata/outdata (frames, channels) float32. Copies only."""
-        stats = self.stats
-        stats.callbacks += 1
-        if status and (status.input_overflow or status.input_underflow or status.output_underflow
-                       or status.output_overflow):
-            stats.xruns += 1
-        source = indata.T
-        if self.inbox.free >= frames:
-            self.inbox.write(source)
-        else:
-            stats.dropped_frames += frames
-        self.dry.write(source)
-        dry = self.dry_block[:, :frames]
-        self.dry.read_into(dry)
-        out = outdata.T
-        if self.outbox.size >= self.owed + frames:
-            if self.owed:
-                self.outbox.skip(self.owed)
-                self.owed = 0
-            self.outbox.read_into(out)
-        else:
-            out[:] = dry
-            self.owed += frames
-            stats.late_blocks += 1
+        """The callback as Python (sounddevice's signature; indata/outdata (frames, channels) float32): the
+        compiled callback's own logic (:func:`dreamfx.native_audio.exchange`), for tests and
+        ``run_live(native=False)``."""
+        flags = 0 if not status else sum(bit for bit, flag in ((1, status.input_underflow), (2, status.input_overflow),
+                                                                (4, status.output_underflow),
+                                                                (8, status.output_overflow)) if flag)
+        exchange(indata, outdata, flags, self.inbox.data, self.inbox.counters, self.outbox.data,
+                 self.outbox.counters, self.dry.data, self.dry.counters, self.stats.counters)
 
     # --- worker thread -----------------------------------------------------------------------
     def start(self) -> None:
@@ -350,14 +368,23 @@ def no_full_garbage_collections():
 
 def run_live(processor: LiveProcessor, *, input_device=None, output_device=None, blocksize: int = 256,
              duration: float | None = None, report: Callable[[str], None] | None = None,
-             report_every: float = 0.5, should_stop: Callable[[], bool] = lambda: False) -> LiveStats:
-    """Run a duplex stream through ``processor`` until ``duration`` s pass, ``should_stop()`` or Ctrl-C."""
+             report_every: float = 0.5, should_stop: Callable[[], bool] = lambda: False,
+             native: bool = True) -> LiveStats:
+    """Run a duplex stream through ``processor`` until ``duration`` s pass, ``should_stop()`` or Ctrl-C.
+
+    native: the compiled callback, which never waits for the interpreter (:mod:`dreamfx.native_audio`);
+    False runs the same logic as a Python callback through sounddevice (it needs the GIL every period).
+    """
     sd = sounddevice()
     devices = (find_audio_device(input_device, "input"), find_audio_device(output_device, "output"))
     try:
-        stream = sd.Stream(samplerate=processor.sample_rate, blocksize=blocksize, device=devices,
-                           channels=processor.channels, dtype="float32", callback=processor.callback,
-                           latency="low")
+        if native:
+            stream = NativeStream(sd, processor.layout, processor.sample_rate, blocksize, processor.channels,
+                                  devices)
+        else:
+            stream = sd.Stream(samplerate=processor.sample_rate, blocksize=blocksize, device=devices,
+                               channels=processor.channels, dtype="float32", callback=processor.callback,
+                               latency="low")
     except sd.PortAudioError as exc:
         raise DreamfxError(f"cannot open the audio device ({exc}); is it busy or does it lack "
                            f"{processor.channels} channels at {processor.sample_rate} Hz? Devices: "
@@ -369,7 +396,9 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
     started = time.monotonic()
     next_report = started + report_every
     try:
-        with stream, no_huge_page_collapse(), no_full_garbage_collections():
+        callback_memory = [processor.layout, processor.stats.counters] + [
+            array for ring in (processor.inbox, processor.outbox, processor.dry) for array in (ring.data, ring.counters)]
+        with stream, no_huge_page_collapse(), no_full_garbage_collections(), locked_in_memory(callback_memory):
             if report is not None:
                 io_latency = round(sum(stream.latency) * processor.sample_rate)
                 total = processor.latency + io_latency

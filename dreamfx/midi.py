@@ -5,9 +5,10 @@ CC4 -> step, CC5 -> layer; note-on -> dream toward class ``note % n_classes``
 with intensity velocity / 127; note-off -> back to the objective and intensity
 held before the note.
 
-Messages arrive on rtmidi's thread and are only queued there; the live
-worker applies them before each chunk (:meth:`MidiControl.apply_pending`), so
-the audio callback never sees MIDI.  ``learn(parameter)`` binds the next
+Messages wait in rtmidi's own queue (no Python callback: rtmidi would call it
+on JACK's process thread, which would then wait for the interpreter lock and
+hold up the audio cycle); the live worker fetches and applies them before each
+chunk (:meth:`MidiControl.apply_pending`), so the audio callback never sees MIDI.  ``learn(parameter)`` binds the next
 controller moved to that parameter.  Intensity and mix changes are ramped
 frame by frame across the chunk by the engine (no zipper noise).
 
@@ -68,7 +69,8 @@ class MidiControl:
     def __init__(self, effect: DreamEffect, midi_map: MidiMap | None = None,
                  on_program: Callable[[int], None] | None = None):
         self.effect, self.map, self.on_program = effect, midi_map or MidiMap(), on_program
-        self.pending: collections.deque = collections.deque()  # append/popleft are atomic: rtmidi -> worker
+        self.pending: collections.deque = collections.deque()  # append/popleft are atomic: any thread -> worker
+        self.source: Callable[[], tuple | None] | None = None  # rtmidi's get_message: fetched before each chunk
         self.held: tuple | None = None  # (objective settings, intensity) before the sounding note
         self.received = 0
         self.recorded: list[tuple[int, list[int]]] = []  # (stream sample, message) when recording
@@ -94,7 +96,10 @@ class MidiControl:
         self.pending.append(message)
 
     def apply_pending(self, sample: int = 0) -> None:
-        """Apply the queued messages at stream position ``sample`` (recorded with that time)."""
+        """Apply the queued messages (and those waiting at :attr:`source`) at stream position ``sample``
+        (recorded with that time)."""
+        while self.source is not None and (event := self.source()) is not None:
+            self.pending.append(event[0])
         while self.pending:
             message = self.pending.popleft()
             if self.recording:
@@ -186,7 +191,7 @@ def open_midi_input(control: MidiControl, port: str | int | None = None, virtual
         midi_in.open_virtual_port(virtual)
     else:
         midi_in.open_port(find_port(midi_in.get_ports(), port))
-    midi_in.set_callback(lambda event, _data: control.queue(event[0]))
+    control.source = midi_in.get_message
     return midi_in
 
 

@@ -1,9 +1,11 @@
 """A preallocated multichannel FIFO of float32 samples: no allocation after construction.
 
-Safe for one producer thread and one consumer thread without locks: the
-producer only advances ``written`` and the consumer only advances ``consumed``
-(each a plain int assignment, atomic in CPython), and data is copied before the
-counter that publishes it moves.
+Safe for one producer and one consumer without locks: the producer only
+advances ``written`` and the consumer only advances ``consumed``, and data is
+copied before the counter that publishes it moves.  Both counters live in one
+int64 array (:attr:`RingBuffer.counters`) and the samples in one float32 array,
+so compiled code that runs without the interpreter (the live audio callback,
+:mod:`dreamfx.native_audio`) can be one of the two sides.
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ class RingBuffer:
     def __init__(self, channels: int, capacity: int):
         self.data = np.zeros((channels, capacity), dtype=np.float32)
         self.capacity = capacity
-        self.written = 0   # frames ever written (producer's counter)
-        self.consumed = 0  # frames ever read (consumer's counter)
+        self.counters = np.zeros(2, dtype=np.int64)  # frames ever written (producer's), ever read (consumer's)
+
+    @property
+    def written(self) -> int:
+        return int(self.counters[0])
+
+    @property
+    def consumed(self) -> int:
+        return int(self.counters[1])
 
     @property
     def size(self) -> int:
@@ -32,7 +41,7 @@ class RingBuffer:
 
     def clear(self) -> None:
         """Drop everything (only while neither side runs)."""
-        self.written = self.consumed = 0
+        self.counters[:] = 0
 
     def write(self, block: np.ndarray) -> None:
         """Append block (channels, n); raises OverflowError when it does not fit."""
@@ -43,7 +52,7 @@ class RingBuffer:
         first = min(n, self.capacity - end)
         self.data[:, end:end + first] = block[:, :first]
         self.data[:, :n - first] = block[:, first:]
-        self.written += n
+        self.counters[0] += n
 
     def read_into(self, out: np.ndarray) -> None:
         """Pop out.shape[1] frames into ``out`` (channels, n)."""
@@ -54,10 +63,10 @@ class RingBuffer:
         first = min(n, self.capacity - start)
         out[:, :first] = self.data[:, start:start + first]
         out[:, first:] = self.data[:, :n - first]
-        self.consumed += n
+        self.counters[1] += n
 
     def skip(self, n: int) -> None:
         """Drop the next ``n`` frames (n <= size)."""
         if n > self.size:
             raise ValueError(f"ring buffer holds {self.size} frames, cannot skip {n}")
-        self.consumed += n
+        self.counters[1] += n

@@ -1,8 +1,8 @@
 """Live processing on a real JACK server (dummy driver): PortAudio duplex audio and JACK MIDI ports.
 
 The tests start ``jackd -d dummy`` themselves and stop it by its PID.  A JACK
-test client plays a known signal into dreamfx's PortAudio input ports and
-records its output ports; MIDI goes from an rtmidi output to dreamfx's virtual
+test client in its own process (tests/jack_tester.py) plays a known signal
+into dreamfx's PortAudio input ports and records its output ports; MIDI goes from an rtmidi output to dreamfx's virtual
 input port.  Without jackd they skip with the reason (fail under
 DREAMFX_REQUIRE_SYSTEM=1).
 """
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,61 +58,13 @@ def jack_server(jack_daemon):
     return JackRecord(jack_daemon, len(jack_daemon.log_lines()))
 
 
-class JackTester:
-    """A JACK client that plays ``signal`` (2, n) into PortAudio's inputs and records PortAudio's outputs."""
-
-    def __init__(self, signal: np.ndarray, record_seconds: float):
-        import jack
-        self.client = jack.Client("dreamfx-tester", no_start_server=True)
-        self.outs = [self.client.outports.register(f"out_{i}") for i in range(2)]
-        self.ins = [self.client.inports.register(f"in_{i}") for i in range(2)]
-        self.signal, self.played = signal, 0
-        self.recorded = np.zeros((2, int(record_seconds * SR)), dtype=np.float32)
-        self.kept = 0
-        self.running = False  # set once connected: play and record from then on
-        self.client.set_process_callback(self._process)
-        self.client.activate()
-
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
-
-    def _process(self, frames: int) -> None:
-        if not self.running:
-            for port in self.outs:
-                port.get_array()[:] = 0
-            return
-        chunk = self.signal[:, self.played:self.played + frames]
-        for i, port in enumerate(self.outs):
-            buffer = port.get_array()
-            buffer[:] = 0
-            buffer[:chunk.shape[1]] = chunk[i]
-        self.played += frames
-        take = min(frames, self.recorded.shape[1] - self.kept)
-        for i, port in enumerate(self.ins):
-            self.recorded[i, self.kept:self.kept + take] = port.get_array()[:take]
-        self.kept += take
-
-    def connect_to_portaudio(self) -> None:
-        for _ in range(100):
-            names = [p.name for p in self.client.get_ports("PortAudio")]
-            if len(names) >= 4:
-                break
-            time.sleep(0.05)
-        for i in range(2):
-            self.client.disconnect(f"system:capture_{i + 1}", f"PortAudio:in_{i}")
-            self.client.connect(self.outs[i], f"PortAudio:in_{i}")
-            self.client.connect(f"PortAudio:out_{i}", self.ins[i])
-        self.running = True
-
-
-def run_in_background(processor, seconds: float):
+def run_in_background(processor, seconds: float, native: bool = True):
     from dreamfx.live import run_live
     result = {}
 
     def target():
         try:
-            result["stats"] = run_live(processor, blocksize=BLOCK, duration=seconds)
+            result["stats"] = run_live(processor, blocksize=BLOCK, duration=seconds, native=native)
         except BaseException as exc:  # re-raised by the test
             result["error"] = exc
     thread = threading.Thread(target=target)
@@ -119,23 +72,27 @@ def run_in_background(processor, seconds: float):
     return thread, result
 
 
-def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
+def test_live_passthrough_at_intensity_zero_through_jack(jack_server, workdir, measured):
     from dreamfx.live import LiveProcessor
     noise = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 2 * SR)).astype(np.float32)
+    np.save(workdir / "noise.npy", noise)
     processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK)
-    tester = JackTester(noise, record_seconds=4.0)
+    # The JACK client that plays and records runs in its own process (tests/jack_tester.py).
+    tester = subprocess.Popen([sys.executable, str(Path(__file__).parent / "jack_tester.py"),
+                               str(workdir / "noise.npy"), str(workdir / "recorded.npy"), "4.0"],
+                              stdout=subprocess.PIPE, text=True)
     try:
         thread, result = run_in_background(processor, 4.5)
-        time.sleep(0.3)
-        tester.connect_to_portaudio()
+        assert tester.stdout.readline().strip() == "connected"
         time.sleep(0.5)
         xruns_while_connecting = processor.stats.xruns  # JACK may flag one while its graph is rewired
         thread.join()
+        tester.wait(timeout=30)
     finally:
-        tester.close()
+        tester.kill()
     assert "error" not in result, result.get("error")
     stats = result["stats"]
-    recorded = tester.recorded[:, :tester.kept]
+    recorded = np.load(workdir / "recorded.npy")
     # where the played noise comes back: the lag that best matches the first 0.25 s
     probe = noise[0, :SR // 4]
     search = recorded[0, :processor.latency + 8 * BLOCK + probe.size]
@@ -148,12 +105,13 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, measured):
     assert back.shape[1] >= SR  # at least a second came back
     assert error <= 1e-4, error
     assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
-    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1, jack_server.xrun_report()
+    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1, (stats, jack_server.xrun_report())
 
 
 def test_a_late_callback_is_counted_as_an_xrun(jack_server):
-    """The other live tests' "0 xruns" can fail: a callback that overruns its period once is counted, and JACK
-    logs it too."""
+    """The other live tests' "0 xruns" can fail: a callback that overruns its period once is counted (by the
+    callback's one logic, dreamfx.native_audio.exchange, here run as the Python callback so that it can be made
+    to sleep), and JACK logs it too."""
     from dreamfx.live import LiveProcessor
 
     class OneSlowBlock(LiveProcessor):
@@ -163,7 +121,7 @@ def test_a_late_callback_is_counted_as_an_xrun(jack_server):
                 time.sleep(3 * BLOCK / SR)  # three periods
 
     processor = OneSlowBlock(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK)
-    thread, result = run_in_background(processor, 2.0)
+    thread, result = run_in_background(processor, 2.0, native=False)
     thread.join()
     assert "error" not in result, result.get("error")
     assert result["stats"].xruns >= 1 and "PortAudio" in jack_server.xrun_report(), jack_server.xrun_report()
@@ -201,8 +159,8 @@ def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, w
     sender.send_message([0x80, 61, 0])
     time.sleep(0.5)
     thread.join()
-    sender.close_port()
-    port.close_port()
+    sender.delete()  # closes the port and the JACK client (close_port alone leaves the client in the graph)
+    port.delete()
     assert "error" not in result, result.get("error")
     intensities = [i for _, i, _ in live]
     sweep = intensities[intensities.index(0.0):intensities.index(1.0) + 1]  # from CC value 0 to 127
@@ -237,6 +195,47 @@ def test_overload_degrades_to_fewer_iterations_without_late_blocks(jack_server, 
              f"{100 * stats.worker_load:.0f}%, xruns {stats.xruns}, late blocks {stats.late_blocks}")
     assert stats.chunks >= 40
     assert engine.reduced_chunks + engine.deadline_dry_chunks >= stats.chunks - 1
+    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
+
+
+# Streams that assert 0 xruns run before the tests that start `dreamfx live` in a subprocess: after those,
+# a stream in this process saw one xrun in 2 of 3 runs here (never without them, 0 of 4; cause not found).
+def test_program_change_and_learn_through_a_jack_port(jack_server):
+    from dreamfx.live import LiveProcessor
+    from dreamfx.midi import MidiControl, open_midi_input
+    from dreamfx.presets import load_preset
+
+    def factory(name):
+        return load_preset(name).build_chain(), load_preset(name).midi
+    chain, midi_map = factory("default")
+    control = MidiControl(chain.dream_effects[0], midi_map)
+    processor = LiveProcessor(chain, SR, 2, BLOCK, control=control, chain_factory=factory,
+                              programs=("default", "subtle-shimmer"), preset_name="default")
+    control.learn("mix")
+    port = open_midi_input(control, virtual="dreamfx-switch-in")
+    sender = jack_midi_sender("dreamfx-switch-in")
+    thread, result = run_in_background(processor, 8.0)
+    time.sleep(1.0)
+    sender.send_message([0xB0, 20, 64])   # learned: CC20 -> mix
+    time.sleep(0.5)
+    learned_mix = chain.dream_effects[0].mix
+    sender.send_message([0xC0, 1])        # program change 1: subtle-shimmer
+    for _ in range(60):
+        if processor.stats.switches:
+            break
+        time.sleep(0.1)
+    time.sleep(0.3)
+    sender.send_message([0xB0, 20, 0])    # the learned binding survives the switch
+    time.sleep(0.5)
+    thread.join()
+    sender.delete()  # closes the port and the JACK client (close_port alone leaves the client in the graph)
+    port.delete()
+    assert "error" not in result, result.get("error")
+    stats = result["stats"]
+    assert control.learned == [(20, "mix")] and learned_mix == pytest.approx(64 / 127)
+    assert processor.preset_name == "subtle-shimmer" and stats.switches == 1
+    shimmer = processor.chain.dream_effects[0]
+    assert shimmer.layer == "conv1" and shimmer.mix == 0.0 and control.effect is shimmer
     assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
 
 
@@ -350,45 +349,6 @@ def jack_midi_sender(port_name: str, wait: float = 60.0):
     pytest.fail(f"MIDI port {port_name} did not appear")
 
 
-def test_program_change_and_learn_through_a_jack_port(jack_server):
-    from dreamfx.live import LiveProcessor
-    from dreamfx.midi import MidiControl, open_midi_input
-    from dreamfx.presets import load_preset
-
-    def factory(name):
-        return load_preset(name).build_chain(), load_preset(name).midi
-    chain, midi_map = factory("default")
-    control = MidiControl(chain.dream_effects[0], midi_map)
-    processor = LiveProcessor(chain, SR, 2, BLOCK, control=control, chain_factory=factory,
-                              programs=("default", "subtle-shimmer"), preset_name="default")
-    control.learn("mix")
-    port = open_midi_input(control, virtual="dreamfx-switch-in")
-    sender = jack_midi_sender("dreamfx-switch-in")
-    thread, result = run_in_background(processor, 8.0)
-    time.sleep(1.0)
-    sender.send_message([0xB0, 20, 64])   # learned: CC20 -> mix
-    time.sleep(0.5)
-    learned_mix = chain.dream_effects[0].mix
-    sender.send_message([0xC0, 1])        # program change 1: subtle-shimmer
-    for _ in range(60):
-        if processor.stats.switches:
-            break
-        time.sleep(0.1)
-    time.sleep(0.3)
-    sender.send_message([0xB0, 20, 0])    # the learned binding survives the switch
-    time.sleep(0.5)
-    thread.join()
-    sender.close_port()
-    port.close_port()
-    assert "error" not in result, result.get("error")
-    stats = result["stats"]
-    assert control.learned == [(20, "mix")] and learned_mix == pytest.approx(64 / 127)
-    assert processor.preset_name == "subtle-shimmer" and stats.switches == 1
-    shimmer = processor.chain.dream_effects[0]
-    assert shimmer.layer == "conv1" and shimmer.mix == 0.0 and control.effect is shimmer
-    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
-
-
 def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     from dreamfx.presets import load_preset, save_preset
     mine = workdir / "mine.toml"
@@ -400,7 +360,7 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     time.sleep(1.0)
     sender.send_message([0xB0, 21, 100])
     out, err = cli.communicate(timeout=120)
-    sender.close_port()
+    sender.delete()
     assert cli.returncode == 0, err
     assert f"MIDI learn: CC21 -> step; saved to {mine}" in out
     learned = load_preset(mine)

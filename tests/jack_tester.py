@@ -1,0 +1,64 @@
+"""A JACK client in its own process: plays a signal into PortAudio's inputs, records PortAudio's outputs.
+
+    python tests/jack_tester.py SIGNAL.npy RECORDED.npy SECONDS
+
+Run as a separate process so that its Python process callback has an interpreter lock of its own: in the
+test's process it would wait for the lock dreamfx's worker holds and make the whole JACK cycle late (an
+xrun dreamfx did not cause).  It waits for dreamfx's PortAudio ports, connects them (printing
+"connected"), plays SIGNAL (2, n) from then on while recording SECONDS, then saves what it recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jack
+import numpy as np
+
+
+def main(signal_path: str, recorded_path: str, seconds: float) -> None:
+    signal = np.load(signal_path)
+    client = jack.Client("dreamfx-tester", no_start_server=True)
+    outs = [client.outports.register(f"out_{i}") for i in range(2)]
+    ins = [client.inports.register(f"in_{i}") for i in range(2)]
+    recorded = np.zeros((2, int(seconds * client.samplerate)), dtype=np.float32)
+    recorded.fill(0.0)  # touch every page now, not on the first write from the real-time callback
+    state = {"running": False, "played": 0, "kept": 0}
+
+    @client.set_process_callback
+    def process(frames: int) -> None:
+        if not state["running"]:
+            for port in outs:
+                port.get_array()[:] = 0
+            return
+        chunk = signal[:, state["played"]:state["played"] + frames]
+        for i, port in enumerate(outs):
+            buffer = port.get_array()
+            buffer[:] = 0
+            buffer[:chunk.shape[1]] = chunk[i]
+        state["played"] += frames
+        take = min(frames, recorded.shape[1] - state["kept"])
+        for i, port in enumerate(ins):
+            recorded[i, state["kept"]:state["kept"] + take] = port.get_array()[:take]
+        state["kept"] += take
+
+    with client:
+        for _ in range(200):
+            if len(client.get_ports("PortAudio")) >= 4:
+                break
+            time.sleep(0.05)
+        for i in range(2):
+            client.disconnect(f"system:capture_{i + 1}", f"PortAudio:in_{i}")
+            client.connect(outs[i], f"PortAudio:in_{i}")
+            client.connect(f"PortAudio:out_{i}", ins[i])
+        state["running"] = True
+        print("connected", flush=True)
+        deadline = time.monotonic() + seconds + 5  # no JACK requests meanwhile: only the callback talks to JACK
+        while state["kept"] < recorded.shape[1] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    np.save(recorded_path, recorded[:, :state["kept"]])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
