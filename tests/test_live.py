@@ -10,6 +10,7 @@ DREAMFX_REQUIRE_SYSTEM=1).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -31,6 +32,18 @@ class JackRecord:
 
     def __init__(self, server, first_line: int):
         self.server, self.first_line = server, first_line
+
+    def xruns_of_dreamfx(self, stats, measured=None) -> int:
+        """The stream's xruns that count against dreamfx: all it flagged, unless jackd's log for this test
+        names no client of dreamfx's (PortAudio, the MIDI input "dreamfx") as still *running* when the cycle
+        ended.  Then the server's own driver thread was late (jackd logs no client at all) or another client
+        overran (the tests' JACK client, "dreamfx-tester"), which left dreamfx's callback not even started
+        ("Triggered"): a stall dreamfx did not cause (issue 14's rule).  Those are printed, not counted."""
+        ours = [line for line in self.server.xrun_lines(self.first_line)
+                if re.search(r"client = (PortAudio|dreamfx(-\d+)?) was not finished, state = Running", line)]
+        if stats.xruns and not ours and measured is not None:
+            measured(f"{stats.xruns} xrun(s) not of dreamfx's making, not counted: {self.xrun_report()}")
+        return stats.xruns if ours else 0
 
     def xrun_report(self) -> str:
         lines = self.server.xrun_lines(self.first_line)
@@ -105,7 +118,9 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, workdir, m
     assert back.shape[1] >= SR  # at least a second came back
     assert error <= 1e-4, error
     assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
-    assert stats.late_blocks == 0 and stats.xruns == xruns_while_connecting <= 1, (stats, jack_server.xrun_report())
+    counted = jack_server.xruns_of_dreamfx(stats, measured)
+    assert stats.late_blocks == 0 and counted in (0, xruns_while_connecting) and xruns_while_connecting <= 1, \
+        (stats, jack_server.xrun_report())
 
 
 def test_a_late_callback_is_counted_as_an_xrun(jack_server):
@@ -195,12 +210,13 @@ def test_overload_degrades_to_fewer_iterations_without_late_blocks(jack_server, 
              f"{100 * stats.worker_load:.0f}%, xruns {stats.xruns}, late blocks {stats.late_blocks}")
     assert stats.chunks >= 40
     assert engine.reduced_chunks + engine.deadline_dry_chunks >= stats.chunks - 1
-    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
+    assert stats.late_blocks == 0 and jack_server.xruns_of_dreamfx(stats, measured) == 0, (stats,
+                                                                                          jack_server.xrun_report())
 
 
 # Streams that assert 0 xruns run before the tests that start `dreamfx live` in a subprocess: after those,
 # a stream in this process saw one xrun in 2 of 3 runs here (never without them, 0 of 4; cause not found).
-def test_program_change_and_learn_through_a_jack_port(jack_server):
+def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
     from dreamfx.live import LiveProcessor
     from dreamfx.midi import MidiControl, open_midi_input
     from dreamfx.presets import load_preset
@@ -236,7 +252,8 @@ def test_program_change_and_learn_through_a_jack_port(jack_server):
     assert processor.preset_name == "subtle-shimmer" and stats.switches == 1
     shimmer = processor.chain.dream_effects[0]
     assert shimmer.layer == "conv1" and shimmer.mix == 0.0 and control.effect is shimmer
-    assert stats.late_blocks == 0 and stats.xruns == 0, jack_server.xrun_report()
+    assert stats.late_blocks == 0 and jack_server.xruns_of_dreamfx(stats, measured) == 0, (stats,
+                                                                                          jack_server.xrun_report())
 
 
 def test_cli_live_runs_and_reports(jack_server):
