@@ -86,7 +86,7 @@ class CompressedMelPower(MelInTheLoop):
     musicnn's window length reaches the model at musicnn's own frame rate
     (hop n_fft/2, 62.5 frames/s), each frame centred where musicnn's is.
     Averaging the frames of a group instead cost tag agreement with musicnn
-    (rank correlation 0.94 -> 0.99 with this choice; see tests/test_taggers.py).
+    (rank correlation 0.94 against 0.99 for this choice; BENCHMARKS.md).
     The other frames still change: the dream's gradient smoothing spreads the
     change across time.
     """
