@@ -135,8 +135,10 @@ class LiveProcessor:
         self.history = np.zeros((channels, -(-history // self.chunk) * self.chunk + self.chunk), dtype=np.float32)
         self.fade_in = (0.5 - 0.5 * np.cos(np.pi * (np.arange(self.chunk) + 0.5) / self.chunk)).astype(np.float32)
         self.stats = LiveStats()
-        # What the compiled callback reads its buffers from (dreamfx.native_audio).
+        # What the compiled callback reads its buffers from (dreamfx.native_audio), and all it touches.
         self.layout = callback_layout(channels, self.inbox, self.outbox, self.dry, self.stats.counters)
+        self.callback_memory = [self.layout, self.stats.counters] + [
+            array for ring in (self.inbox, self.outbox, self.dry) for array in (ring.data, ring.counters)]
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.worker_error: BaseException | None = None
@@ -396,9 +398,8 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
     started = time.monotonic()
     next_report = started + report_every
     try:
-        callback_memory = [processor.layout, processor.stats.counters] + [
-            array for ring in (processor.inbox, processor.outbox, processor.dry) for array in (ring.data, ring.counters)]
-        with stream, no_huge_page_collapse(), no_full_garbage_collections(), locked_in_memory(callback_memory):
+        with stream, no_huge_page_collapse(), no_full_garbage_collections(), \
+                locked_in_memory(processor.callback_memory):
             if report is not None:
                 io_latency = round(sum(stream.latency) * processor.sample_rate)
                 total = processor.latency + io_latency
