@@ -4,11 +4,10 @@ torch's ONNX exporter cannot export autograd (it stops at
 ``aten.convolution_backward``), so :class:`DreamStep` writes the backward pass of
 DreamNet out of operations ONNX and TorchScript have: the gradient of a 3x3
 convolution is the transposed convolution with the same weights, batch norm (in
-eval mode) is a per-channel scale, ReLU a mask, max pooling routes the
-gradient to the first maximum of each window (as torch does), and each
-frontend brings its own backward (the mel projection is a matrix product
-between two elementwise maps).  The tests check it
-against torch autograd.
+eval mode) is a per-channel scale, ReLU and max pooling follow the model's
+smooth surrogate rules (:mod:`dreamfx.surrogate`, shared with autograd), and
+each frontend brings its own backward (the mel projection is a matrix product
+between two elementwise maps).  The tests check it against torch autograd.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from torch import nn
 from dreamfx.dream import StepInputs, ascent_update
 from dreamfx.models import DreamNet
 from dreamfx.spectral import LOG_EPS
+from dreamfx.surrogate import DREAM_TEMPERATURE, max_routing, maxpool_backward, relu_backward
 
 
 def roll_time(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -39,31 +39,6 @@ def batchnorm_scale(bn: nn.modules.batchnorm._BatchNorm) -> torch.Tensor:
     return bn.weight / torch.sqrt(bn.running_var + bn.eps)
 
 
-def maxpool_backward(x: torch.Tensor, grad: torch.Tensor, pool: nn.MaxPool2d) -> torch.Tensor:
-    """Gradient of ``pool(x)`` w.r.t. x (B, C, H, W), given the gradient of the pooled output (B, C, H', W').
-
-    Each window passes its gradient to its first maximum in row-major order
-    (argmax's rule and torch's); where windows overlap (musicnn's 4-frame pools
-    with stride 2) a sample collects from each window it won; rows and columns
-    no window covers get 0.  The windows are read with strided slices and
-    written back with a transposed convolution of one-hot kernels (ops ONNX has).
-    """
-    (kh, kw), (sh, sw) = _pair(pool.kernel_size), _pair(pool.stride)
-    b, c, h2, w2 = grad.shape
-    candidates = torch.stack([x[..., i:i + sh * (h2 - 1) + 1:sh, j:j + sw * (w2 - 1) + 1:sw]
-                              for i in range(kh) for j in range(kw)], dim=2)   # (B, C, kh*kw, H', W')
-    positions = torch.arange(kh * kw, device=x.device)
-    routed = (candidates.argmax(dim=2, keepdim=True) == positions[:, None, None]).to(grad.dtype) * grad[:, :, None]
-    one_hot = torch.eye(kh * kw, dtype=grad.dtype, device=grad.device).reshape(kh * kw, 1, kh, kw)
-    full = F.conv_transpose2d(routed.reshape(b * c, kh * kw, h2, w2), one_hot, stride=(sh, sw))
-    full = full.reshape(b, c, full.shape[-2], full.shape[-1])
-    return F.pad(full, (0, x.shape[-1] - full.shape[-1], 0, x.shape[-2] - full.shape[-2]))
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
 class ObjectiveGradient(nn.Module):
     """(objective, d objective / d logmag) of a DreamNet for objectives ending at ``graph_layer``.
 
@@ -71,7 +46,8 @@ class ObjectiveGradient(nn.Module):
     ``graph_layer`` "convK": value = sum_c w_c mean_hw(act_c ** 2); "logits": sum_k w_k logit_k.
     The model sees the window rolled by ``shift`` frames.  Generic over the
     architectures DreamNet's metadata describes: the backward pass walks the
-    recorded units (conv, batch norm, ReLU) and pools in reverse.
+    recorded units (conv, batch norm, ReLU) and pools in reverse, at the
+    model's gradient temperature (:meth:`DreamNet.smooth_gradients`).
     """
 
     def __init__(self, model: DreamNet, graph_layer: str):
@@ -87,32 +63,30 @@ class ObjectiveGradient(nn.Module):
         m = self.model
         rolled = roll_time(logmag, shift)
         x = m.normalize(m.frontend(rolled))
-        tape = []  # (module, its input, its output) of every unit and pool, in order
+        tape = []  # (module, its input) of every unit and pool, in order
         for i in range(self.depth):
             for unit in m.blocks[i]:
-                y = unit(x)
-                tape.append((unit, x, y))
-                x = y
+                tape.append((unit, x))
+                x = unit(x)
             pool = m.pools[i]
             if pool is not None and (i < self.depth - 1 or self.graph_layer == "logits"):
-                y = pool(x)
-                tape.append((pool, x, y))
-                x = y
+                tape.append((pool, x))
+                x = pool(x)
         if self.graph_layer == "logits":
             value, grad = self._logits_backward(x, weights)
         else:
             energy = x.square().mean(dim=(2, 3))                          # (B, C)
             value = energy @ weights
             grad = 2 * x * weights[:, None, None] / (x.shape[-2] * x.shape[-1])
-        for module, x_in, y in reversed(tape):
+        for module, x_in in reversed(tape):
             if isinstance(module, nn.Conv2d):
                 grad = F.conv_transpose2d(grad, module.weight, padding=module.padding)
             elif isinstance(module, nn.BatchNorm2d):
                 grad = grad * batchnorm_scale(module)[:, None, None]
             elif isinstance(module, nn.ReLU):
-                grad = torch.where(y > 0, grad, torch.zeros_like(grad))
+                grad = relu_backward(x_in, grad, module.temperature)
             else:
-                grad = maxpool_backward(x_in, grad, module)
+                grad = maxpool_backward(x_in, grad, module, module.temperature)
         grad = grad * batchnorm_scale(m.input_norm)[:, None]            # (B, 1, F, T') -> d/d features
         return value, unroll_time(m.frontend.backward(rolled, grad[:, 0]), shift)
 
@@ -126,12 +100,10 @@ class ObjectiveGradient(nn.Module):
             g_positions = (weights / positions)[None, :, None].expand(act.shape[0], -1, positions)
             return value, F.conv_transpose1d(g_positions, m.head.weight)[:, :, None]
         pooled = act.mean(dim=2)                                          # (B, C, T)
-        peak = pooled.amax(dim=2, keepdim=True)
         g_features = weights @ m.head.weight                              # (2C,)
         channels = pooled.shape[1]
-        at_peak = (pooled == peak).float()
         g_pooled = (g_features[:channels, None] / pooled.shape[-1]
-                    + g_features[channels:, None] * at_peak / at_peak.sum(dim=2, keepdim=True))
+                    + g_features[channels:, None] * max_routing(pooled, 2, m.gradient_temperature, split_ties=True))
         grad = (g_pooled / act.shape[2]).unsqueeze(2).expand_as(act)
         return value, grad
 
@@ -141,12 +113,13 @@ class DreamStep(nn.Module):
 
     The same arithmetic as the torch backend (window, jitter roll, gradient,
     :func:`~dreamfx.dream.ascent_update`), with the gradient of
-    :class:`ObjectiveGradient`, so it exports to TorchScript and ONNX.
+    :class:`ObjectiveGradient`, so it exports to TorchScript and ONNX.  Sets the model's gradient temperature
+    to ``temperature`` (the dream's, as the torch backend does).
     """
 
-    def __init__(self, model: DreamNet, graph_layer: str):
+    def __init__(self, model: DreamNet, graph_layer: str, temperature: float = DREAM_TEMPERATURE):
         super().__init__()
-        self.gradient = ObjectiveGradient(model, graph_layer)
+        self.gradient = ObjectiveGradient(model.smooth_gradients(temperature), graph_layer)
 
     def forward(self, context_logmag, magnitude, delta, shift, weights, smooth_freq, smooth_time, step, bound,
                 preserve_level):

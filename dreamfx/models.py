@@ -25,6 +25,7 @@ from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.frontends import FRONTENDS
 from dreamfx.spectral import LOG_EPS, StftConfig, analyze_signal, log_magnitude
+from dreamfx.surrogate import SurrogateMaxPool2d, SurrogateReLU, peak_over_time
 
 FORMAT = "dreamfx-model"
 FORMAT_VERSION = 1
@@ -164,11 +165,11 @@ class DreamNet(nn.Module):
             units = []
             for _ in range(meta.get("convs_per_block", 1)):
                 conv, bn = nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias), nn.BatchNorm2d(c_out, eps=eps)
-                units += [conv, nn.ReLU(), bn] if relu_first else [conv, bn, nn.ReLU()]
+                units += [conv, SurrogateReLU(), bn] if relu_first else [conv, bn, SurrogateReLU()]
                 c_in = c_out
             blocks.append(nn.Sequential(*units))
         self.blocks = nn.ModuleList(blocks)
-        self.pools = [None if p is None else nn.MaxPool2d(*p) for p in self.spec.pools]  # (kernel, stride)
+        self.pools = [None if p is None else SurrogateMaxPool2d(*p) for p in self.spec.pools]  # (kernel, stride)
         self.dropout = nn.Dropout(meta.get("dropout", 0.3))
         n_classes = len(meta["classes"])
         if self.spec.head["kind"] == "mean-max":
@@ -176,12 +177,23 @@ class DreamNet(nn.Module):
         else:
             self.head = nn.Conv1d(c_in, n_classes, self.spec.head["frames"])
         self.layer_names = self.spec.layer_names
+        self.gradient_temperature = 0.0
         self.stft = self.stft_reference
         self.configure(self.stft_reference.sample_rate)
 
     @property
     def class_names(self) -> tuple[str, ...]:
         return self.spec.class_names
+
+    def smooth_gradients(self, temperature: float) -> DreamNet:
+        """Differentiate ReLUs and maxima smoothly at ``temperature`` (:mod:`dreamfx.surrogate`; 0 = exact, the
+        default, for training); forward values do not change.  The dream backends set the dream's temperature.
+        Returns the model."""
+        self.gradient_temperature = float(temperature)
+        for module in [*self.modules(), *filter(None, self.pools)]:  # the pools are a plain list
+            if isinstance(module, (SurrogateReLU, SurrogateMaxPool2d)):
+                module.temperature = self.gradient_temperature
+        return self
 
     def configure(self, sample_rate: int) -> StftConfig:
         """Build the frontend for ``sample_rate``; returns the STFT settings to use there."""
@@ -217,7 +229,8 @@ class DreamNet(nn.Module):
         """The head: the last block's pooled output (B, C, H, T') -> logits (B, n_classes)."""
         if self.spec.head["kind"] == "mean-max":
             pooled = x.mean(dim=2)  # over frequency: (B, C, T')
-            return self.head(self.dropout(torch.cat([pooled.mean(dim=2), pooled.amax(dim=2)], dim=1)))
+            peak = peak_over_time(pooled, self.gradient_temperature)
+            return self.head(self.dropout(torch.cat([pooled.mean(dim=2), peak], dim=1)))
         return self.head(self.dropout(x[:, :, 0])).mean(dim=2)
 
     def forward(self, logmag: torch.Tensor) -> torch.Tensor:

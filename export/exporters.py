@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 import dreamfx
-from dreamfx import dream, dream_step, frontends, models
+from dreamfx import dream, dream_step, frontends, models, surrogate
 from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA
 from dreamfx.dream import Objective, StepInputs, first_step_inputs
 from dreamfx.dream_step import DreamStep
@@ -41,6 +41,7 @@ from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.models import DreamNet
 from dreamfx.spectral import LOG_EPS
+from dreamfx.surrogate import DREAM_TEMPERATURE
 
 FORMATS = ("torchscript", "onnx")
 WHATS = ("classifier", "dream-step")
@@ -128,7 +129,7 @@ def cache_dir() -> Path:
 def _cache_key(model: DreamNet, graph_layer: str) -> str:
     digest = hashlib.sha256(json.dumps([model.meta, graph_layer, model.stft.sample_rate, dreamfx.__version__,
                                         torch.__version__], sort_keys=True).encode())
-    for module in (dream, dream_step, models, frontends):  # the code that makes the graph
+    for module in (dream, dream_step, models, frontends, surrogate):  # the code that makes the graph
         digest.update(Path(module.__file__).read_bytes())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -178,6 +179,7 @@ def export_metadata(model: DreamNet, fmt: str, what: str, sample_rate: int, obje
               "n_fft": model.stft.n_fft, "hop": model.stft.hop, "dreamfx_version": dreamfx.__version__}
     if what == "dream-step":
         record.update(graph_layer=objective.graph_layer, objective=asdict(objective),
+                      gradient_temperature=DREAM_TEMPERATURE,
                       inputs=list(STEP_INPUTS), outputs=list(STEP_OUTPUTS))
     else:
         record.update(inputs=["logmag"], outputs=["logits"])
