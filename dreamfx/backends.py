@@ -27,7 +27,7 @@ from dreamfx.dream import Objective, StepFunction, StepInputs, ascent_update, dr
 from dreamfx.errors import DreamfxError
 from dreamfx.models import SHIPPED_MODELS, DreamNet, ModelSpec, load_model, model_path, read_metadata
 from dreamfx.spectral import LOG_EPS, StftConfig
-from dreamfx.surrogate import DREAM_TEMPERATURE
+from dreamfx.surrogate import DREAM_TEMPERATURES
 
 BACKENDS = ("auto", "torch", "torchscript", "onnxruntime")
 DEVICES_HELP = "'auto', 'cpu' or 'cuda[:N]'"
@@ -137,7 +137,7 @@ class TorchBackend:
     default_objective = None
 
     def __init__(self, model: DreamNet, device: torch.device):
-        self.model, self.spec, self.device = model.smooth_gradients(DREAM_TEMPERATURE).to(device), model.spec, device
+        self.model, self.spec, self.device = model.smooth_gradients(*DREAM_TEMPERATURES).to(device), model.spec, device
         # What the dream differentiates: the model itself, or for a mel-image model the same network fed the
         # log-mel image directly (the engine dreams mel magnitudes, see DreamEngine).
         self.dream_model = mel_image_view(model).to(device) if model.frontend.dream_domain == "mel" else model
@@ -319,7 +319,7 @@ def mel_image_view(model: DreamNet) -> DreamNet:
     meta = {**model.meta, "frontend": {"kind": "features", "n_features": model.frontend.n_features}}
     view = DreamNet(meta)
     view.load_state_dict(model.state_dict())
-    return view.eval().requires_grad_(False).smooth_gradients(model.gradient_temperature)
+    return view.eval().requires_grad_(False).smooth_gradients(*model.gradient_temperatures)
 
 
 def _backend_from_net(net: DreamNet, backend: str, device: torch.device):

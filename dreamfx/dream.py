@@ -207,10 +207,16 @@ def ascent_update(inputs: StepInputs, grad: torch.Tensor) -> torch.Tensor:
     scale = grad.abs().mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
     delta = inputs.delta + inputs.step * (grad / scale).clamp(-STEP_CLIP, STEP_CLIP)
     delta = torch.minimum(torch.maximum(delta, -inputs.bound), inputs.bound)
-    power = inputs.magnitude.square()
+    return delta + inputs.preserve_level * (level_preserved(inputs.magnitude, delta) - delta)
+
+
+def level_preserved(magnitude: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """``delta`` (B, n_bins, K) shifted per frame so that every frame of ``magnitude * exp(delta)`` keeps the
+    energy of ``magnitude`` (B, n_bins, K)."""
+    power = magnitude.square()
     energy = power.sum(dim=1, keepdim=True).clamp_min(1e-20)
     dreamed_energy = (power * torch.exp(2 * delta)).sum(dim=1, keepdim=True).clamp_min(1e-20)
-    return delta - inputs.preserve_level * 0.5 * torch.log(dreamed_energy / energy)
+    return delta - 0.5 * torch.log(dreamed_energy / energy)
 
 
 def first_step_inputs(context_logmag: torch.Tensor, magnitude: torch.Tensor, weights: torch.Tensor, *,
@@ -238,7 +244,7 @@ def octave_radius(radius: int, max_radius: int, octaves: int, stage: int) -> int
 def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
           iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
           smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False, octaves: int = 1,
-          initial_delta: torch.Tensor | None = None, may_continue: Callable[[int], bool] | None = None,
+          may_continue: Callable[[int], bool] | None = None,
           trace: list[float] | None = None,
           project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
@@ -255,8 +261,7 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     every frame so its energy stays that of the input (a timbre change, not a
     level change).  octaves: split the iterations into this many stages,
     coarse to fine, the smoothing widths doubling per stage above the last
-    (DeepDream's octaves, as scales of the gradient).  initial_delta (B, n_bins,
-    n_new): where the ascent starts (dream memory), else 0.  may_continue(done):
+    (DeepDream's octaves, as scales of the gradient).  may_continue(done):
     asked before every iteration; False stops early (a live deadline).  The
     jitter draws do not depend on it.  trace: when given, the objective (mean
     over the batch) before each iteration is appended to it.  project(delta):
@@ -268,8 +273,6 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     inputs = first_step_inputs(torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude[..., -n_new:], weights,
                                step=step, max_gain_db=max_gain_db, smooth_bins=smooth_bins,
                                smooth_frames=smooth_frames, preserve_level=preserve_level)
-    if initial_delta is not None:
-        inputs = inputs._replace(delta=initial_delta.to(device))
     kernels = [(smoothing_kernel(octave_radius(smooth_bins, MAX_SMOOTH_BINS, octaves, stage), MAX_SMOOTH_BINS),
                 smoothing_kernel(octave_radius(smooth_frames, MAX_SMOOTH_FRAMES, octaves, stage), MAX_SMOOTH_FRAMES))
                for stage in range(octaves)] if octaves > 1 else []

@@ -19,7 +19,7 @@ from torch import nn
 from dreamfx.dream import StepInputs, ascent_update
 from dreamfx.models import DreamNet
 from dreamfx.spectral import LOG_EPS
-from dreamfx.surrogate import DREAM_TEMPERATURE, max_routing, maxpool_backward, relu_backward
+from dreamfx.surrogate import DREAM_TEMPERATURES, max_routing, maxpool_backward, relu_backward
 
 
 def roll_time(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ class ObjectiveGradient(nn.Module):
     The model sees the window rolled by ``shift`` frames.  Generic over the
     architectures DreamNet's metadata describes: the backward pass walks the
     recorded units (conv, batch norm, ReLU) and pools in reverse, at the
-    model's gradient temperature (:meth:`DreamNet.smooth_gradients`).
+    model's gradient temperatures (:meth:`DreamNet.smooth_gradients`).
     """
 
     def __init__(self, model: DreamNet, graph_layer: str):
@@ -103,7 +103,7 @@ class ObjectiveGradient(nn.Module):
         g_features = weights @ m.head.weight                              # (2C,)
         channels = pooled.shape[1]
         g_pooled = (g_features[:channels, None] / pooled.shape[-1]
-                    + g_features[channels:, None] * max_routing(pooled, 2, m.gradient_temperature, split_ties=True))
+                    + g_features[channels:, None] * max_routing(pooled, 2, m.gradient_temperatures[1], split_ties=True))
         grad = (g_pooled / act.shape[2]).unsqueeze(2).expand_as(act)
         return value, grad
 
@@ -113,13 +113,13 @@ class DreamStep(nn.Module):
 
     The same arithmetic as the torch backend (window, jitter roll, gradient,
     :func:`~dreamfx.dream.ascent_update`), with the gradient of
-    :class:`ObjectiveGradient`, so it exports to TorchScript and ONNX.  Sets the model's gradient temperature
-    to ``temperature`` (the dream's, as the torch backend does).
+    :class:`ObjectiveGradient`, so it exports to TorchScript and ONNX.  Sets the model's gradient temperatures
+    to ``temperatures`` (the dream's, as the torch backend does).
     """
 
-    def __init__(self, model: DreamNet, graph_layer: str, temperature: float = DREAM_TEMPERATURE):
+    def __init__(self, model: DreamNet, graph_layer: str, temperatures: tuple[float, float] = DREAM_TEMPERATURES):
         super().__init__()
-        self.gradient = ObjectiveGradient(model.smooth_gradients(temperature), graph_layer)
+        self.gradient = ObjectiveGradient(model.smooth_gradients(*temperatures), graph_layer)
 
     def forward(self, context_logmag, magnitude, delta, shift, weights, smooth_freq, smooth_time, step, bound,
                 preserve_level):

@@ -11,9 +11,12 @@ latency-compensated) is this same loop run over the whole file.
 The model sees the new frames after ``context_frames`` frames of *dry* input:
 each chunk's dream depends on the input alone, never on earlier dreams, so a
 difference in one chunk (a float rounding on another backend, an overloaded
-worker falling back to dry) cannot grow from chunk to chunk.  The one
-exception is opt-in: ``memory`` starts each chunk's ascent from a share of the
-previous chunk's change (temporal coherence, at the price of that recurrence).
+worker falling back to dry) cannot grow from chunk to chunk.  ``memory`` adds
+a share of the previous chunk's change to each chunk's own dream (temporal
+coherence): a linear recurrence of gain ``memory`` < 1, so a difference fades
+from chunk to chunk.  (Starting each ascent from the previous change instead
+made the dream a chaotic recurrence: 1e-7 of input noise moved the output by
+-10 dB; BENCHMARKS.md.)
 
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 
 from dreamfx.backends import GraphBackend, TorchBackend
-from dreamfx.dream import Objective, dream
+from dreamfx.dream import Objective, dream, level_preserved
 from dreamfx.ringbuffer import RingBuffer
 from dreamfx.spectral import LOG_EPS, OverlapAdd, StftConfig, stft
 
@@ -49,7 +52,7 @@ class DreamSettings:
     smooth_bins: int = 2        # gradient smoothing across frequency, +- bins
     smooth_frames: int = 1      # gradient smoothing across time, +- frames
     octaves: int = 1            # coarse-to-fine stages of gradient smoothing
-    memory: float = 0.0         # share of the previous chunk's change the next chunk starts from
+    memory: float = 0.0         # share of the previous chunk's change added to the next chunk's
     reconstruction: str = "input-phase"  # or "phase-refine": Griffin-Lim iterations within each chunk
     phase_iterations: int = 8   # iterations of "phase-refine"
     consistency: bool = False   # project each iteration's change onto what overlap-add delivers
@@ -215,13 +218,11 @@ class DreamEngine:
         if mel is not None:
             window = torch.matmul(mel, window)
         rng = np.random.default_rng([s.seed, self.chunk_index])
-        remembered = None if not s.memory or self.previous_delta is None else \
-            (s.memory * self.previous_delta).expand(-1, -1, k)
         started = time.perf_counter()
         delta, done = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window,
                             k, iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter,
                             rng=rng, smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
-                            preserve_level=s.preserve_level, octaves=s.octaves, initial_delta=remembered,
+                            preserve_level=s.preserve_level, octaves=s.octaves,
                             may_continue=self._within_deadline(),
                             trace=None if self.objective_trace is None else self.objective_trace.setdefault(
                                 self.chunk_index, []),
@@ -229,6 +230,8 @@ class DreamEngine:
         self._count_iterations(done, time.perf_counter() - started)
         if done == 0:
             return torch.ones_like(magnitude)
+        if s.memory and self.previous_delta is not None:
+            delta = self._remember(delta, window[..., -k:])
         self.previous_delta = delta.mean(dim=-1, keepdim=True)  # (1, n_bins, 1): what dream memory carries on
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
@@ -243,6 +246,14 @@ class DreamEngine:
             self.stats.fallback_chunks += 1
             return torch.ones_like(magnitude)
         return gain
+
+    def _remember(self, delta: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+        """This chunk's change (1, n_bins, K) plus ``memory`` times the previous chunk's mean change, bounded again
+        and, with ``preserve_level``, level-corrected again (``magnitude``: the new frames the dream changed)."""
+        s = self.settings
+        bound = s.max_gain_db / 20 * np.log(10)
+        delta = (delta + s.memory * self.previous_delta.to(delta.device)).clamp(-bound, bound)
+        return level_preserved(magnitude, delta) if s.preserve_level else delta
 
     def _projection(self, downmix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """The change of log-magnitude (1, n_bins, K) that overlap-add would deliver for a requested one."""

@@ -85,3 +85,18 @@ def measure_retention(effect: DreamEffect, audio: np.ndarray, sample_rate: int,
     wanted, got = dreamed[changed][..., -k:], audio_windows[changed][..., -k:]
     convergence = float(torch.linalg.norm(got - wanted) / torch.linalg.norm(wanted)) if changed else 0.0
     return RetentionReport(*(float(np.mean(v)) for v in values), *gains, convergence, len(reports), output)
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """SNR (dB) of ``other`` against ``reference``: energy of reference / energy of the difference."""
+    difference = float(np.square(reference.astype(np.float64) - other).sum())
+    return float("inf") if difference == 0 else 10 * np.log10(float(np.square(reference.astype(np.float64)).sum())
+                                                                / difference)
+
+
+def perturbation_snr(process: Callable[[np.ndarray], np.ndarray], audio: np.ndarray, noise: float = 1e-7,
+                     seed: int = 0) -> float:
+    """How smooth ``process`` (audio -> audio, from a reset state) is: SNR (dB) of its output for ``audio`` plus
+    Gaussian noise of standard deviation ``noise`` against its output for ``audio``."""
+    nudged = audio + np.random.default_rng(seed).standard_normal(audio.shape).astype(np.float32) * noise
+    return snr_db(process(audio), process(nudged))

@@ -177,7 +177,7 @@ class DreamNet(nn.Module):
         else:
             self.head = nn.Conv1d(c_in, n_classes, self.spec.head["frames"])
         self.layer_names = self.spec.layer_names
-        self.gradient_temperature = 0.0
+        self.gradient_temperatures = (0.0, 0.0)  # (ReLU, max): exact
         self.stft = self.stft_reference
         self.configure(self.stft_reference.sample_rate)
 
@@ -185,14 +185,16 @@ class DreamNet(nn.Module):
     def class_names(self) -> tuple[str, ...]:
         return self.spec.class_names
 
-    def smooth_gradients(self, temperature: float) -> DreamNet:
-        """Differentiate ReLUs and maxima smoothly at ``temperature`` (:mod:`dreamfx.surrogate`; 0 = exact, the
-        default, for training); forward values do not change.  The dream backends set the dream's temperature.
-        Returns the model."""
-        self.gradient_temperature = float(temperature)
+    def smooth_gradients(self, relu_temperature: float, max_temperature: float) -> DreamNet:
+        """Differentiate ReLUs and maxima (pools, the head's peak over time) smoothly at these temperatures
+        (:mod:`dreamfx.surrogate`; 0 = exact, the default, for training); forward values do not change.  The dream
+        backends set the dream's (``DREAM_TEMPERATURES``).  Returns the model."""
+        self.gradient_temperatures = (float(relu_temperature), float(max_temperature))
         for module in [*self.modules(), *filter(None, self.pools)]:  # the pools are a plain list
-            if isinstance(module, (SurrogateReLU, SurrogateMaxPool2d)):
-                module.temperature = self.gradient_temperature
+            if isinstance(module, SurrogateReLU):
+                module.temperature = float(relu_temperature)
+            elif isinstance(module, SurrogateMaxPool2d):
+                module.temperature = float(max_temperature)
         return self
 
     def configure(self, sample_rate: int) -> StftConfig:
@@ -229,7 +231,7 @@ class DreamNet(nn.Module):
         """The head: the last block's pooled output (B, C, H, T') -> logits (B, n_classes)."""
         if self.spec.head["kind"] == "mean-max":
             pooled = x.mean(dim=2)  # over frequency: (B, C, T')
-            peak = peak_over_time(pooled, self.gradient_temperature)
+            peak = peak_over_time(pooled, self.gradient_temperatures[1])
             return self.head(self.dropout(torch.cat([pooled.mean(dim=2), peak], dim=1)))
         return self.head(self.dropout(x[:, :, 0])).mean(dim=2)
 

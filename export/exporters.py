@@ -41,7 +41,7 @@ from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.models import DreamNet
 from dreamfx.spectral import LOG_EPS
-from dreamfx.surrogate import DREAM_TEMPERATURE
+from dreamfx.surrogate import DREAM_TEMPERATURES
 
 FORMATS = ("torchscript", "onnx")
 WHATS = ("classifier", "dream-step")
@@ -179,7 +179,7 @@ def export_metadata(model: DreamNet, fmt: str, what: str, sample_rate: int, obje
               "n_fft": model.stft.n_fft, "hop": model.stft.hop, "dreamfx_version": dreamfx.__version__}
     if what == "dream-step":
         record.update(graph_layer=objective.graph_layer, objective=asdict(objective),
-                      gradient_temperature=DREAM_TEMPERATURE,
+                      gradient_temperatures=DREAM_TEMPERATURES,
                       inputs=list(STEP_INPUTS), outputs=list(STEP_OUTPUTS))
     else:
         record.update(inputs=["logmag"], outputs=["logits"])

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from dreamfx import Chain, DreamEffect, DreamfxError, load_preset
 from dreamfx.cli import cli
+from dreamfx.metrics import snr_db
 from dreamfx.presets import Preset, plugin_parameters, preset_names, save_preset, validate_preset
 
 GOOD = '''version = 1
@@ -120,10 +121,6 @@ def test_shipped_preset_round_trips_exactly(name, tmp_path):
             assert plugin_parameters(built) == plugin_parameters(original)
     rebuilt.save_preset(tmp_path / "c.toml", name, first.description, first.midi)
     assert (tmp_path / "c.toml").read_text() == (tmp_path / "b.toml").read_text()
-
-
-def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(reference ** 2) / max(np.sum((reference - other) ** 2), 1e-30)))
 
 
 @pytest.mark.parametrize("name", preset_names())

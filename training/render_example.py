@@ -24,10 +24,18 @@ EXAMPLE_SEED = 7  # differs from the data set's seed, so the example is never a 
 @click.option("--soundfont", type=click.Path(path_type=Path), default=DEFAULT_SOUNDFONT, show_default=True)
 def main(output: Path, genre: str, seconds: float, sample_rate: int, soundfont: Path) -> None:
     """Render one GENRE clip of SECONDS to OUTPUT."""
+    bpm = render_genre_clip(genre, output, seconds, sample_rate, soundfont)
+    click.echo(f"wrote {seconds:.0f} s of {genre} at {bpm:.0f} BPM to {output}")
+
+
+def render_genre_clip(genre: str, output: Path, seconds: float, sample_rate: int = 44100,
+                      soundfont: Path = DEFAULT_SOUNDFONT) -> float:
+    """Render a clip of ``genre`` composed from the example's seed (never a training clip) to ``output``
+    (WAV, -3 dBFS peak); returns its tempo, BPM."""
     style = STYLES[GENRES.index(genre)]
     midi, bpm = compose(style, np.random.default_rng([EXAMPLE_SEED, GENRES.index(genre)]), seconds)
     render_midi(midi, output, seconds, sample_rate, soundfont, find_fluidsynth(soundfont))
-    click.echo(f"wrote {seconds:.0f} s of {genre} at {bpm:.0f} BPM to {output}")
+    return bpm
 
 
 if __name__ == "__main__":

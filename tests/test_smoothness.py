@@ -1,0 +1,113 @@
+"""The dream is a smooth function of its input (issue 13): noise under one LSB, or another backend's rounding,
+moves the output by less than -60 dB.
+
+Clips: the example clip and FluidSynth renders of two other genres, 5 s each.
+benchmarks/smoothness.py measures the same stage by stage and per gradient rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import require_system
+
+from dreamfx import DreamEffect, load_preset
+from dreamfx.audio_io import read_audio
+from dreamfx.metrics import measure_retention, perturbation_snr, snr_db
+from dreamfx.models import example_clip_path, load_model, model_path
+from dreamfx.presets import preset_names
+from dreamfx.spectral import analyze_signal, log_magnitude
+from dreamfx.surrogate import DREAM_TEMPERATURES
+from training.render_example import render_genre_clip
+
+SR = 44100
+SECONDS = 5.0
+SMOOTH_DB = 60.0  # issue 13's bar
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, np.ndarray]:
+    """name -> (2, 5 s) float32 at 44.1 kHz: the example clip, FluidSynth classical and metal."""
+    require_system("fluidsynth", "fluidsynth fluid-soundfont-gm")
+    folder = tmp_path_factory.mktemp("genre-clips")
+    audio, sr = read_audio(example_clip_path(), SECONDS)
+    assert sr == SR
+    out = {"example": audio}
+    for genre in ("classical", "metal"):
+        render_genre_clip(genre, folder / f"{genre}.wav", SECONDS, SR)
+        out[genre] = read_audio(folder / f"{genre}.wav")[0]
+    return out
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_is_a_smooth_function_of_its_input(name, clips, measured):
+    """The preset's whole chain, with and without 1e-7 of Gaussian noise on the input."""
+    preset = load_preset(name)
+    figures = {clip: perturbation_snr(lambda a: preset.build_chain()(a, SR), audio) for clip, audio in clips.items()}
+    dream_change = -snr_db(clips["example"], preset.build_chain()(clips["example"], SR))
+    measured(f"preset {name}: output change under 1e-7 input noise, SNR " +
+             ", ".join(f"{clip} {db:.1f} dB" for clip, db in figures.items()) +
+             f" (the dream changes the example by {dream_change:.1f} dB)")
+    assert min(figures.values()) >= SMOOTH_DB, figures
+
+
+def test_backends_render_the_default_preset_alike(clips, measured):
+    """onnxruntime and TorchScript against torch, the default preset on every clip: the same dream."""
+    preset = load_preset("default")
+    for clip, audio in clips.items():
+        reference = preset.build_chain(backend="torch")(audio, SR)
+        for backend in ("torchscript", "onnxruntime"):
+            out = preset.build_chain(backend=backend)(audio, SR)
+            snr = snr_db(reference, out)
+            measured(f"default preset, {backend} vs torch, {clip}: SNR {snr:.1f} dB, max difference "
+                     f"{np.abs(out - reference).max():.1e}")
+            assert snr >= SMOOTH_DB, (clip, backend, snr)
+
+
+def test_smooth_dream_keeps_what_the_exact_one_did(clips, measured):
+    """The default preset against the same preset before issue 13 (exact gradients, intensity 0.8; the smooth
+    ascent gains ~11 % less in 8 iterations, which the preset's intensity 0.88 gives back): retention >= 0.95
+    and the gain heard within 10 %, on every clip; and the dream before was the chaotic one."""
+    for clip, audio in clips.items():
+        reports, smoothness = {}, {}
+        for rule, temperatures, overrides in (("exact", (0.0, 0.0), {"intensity": 0.8}),
+                                              ("smooth", DREAM_TEMPERATURES, {})):
+            effect = DreamEffect.from_preset("default", **overrides)
+            effect.backend.model.smooth_gradients(*temperatures)
+            reports[rule] = measure_retention(effect, audio, SR)
+            smoothness[rule] = perturbation_snr(lambda a: effect(a, SR), audio)
+        exact, smooth = reports["exact"], reports["smooth"]
+        measured(f"default preset, {clip}, before issue 13 (exact gradients, intensity 0.8) -> now: retention "
+                 f"{exact.retention:.3f} -> {smooth.retention:.3f}; "
+                 f"gain heard {exact.gain_audio:.2f} -> {smooth.gain_audio:.2f} "
+                 f"({100 * (smooth.gain_audio / exact.gain_audio - 1):+.1f} %); perturbation SNR "
+                 f"{smoothness['exact']:.1f} -> {smoothness['smooth']:.1f} dB")
+        assert smooth.retention >= 0.95
+        assert abs(smooth.gain_audio / exact.gain_audio - 1) <= 0.10
+        assert smoothness["smooth"] >= SMOOTH_DB
+
+
+@pytest.mark.parametrize("name", ["default", "msd-vgg"])
+def test_surrogate_gradient_tends_to_the_exact_one(name, clips):
+    """The smooth rules are a gradient, not a different function: at a tiny temperature they give autograd's
+    exact gradient; at the dream's they point the same way (cosine > 0.5; 0.6-0.65 measured)."""
+    model = load_model(model_path(name))
+    stft = model.configure(SR)
+    start = 100  # frames of music: a silent or constant stretch would hold exact ties, where the rules differ
+    logmag = log_magnitude(analyze_signal(clips["metal"].mean(axis=0), stft))[None, :, start:start + sum(
+        model.spec.default_window)]
+
+    def gradient(temperatures):
+        model.smooth_gradients(*temperatures)
+        x = logmag.clone().requires_grad_()
+        model(x)[0, 0].backward()
+        return x.grad.flatten()
+
+    exact = gradient((0.0, 0.0))
+    cosine = lambda a, b: float(a @ b / (a.norm() * b.norm()))  # noqa: E731
+    tiny = gradient((1e-6, 1e-6))
+    assert float((tiny - exact).norm() / exact.norm()) < 1e-3  # a few near-ties may still share their gradient
+    assert cosine(gradient(DREAM_TEMPERATURES), exact) > 0.5
