@@ -43,7 +43,7 @@ def dream_options(f):
         click.option("--seed", type=int, help="Seed of the jitter."),
         click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
         click.option("--octaves", type=int, help="Coarse-to-fine stages of the dream (1..4)."),
-        click.option("--memory", type=float, help="Share of the previous chunk's change added to each chunk's."),
+        click.option("--memory", type=float, help="Weight of the previous chunk's change in each chunk's (temporal smoothing)."),
         click.option("--consistency/--no-consistency", default=None, help="Project the change after every "
                      "iteration onto what overlap-add can deliver (the dream survives resynthesis)."),
         click.option("--band", "band_hz", type=float, nargs=2, help="Confine the dream to LOW HIGH Hz."),

@@ -99,8 +99,8 @@ class DreamEffect:
     octaves = _Range(int, 1, 4, "Scales of the dream, coarse to fine: the iterations are split into this many "
                      "stages, each smoothing the gradient half as much as the one before.")
     phase_iterations = _Range(int, 1, 64, "Griffin-Lim iterations per chunk when reconstruction is 'phase-refine'.")
-    memory = _Range(float, 0.0, 0.95, "Share of the previous chunk's change added to each chunk's own (temporal "
-                    "coherence); 0: every chunk's change is its own.")
+    memory = _Range(float, 0.0, 0.95, "Weight of the previous chunk's change in each chunk's, against 1 - memory "
+                    "for its own dream (temporal smoothing); 0: every chunk's change is its own.")
     preserve_level = _Flag("Keep each frame's energy, so the dream changes timbre, not loudness.")
     consistency = _Flag("Project the change after every iteration onto what overlap-add can deliver, so the "
                         "model dreams only on spectrograms that audio can have (models that dream linear "

@@ -11,10 +11,10 @@ latency-compensated) is this same loop run over the whole file.
 The model sees the new frames after ``context_frames`` frames of *dry* input:
 each chunk's dream depends on the input alone, never on earlier dreams, so a
 difference in one chunk (a float rounding on another backend, an overloaded
-worker falling back to dry) cannot grow from chunk to chunk.  ``memory`` adds
-a share of the previous chunk's change to each chunk's own dream (temporal
-coherence): a linear recurrence of gain ``memory`` < 1, so a difference fades
-from chunk to chunk.  (Starting each ascent from the previous change instead
+worker falling back to dry) cannot grow from chunk to chunk.  ``memory``
+blends each chunk's own change with the previous chunk's (temporal coherence,
+an exponential smoothing over chunks): a linear recurrence of gain
+``memory`` < 1, so a difference fades from chunk to chunk.  (Starting each ascent from the previous change instead
 made the dream a chaotic recurrence: 1e-7 of input noise moved the output by
 -10 dB; BENCHMARKS.md.)
 
@@ -52,7 +52,7 @@ class DreamSettings:
     smooth_bins: int = 2        # gradient smoothing across frequency, +- bins
     smooth_frames: int = 1      # gradient smoothing across time, +- frames
     octaves: int = 1            # coarse-to-fine stages of gradient smoothing
-    memory: float = 0.0         # share of the previous chunk's change added to the next chunk's
+    memory: float = 0.0         # weight of the previous chunk's change in the next chunk's (smoothing)
     reconstruction: str = "input-phase"  # or "phase-refine": Griffin-Lim iterations within each chunk
     phase_iterations: int = 8   # iterations of "phase-refine"
     consistency: bool = False   # project each iteration's change onto what overlap-add delivers
@@ -248,11 +248,11 @@ class DreamEngine:
         return gain
 
     def _remember(self, delta: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-        """This chunk's change (1, n_bins, K) plus ``memory`` times the previous chunk's mean change, bounded again
-        and, with ``preserve_level``, level-corrected again (``magnitude``: the new frames the dream changed)."""
+        """This chunk's change (1, n_bins, K) blended with the previous chunk's mean change: ``(1 - memory) * own +
+        memory * previous``, then, with ``preserve_level``, level-corrected again (``magnitude``: the new frames
+        the dream changed)."""
         s = self.settings
-        bound = s.max_gain_db / 20 * np.log(10)
-        delta = (delta + s.memory * self.previous_delta.to(delta.device)).clamp(-bound, bound)
+        delta = (1 - s.memory) * delta + s.memory * self.previous_delta.to(delta.device)
         return level_preserved(magnitude, delta) if s.preserve_level else delta
 
     def _projection(self, downmix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
