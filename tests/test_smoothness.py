@@ -68,24 +68,20 @@ def test_backends_render_the_default_preset_alike(clips, measured):
 def test_smooth_dream_keeps_what_the_exact_one_did(clips, measured):
     """The default preset against the same preset before issue 13 (exact gradients, intensity 0.8; the smooth
     ascent gains ~11 % less in 8 iterations, which the preset's intensity 0.88 gives back): retention >= 0.95
-    and the gain heard within 10 %, on every clip; and the dream before was the chaotic one."""
+    and the gain heard within 10 %, on every clip (benchmarks/smoothness.py compares their smoothness)."""
     for clip, audio in clips.items():
-        reports, smoothness = {}, {}
+        reports = {}
         for rule, temperatures, overrides in (("exact", (0.0, 0.0), {"intensity": 0.8}),
                                               ("smooth", DREAM_TEMPERATURES, {})):
             effect = DreamEffect.from_preset("default", **overrides)
             effect.backend.model.smooth_gradients(*temperatures)
             reports[rule] = measure_retention(effect, audio, SR)
-            smoothness[rule] = perturbation_snr(lambda a: effect(a, SR), audio)
         exact, smooth = reports["exact"], reports["smooth"]
         measured(f"default preset, {clip}, before issue 13 (exact gradients, intensity 0.8) -> now: retention "
-                 f"{exact.retention:.3f} -> {smooth.retention:.3f}; "
-                 f"gain heard {exact.gain_audio:.2f} -> {smooth.gain_audio:.2f} "
-                 f"({100 * (smooth.gain_audio / exact.gain_audio - 1):+.1f} %); perturbation SNR "
-                 f"{smoothness['exact']:.1f} -> {smoothness['smooth']:.1f} dB")
+                 f"{exact.retention:.3f} -> {smooth.retention:.3f}; gain heard {exact.gain_audio:.2f} -> "
+                 f"{smooth.gain_audio:.2f} ({100 * (smooth.gain_audio / exact.gain_audio - 1):+.1f} %)")
         assert smooth.retention >= 0.95
         assert abs(smooth.gain_audio / exact.gain_audio - 1) <= 0.10
-        assert smoothness["smooth"] >= SMOOTH_DB
 
 
 @pytest.mark.parametrize("name", ["default", "msd-vgg"])
