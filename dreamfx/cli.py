@@ -204,7 +204,9 @@ def info(model: str, as_json: bool) -> None:
     if "export" in meta:
         record = meta["export"]
         click.echo(f"export: {record['format']} {record['what']} for {record['sample_rate']} Hz"
-                   + (f", objectives on {record['graph_layer']}" if "graph_layer" in record else ""))
+                   + (f", objectives on {record['graph_layer']}" if "graph_layer" in record else "")
+                   + (", gradient temperatures ReLU {:g}, max {:g}".format(*record["gradient_temperatures"])
+                      if "gradient_temperatures" in record else ""))
     if "licence" in meta:
         click.echo(f"licence: {meta['licence'].splitlines()[0]} (full notice: dreamfx info {model} --json)")
 

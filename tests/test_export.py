@@ -270,6 +270,8 @@ def test_cli_export_and_info(workdir, exported):
     wrong = run("export", "--format", "onnx", "-o", str(workdir / "x.pt"))
     assert wrong.returncode == 2 and "use .onnx" in wrong.stderr
     step = exported["onnx", "dream-step", "class-metal"]
+    info = run("info", str(step))
+    assert "objectives on logits, gradient temperatures ReLU 0.1, max 1" in info.stdout, info.stdout
     clip = workdir / "clip.wav"
     from dreamfx.audio_io import write_audio
     write_audio(clip, excerpt(1.0, SR), SR)
