@@ -7,10 +7,10 @@ of noise) flips some of them, and the dream's iterations grow the jump into an
 audible difference (the default preset's output moved by -30 dB under 1e-7 of
 input noise; BENCHMARKS.md).  So the dream differentiates a smoothed network:
 the forward values stay exact, but backward a ReLU passes
-``grad * sigmoid(pre / T)`` and every max (a pooling window, the head's maximum
-over time) shares its gradient by ``softmax(values / T)``.  ``T`` is in units
-of the activations, which batch norm keeps near 1; ``T = 0`` is the exact
-gradient (training).  Autograd (the torch backend, through the Functions here)
+``grad * sigmoid(pre / T_relu)`` and every max (a pooling window, the head's
+maximum over time) shares its gradient by ``softmax(values / T_max)``.  The
+temperatures are in units of the activations, which batch norm keeps near 1;
+0 is the exact gradient (training).  Autograd (the torch backend, through the Functions here)
 and the hand-written backward of the exported dream steps
 (:mod:`dreamfx.dream_step`) call the same rules.
 """
