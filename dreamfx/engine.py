@@ -14,9 +14,9 @@ difference in one chunk (a float rounding on another backend, an overloaded
 worker falling back to dry) cannot grow from chunk to chunk.  ``memory``
 blends each chunk's own change with the previous chunk's (temporal coherence,
 an exponential smoothing over chunks): a linear recurrence of gain
-``memory`` < 1, so a difference fades from chunk to chunk.  (Starting each ascent from the previous change instead
-made the dream a chaotic recurrence: 1e-7 of input noise moved the output by
--10 dB; BENCHMARKS.md.)
+``memory`` < 1, so a difference fades from chunk to chunk.  (Starting each
+ascent from the previous change instead made the dream a chaotic recurrence:
+1e-7 of input noise moved the output by -10 dB; BENCHMARKS.md.)
 
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
