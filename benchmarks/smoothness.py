@@ -32,30 +32,16 @@ from common import best_time, machine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the genre clips)
 
 from dreamfx import Chain
-from dreamfx.audio_io import read_audio
 from dreamfx.metrics import perturbation_snr, snr_db
-from dreamfx.models import example_clip_path
 from dreamfx.presets import load_preset, preset_names
 from dreamfx.surrogate import DREAM_TEMPERATURES
-from training.render_example import render_genre_clip
+from training.render_example import clips_of_three_genres
 
-GENRES = ("classical", "metal")  # besides the example clip (jazz)
 RULES = {"exact": (0.0, 0.0), "smooth ReLU": (0.1, 0.0), "smooth 0.1/0.1": (0.1, 0.1),
          "shipped": DREAM_TEMPERATURES}
 STAGES = {"plain dream": dict(consistency=False, reconstruction="input-phase"),
           "+ consistency": dict(consistency=True, reconstruction="input-phase"),
           "+ phase-refine": dict(consistency=True, reconstruction="phase-refine")}
-
-
-def clips(seconds: float) -> dict[str, np.ndarray]:
-    """name -> (2, samples) float32 at 44.1 kHz."""
-    audio, sr = read_audio(example_clip_path())
-    out = {"example": audio[:, :int(seconds * sr)]}
-    with tempfile.TemporaryDirectory() as tmp:
-        for genre in GENRES:
-            render_genre_clip(genre, Path(tmp) / f"{genre}.wav", seconds)
-            out[genre] = read_audio(Path(tmp) / f"{genre}.wav")[0]
-    return out
 
 
 def with_gradients(chain, temperatures):
@@ -77,7 +63,8 @@ def worst_snr(make_chain, audio_clips: dict[str, np.ndarray]) -> tuple[float, st
 @click.option("--presets", type=click.Choice(["all", "default"]), default="all", show_default=True)
 def main(seconds: float, presets: str) -> None:
     click.echo(machine())
-    audio_clips = clips(seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        audio_clips = clips_of_three_genres(Path(folder), seconds)
     sr = 44100
     click.echo(f"\n1. default preset, stage by stage: worst perturbation SNR over {', '.join(audio_clips)} (dB)")
     click.echo("| gradients | " + " | ".join([*STAGES, "+ chain (preset)"]) + " |")

@@ -16,7 +16,7 @@ from dreamfx import DreamEffect, DreamfxError
 from dreamfx.backends import open_backend
 from dreamfx.dream import Objective
 from dreamfx.dream_step import ObjectiveGradient
-from dreamfx.metrics import measure_retention
+from dreamfx.metrics import measure_retention, snr_db
 from dreamfx.models import DreamNet, build_metadata, load_model
 from dreamfx.reconstruction import griffin_lim
 from tests.conftest import excerpt
@@ -42,7 +42,7 @@ def test_comparison_model_dreams_through_the_streaming_engine(name, audio, measu
     offline = effect(audio, SR)
     for block in (64, 3000):
         np.testing.assert_allclose(stream(effect, audio, SR, block), offline, atol=1e-6)
-    change = 10 * np.log10(np.sum((offline - audio) ** 2) / np.sum(audio ** 2))
+    change = -snr_db(audio, offline)
     null = DreamEffect(COMPARISON[name], intensity=0.0)(audio, SR)
     measured(f"{name} model: dream changes the clip by {change:.1f} dB; null at intensity 0 {np.abs(null - audio).max():.1e}")
     assert change > -30 and np.abs(null - audio).max() < 1e-5
@@ -87,8 +87,7 @@ def test_mel_image_model_dreams_on_torch_only(tmp_path):
 def test_linear_frontend_exports_and_matches_torch(audio):
     reference = DreamEffect(COMPARISON["linear"], iterations=3, backend="torch")(audio, SR)
     exported = DreamEffect(COMPARISON["linear"], iterations=3, backend="torchscript")(audio, SR)
-    snr = 10 * np.log10(np.sum(reference ** 2) / np.sum((reference - exported) ** 2))
-    assert snr > 60
+    assert snr_db(reference, exported) > 60
 
 
 def test_retention_is_measured_on_the_rendered_audio(audio):

@@ -15,13 +15,12 @@ import torch
 from conftest import require_system
 
 from dreamfx import DreamEffect, load_preset
-from dreamfx.audio_io import read_audio
 from dreamfx.metrics import measure_retention, perturbation_snr, snr_db
-from dreamfx.models import example_clip_path, load_model, model_path
+from dreamfx.models import load_model, model_path
 from dreamfx.presets import preset_names
 from dreamfx.spectral import analyze_signal, log_magnitude
 from dreamfx.surrogate import DREAM_TEMPERATURES
-from training.render_example import render_genre_clip
+from training.render_example import clips_of_three_genres
 
 SR = 44100
 SECONDS = 5.0
@@ -32,14 +31,9 @@ SMOOTH_DB = 60.0  # issue 13's bar
 def clips(tmp_path_factory) -> dict[str, np.ndarray]:
     """name -> (2, 5 s) float32 at 44.1 kHz: the example clip, FluidSynth classical and metal."""
     require_system("fluidsynth", "fluidsynth fluid-soundfont-gm")
-    folder = tmp_path_factory.mktemp("genre-clips")
-    audio, sr = read_audio(example_clip_path(), SECONDS)
-    assert sr == SR
-    out = {"example": audio}
-    for genre in ("classical", "metal"):
-        render_genre_clip(genre, folder / f"{genre}.wav", SECONDS, SR)
-        out[genre] = read_audio(folder / f"{genre}.wav")[0]
-    return out
+    clips = clips_of_three_genres(tmp_path_factory.mktemp("genre-clips"), SECONDS)
+    assert all(audio.shape == (2, int(SECONDS * SR)) for audio in clips.values())  # 44.1 kHz stereo
+    return clips
 
 
 @pytest.mark.parametrize("name", preset_names())

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from dreamfx.audio_io import read_audio
+from dreamfx.models import example_clip_path
 from training.genres import GENRES, STYLES, compose
 from training.render_dataset import DEFAULT_SOUNDFONT, find_fluidsynth, render_midi
 
@@ -36,6 +38,16 @@ def render_genre_clip(genre: str, output: Path, seconds: float, sample_rate: int
     midi, bpm = compose(style, np.random.default_rng([EXAMPLE_SEED, GENRES.index(genre)]), seconds)
     render_midi(midi, output, seconds, sample_rate, soundfont, find_fluidsynth(soundfont))
     return bpm
+
+
+def clips_of_three_genres(folder: Path, seconds: float) -> dict[str, np.ndarray]:
+    """name -> (2, samples) float32 at 44.1 kHz: the example clip (jazz) and renders of classical and metal
+    (written to ``folder``), ``seconds`` each: the clips of tests/test_smoothness.py and benchmarks/smoothness.py."""
+    clips = {"example": read_audio(example_clip_path(), seconds)[0]}
+    for genre in ("classical", "metal"):
+        render_genre_clip(genre, Path(folder) / f"{genre}.wav", seconds)
+        clips[genre] = read_audio(Path(folder) / f"{genre}.wav")[0]
+    return clips
 
 
 if __name__ == "__main__":
