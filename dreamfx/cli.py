@@ -280,22 +280,30 @@ def demo(output: Path, preset: str) -> None:
 @click.option("--record", type=click.Path(path_type=Path), help="Save the MIDI played, timed to the chunks it "
               "changed, to this .mid file (replay it with process --automation).")
 @click.option("--duration", type=float, help="Stop after this many seconds (default: run until Ctrl-C).")
+@click.option("--soak", type=float, metavar="SECONDS", help="Run this many seconds, then print xruns, late blocks, "
+              "iterations achieved, worker load and latency.")
+@click.option("--headroom", type=float, metavar="MS", help="Time the worker has for each chunk, part of the "
+              "latency (default: measured before the stream starts).")
 @click.option("--learn", type=click.Choice(list(MIDI_PARAMETERS)), help="Bind the next MIDI controller moved to "
               "this parameter, and save the preset with that MIDI map when the session ends.")
 @click.option("--save-preset", type=click.Path(path_type=Path), help="Where --learn saves the preset (default: "
               "the preset file itself; needed for a shipped preset).")
 def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
-         midi_virtual, record, duration, learn, save_preset, **overrides) -> None:
+         midi_virtual, record, duration, soak, headroom, learn, save_preset, **overrides) -> None:
     """Process live audio input through a preset's chain (full duplex), optionally played with MIDI.
 
     MIDI program change n switches to the preset's midi.programs[n] (default: the shipped presets in
     `dreamfx presets list` order), crossfaded over one chunk.
     """
-    from dreamfx.live import LiveProcessor, run_live
+    from dreamfx.live import LiveProcessor, run_live, soak_summary
     from dreamfx.midi import MidiControl, open_midi_input
     from dreamfx.presets import PRESET_DIR, preset_names, preset_path
     if not 16 <= blocksize <= 8192:
         raise DreamfxError(f"--blocksize must be in 16..8192, got {blocksize}")
+    if soak is not None and duration is not None:
+        raise DreamfxError("--soak SECONDS runs for that long: drop --duration")
+    if headroom is not None and not 0 <= headroom <= 1000:
+        raise DreamfxError(f"--headroom must be in 0..1000 ms, got {headroom}")
     midi = midi_port is not None or midi_virtual is not None
     if (record is not None or learn is not None) and not midi:
         raise DreamfxError(f"{'--record' if record else '--learn'} needs MIDI input: add --midi-port or --midi-virtual")
@@ -315,8 +323,13 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
             switched.midi
 
     control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
+    programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # reached by program change
     processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control, chain_factory=chain_factory,
-                              programs=source.midi_map().programs or tuple(preset_names()), preset_name=source.name)
+                              programs=programs, preset_name=source.name,
+                              headroom=None if headroom is None else round(headroom * samplerate / 1000))
+    if processor.unswitchable:
+        click.echo("not switchable by program change: " + "; ".join(
+            f"{name} ({why})" for name, why in processor.unswitchable.items()), err=True)
     midi_in = None
     if control is not None:
         control.recording = record is not None
@@ -330,7 +343,8 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         (lambda line: click.echo(line, err=True))
     try:
         stats = run_live(processor, input_device=input_device, output_device=output_device, blocksize=blocksize,
-                         duration=duration, report=report)
+                         duration=soak if soak is not None else duration, report=report,
+                         report_every=10.0 if soak is not None else 0.5)
     except KeyboardInterrupt:
         stats = processor.stats
     finally:
@@ -345,6 +359,8 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     click.echo(("\n" if interactive else "") + f"stopped: {stats.chunks} chunks, xruns {stats.xruns}, late blocks "
                f"{stats.late_blocks}, dropped frames {stats.dropped_frames}, preset switches {stats.switches}"
                + (f", reduced chunks {e.reduced_chunks}, dry chunks {e.deadline_dry_chunks}" if e else ""))
+    if soak is not None:
+        click.echo(soak_summary(processor, soak))
 
 
 def _save_learned(source, control, path: Path) -> None:

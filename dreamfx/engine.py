@@ -278,7 +278,8 @@ class DreamEngine:
             per_iteration = seconds / done
             self.iteration_seconds = per_iteration if not self.iteration_seconds else \
                 0.8 * self.iteration_seconds + 0.2 * per_iteration
-        if done == 0:
+        if done == 0:  # the estimate may be an outlier (a first, cold iteration): let it shrink, and try again
+            self.iteration_seconds *= 0.9
             self.stats.deadline_dry_chunks += 1
         elif done < self.settings.iterations:
             self.stats.reduced_chunks += 1

@@ -8,16 +8,23 @@
 
 The callback is compiled (:mod:`dreamfx.native_audio`) and never waits for
 the interpreter lock, whatever Python does meanwhile.  Every buffer is
-allocated before the stream starts.  The worker gives the
-dream a deadline for each chunk (the time until the outbox would run dry,
-times ``load_target``), so under load it runs fewer iterations, then none
-(the chunk passes dry; overlap-add crossfades the change).  Only if it is
-later still does the callback play the dry signal for a block, and counts it.
+allocated before the stream starts.
 
-Switching presets (MIDI program change, :meth:`LiveProcessor.switch_to`): a
-helper thread builds the new chain and its dream-step graphs; the worker then
-primes it with the last few chunks of input (no dreaming, so it is quick),
-runs the next chunk through both chains and crossfades them over that chunk.
+Latency: the worker starts a chunk when its last sample has arrived and must
+deliver it before the outbox runs dry, so the outbox is primed with one chunk,
+plus a *headroom*, plus one callback block.  The headroom is measured before
+the stream starts (the slowest of a few chunks dreamt at full intensity, divided
+by ``load_target``, at most one chunk) unless given.  Each chunk's dream then
+gets a deadline (the time until the outbox would run dry, times
+``load_target``): under load it runs fewer iterations, then none (the chunk
+passes dry; overlap-add crossfades the change).  Only if it is later still does
+the callback play the dry signal for a block, and counts it.
+
+Switching presets (MIDI program change, :meth:`LiveProcessor.program_change`):
+every preset a program change can reach is built, with its dream-step graphs,
+before the stream starts.  The worker primes the new chain with the last few
+chunks of input (no dreaming, so it is quick), runs the next chunk through both
+chains and crossfades them over that chunk.
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ class LiveStats:
     in_peak: float = 0.0       # peak input level of the latest chunk
     out_peak: float = 0.0      # peak output level of the latest chunk
     switches: int = 0          # preset switches done (each crossfaded over one chunk)
+    peak_load: float = 0.0     # the largest worker time per chunk / chunk duration
+    iterations: collections.Counter = field(default_factory=collections.Counter)  # iterations achieved -> chunks
+    io_latency: int = 0        # samples the audio API adds (input + output), known once the stream runs
+    load_sum: float = 0.0      # sum of every chunk's load (mean = load_sum / chunks)
     counters: np.ndarray = field(default_factory=lambda: np.zeros(N_COUNTERS, np.int64), repr=False)
 
     @property
@@ -103,33 +114,35 @@ class LiveProcessor:
     chain: the effects; its first DreamEffect sets the chunk size.
     blocksize: frames per callback (the callback also accepts other sizes up to MAX_BLOCK).
     load_target: share of the time until the output runs dry that the dream may use.
+    headroom: frames the worker has for a chunk (None: :meth:`measure_headroom`); part of the latency.
     control: MIDI control of the dream; its queued messages are applied before each chunk.
-    chain_factory / programs: for preset switching; program change n selects ``programs[n]``.
+    chain_factory / programs: for preset switching; program change n selects ``programs[n]``; each is built
+    here, before any stream starts.
     """
 
     def __init__(self, chain: Chain, sample_rate: int, channels: int, blocksize: int, load_target: float = 0.7,
-                 control: MidiControl | None = None, chain_factory: ChainFactory | None = None,
-                 programs: tuple[str, ...] = (), preset_name: str = ""):
+                 headroom: int | None = None, control: MidiControl | None = None,
+                 chain_factory: ChainFactory | None = None, programs: tuple[str, ...] = (), preset_name: str = ""):
         self.chain, self.sample_rate, self.channels = chain, sample_rate, channels
         self.load_target = load_target
-        self.control, self.chain_factory, self.programs = control, chain_factory, programs
+        self.control, self.programs = control, programs
         if control is not None:
             control.on_program = self.program_change
         self.preset_name = preset_name
         self.notice = ""  # the latest switch or MIDI-learn event, for the status line
-        self.incoming: collections.deque[PresetSwitch] = collections.deque()  # builder thread -> worker
         self.engine = self._prepare(chain)
         self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
-        # The worker starts a chunk when its last sample arrives, while the outbox still holds two chunks
-        # minus the one just consumed: one chunk of time to dream, plus one callback block of margin.
-        # The dream engine takes whole chunks, so its own (chunk - 1)-sample wait is not added again.
-        self.prefill = 2 * self.chunk + blocksize
+        self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
+        # The outbox holds one chunk, the worker's headroom and a callback block when a chunk's last sample
+        # arrives: the headroom is the time the worker has for it.  The dream engine takes whole chunks, so its
+        # own (chunk - 1)-sample wait is not added again.
+        self.headroom = self.measure_headroom() if headroom is None else headroom
+        self.prefill = self.chunk + self.headroom + blocksize
         chunk_wait = self.engine.chunk_wait if self.engine is not None else 0
         self.latency = chain.latency_samples(sample_rate) - chunk_wait + self.prefill
         capacity = 4 * (self.chunk + MAX_BLOCK)
         self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
         self.dry = RingBuffer(channels, self.latency + capacity)
-        self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
         # Input before the current chunk, enough for a new chain's model context and STFT overlap.
         history = 0 if self.engine is None else self.engine.context_frames * self.engine.stft.hop + self.engine.stft.pad
         self.history = np.zeros((channels, -(-history // self.chunk) * self.chunk + self.chunk), dtype=np.float32)
@@ -139,6 +152,11 @@ class LiveProcessor:
         self.layout = callback_layout(channels, self.inbox, self.outbox, self.dry, self.stats.counters)
         self.callback_memory = [self.layout, self.stats.counters] + [
             array for ring in (self.inbox, self.outbox, self.dry) for array in (ring.data, ring.counters)]
+        self.switchable: dict[str, PresetSwitch] = {}  # program presets, built; the worker switches among them
+        self.unswitchable: dict[str, str] = {}         # program presets that cannot be switched to, and why
+        for name in dict.fromkeys(programs) if chain_factory is not None else ():
+            self._build(name, chain_factory)
+        self.incoming: collections.deque[PresetSwitch] = collections.deque()  # program change -> next chunk
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self.worker_error: BaseException | None = None
@@ -165,6 +183,30 @@ class LiveProcessor:
         if engine is not None:
             engine.backend.warm_up()
         return engine
+
+    def measure_headroom(self, chunks: int = 8) -> int:
+        """Frames the worker needs between a chunk's arrival and its output: the slowest of ``chunks`` chunks of
+        noise run through the chain at full intensity and mix (after two to warm up), divided by
+        ``load_target``; at most one chunk.  Leaves the chain reset."""
+        noise = np.random.default_rng(0).normal(0, 0.05, (self.channels, (chunks + 2) * self.chunk))
+        noise = noise.astype(np.float32)
+        settings = self.engine.settings if self.engine is not None else None
+        saved = (settings.intensity, settings.mix) if settings is not None else None
+        if settings is not None:
+            settings.intensity = settings.mix = 1.0
+            self.engine.reset()
+            self.engine.take_whole_chunks()
+        slowest = 0.0
+        try:
+            for i in range(chunks + 2):
+                started = time.perf_counter()
+                self.chain(noise[:, i * self.chunk:(i + 1) * self.chunk], self.sample_rate, reset=False)
+                slowest = max(slowest, time.perf_counter() - started) if i >= 2 else 0.0
+        finally:
+            if settings is not None:
+                settings.intensity, settings.mix = saved
+            self.chain.reset()
+        return min(self.chunk, int(np.ceil(slowest / self.load_target * self.sample_rate)))
 
     # --- audio thread ------------------------------------------------------------------------
     @property
@@ -231,6 +273,9 @@ class LiveProcessor:
         stats.in_peak, stats.out_peak = float(np.abs(self.chunk_in).max()), float(np.abs(out).max())
         load = (time.perf_counter() - started) * self.sample_rate / self.chunk
         stats.worker_load = load if stats.chunks == 1 else 0.9 * stats.worker_load + 0.1 * load
+        stats.peak_load, stats.load_sum = max(stats.peak_load, load), stats.load_sum + load
+        if self.engine is not None:
+            stats.iterations[self.engine.stats.last_iterations] += 1
 
     def _run_chain(self, chain: Chain, engine: DreamEngine | None, deadline: float) -> np.ndarray:
         """chain(chunk) under ``deadline``; never NaN (a native plugin misbehaving is zeroed)."""
@@ -248,34 +293,38 @@ class LiveProcessor:
         self.switch_to(self.programs[program])
 
     def switch_to(self, name: str) -> None:
-        """Build preset ``name`` on a helper thread; the worker crossfades to it once it is ready."""
-        if self.chain_factory is None:
-            self.notice = f"cannot switch to {name!r}: no chain factory"
-            return
-        self.notice = f"loading {name}"
-        threading.Thread(target=self._build, args=(name,), name="dreamfx-preset-builder", daemon=True).start()
+        """Crossfade to program preset ``name`` (built before the stream started) on the next chunk
+        (called on the worker, or while stopped)."""
+        switch = self.switchable.get(name)
+        if name in self.unswitchable:
+            self.notice = f"preset {name!r} not loaded: {self.unswitchable[name]}"
+        elif switch is None:
+            self.notice = f"preset {name!r} is not among the programs: {', '.join(self.programs) or 'none'}"
+        elif switch.chain is self.chain or any(s.chain is switch.chain for s in self.incoming):
+            self.notice = f"already on {name}"
+        else:
+            self.incoming.append(switch)
 
-    def _build(self, name: str) -> None:
+    def _build(self, name: str, chain_factory: ChainFactory) -> None:
+        """Build program preset ``name`` and its dream-step graphs (before streaming), or note why not."""
         try:
-            chain, midi_map = self.chain_factory(name)
+            chain, midi_map = chain_factory(name)
             engine = self._prepare(chain)
             chunk = engine.chunk_samples if engine else self.chunk
             latency = chain.latency_samples(self.sample_rate) - (engine.chunk_wait if engine else 0) + self.prefill
             if chunk != self.chunk or latency != self.latency:
                 raise DreamfxError(f"its chunk ({chunk} samples) and latency ({latency}) differ from the running "
                                    f"preset's ({self.chunk}, {self.latency}); start dreamfx live with it instead")
-            chain.reset()
-            if engine is not None:
-                engine.take_whole_chunks()
-            self.incoming.append(PresetSwitch(name, chain, engine, midi_map))
-        except Exception as exc:  # on a helper thread: reported on the status line, the old chain plays on
-            reason = str(exc) if isinstance(exc, DreamfxError) else f"{type(exc).__name__}: {exc}"
-            self.notice = f"preset {name!r} not loaded: {reason}"
+            self.switchable[name] = PresetSwitch(name, chain, engine, midi_map)
+        except Exception as exc:  # reported when the program is chosen; the running chain plays on
+            self.unswitchable[name] = str(exc) if isinstance(exc, DreamfxError) else f"{type(exc).__name__}: {exc}"
 
     def _prime(self, switch: PresetSwitch) -> None:
-        """Run the input history through the new chain without dreaming, so its STFT overlap, model context
-        and plugin tails match the stream."""
+        """Reset the new chain and run the input history through it without dreaming, so its STFT overlap,
+        model context and plugin tails match the stream."""
+        switch.chain.reset()
         if switch.engine is not None:
+            switch.engine.take_whole_chunks()
             switch.engine.deadline = 0.0  # already passed: no iterations
         for start in range(0, self.history.shape[1], self.chunk):
             switch.chain(self.history[:, start:start + self.chunk], self.sample_rate, reset=False)
@@ -353,13 +402,14 @@ def no_huge_page_collapse():
 def no_full_garbage_collections():
     """Keep Python's cycle collector from walking the whole heap while the stream runs.
 
-    The audio callback is Python code (sounddevice) and needs the GIL; a collection of
-    the oldest generation walks every tracked object with the GIL held: about 100 ms
-    with torch, onnx and librosa loaded (250 000 objects), twenty 5.3 ms periods, and
-    0.5 s in the test suite's process (800 000 objects).
-    ``gc.freeze()`` (constant time) moves every object that exists now out of the
-    collector's reach, so the collections during the stream walk only what the stream
-    itself creates; they are given back to it afterwards.
+    A collection of the oldest generation walks every tracked object with the
+    interpreter lock held: about 100-200 ms with torch, onnx and librosa loaded
+    (300 000 objects), longer than the worker's headroom, so the blocks it would
+    have delivered are played dry (the compiled callback does not need the lock
+    and keeps running).  ``gc.freeze()`` (constant time) moves every object that
+    exists now out of the collector's reach, so the collections during the
+    stream walk only what the stream itself creates; they are given back to it
+    afterwards.
     """
     gc.freeze()
     try:
@@ -400,11 +450,9 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
     try:
         with stream, no_huge_page_collapse(), no_full_garbage_collections(), \
                 locked_in_memory(processor.callback_memory):
+            processor.stats.io_latency = round(sum(stream.latency) * processor.sample_rate)
             if report is not None:
-                io_latency = round(sum(stream.latency) * processor.sample_rate)
-                total = processor.latency + io_latency
-                report(f"latency: {total / processor.sample_rate * 1000:.1f} ms ({processor.latency} samples of "
-                       f"dreamfx + {io_latency} of audio I/O) at {processor.sample_rate} Hz")
+                report(latency_line(processor))
             while (duration is None or time.monotonic() - started < duration) and not should_stop():
                 time.sleep(0.02)
                 if processor.worker_error is not None:
@@ -416,6 +464,29 @@ def run_live(processor: LiveProcessor, *, input_device=None, output_device=None,
         processor.stop()
         sys.setswitchinterval(switch_interval)
     return processor.stats
+
+
+def latency_line(processor: LiveProcessor) -> str:
+    """The latency heard, and its parts."""
+    stats, rate = processor.stats, processor.sample_rate
+    return (f"latency: {(processor.latency + stats.io_latency) / rate * 1000:.1f} ms ({processor.latency} samples "
+            f"of dreamfx, {processor.headroom} of them the worker's headroom, + {stats.io_latency} of audio I/O) "
+            f"at {rate} Hz")
+
+
+def soak_summary(processor: LiveProcessor, seconds: float) -> str:
+    """What a long run measured: xruns, late blocks, iterations achieved, worker load and latency."""
+    s, engine = processor.stats, processor.engine
+    lines = [f"soak: {seconds:.0f} s, {s.callbacks} callbacks, {s.chunks} chunks of {processor.chunk} samples, "
+             f"preset {processor.preset_name or '(chain)'}", latency_line(processor),
+             f"xruns {s.xruns}, late blocks {s.late_blocks}, dropped frames {s.dropped_frames}"]
+    if engine is not None and s.chunks:
+        achieved = sorted(s.iterations.elements())
+        lines.append(f"iterations achieved per chunk: mean {np.mean(achieved):.2f} of {engine.settings.iterations}, "
+                     f"min {achieved[0]}; chunks by count {dict(sorted(s.iterations.items(), reverse=True))}")
+    if s.chunks:
+        lines.append(f"worker load: mean {100 * s.load_sum / s.chunks:.0f} %, peak {100 * s.peak_load:.0f} %")
+    return "\n".join(lines)
 
 
 def status_line(processor: LiveProcessor) -> str:

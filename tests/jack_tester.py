@@ -44,14 +44,18 @@ def main(signal_path: str, recorded_path: str, seconds: float) -> None:
         state["kept"] += take
 
     with client:
-        for _ in range(200):
-            if len(client.get_ports("PortAudio")) >= 4:
+        for _ in range(200):  # dreamfx's stream: PortAudio's two audio inputs and two outputs
+            targets = client.get_ports("PortAudio", is_audio=True, is_input=True)
+            sources = client.get_ports("PortAudio", is_audio=True, is_output=True)
+            # PortAudio connects its inputs to the system's just after registering them
+            if len(targets) >= 2 and len(sources) >= 2 and all(client.get_all_connections(t) for t in targets):
                 break
             time.sleep(0.05)
         for i in range(2):
-            client.disconnect(f"system:capture_{i + 1}", f"PortAudio:in_{i}")
-            client.connect(outs[i], f"PortAudio:in_{i}")
-            client.connect(f"PortAudio:out_{i}", ins[i])
+            for source in client.get_all_connections(targets[i]):
+                client.disconnect(source, targets[i])
+            client.connect(outs[i], targets[i])
+            client.connect(sources[i], ins[i])
         state["running"] = True
         print("connected", flush=True)
         deadline = time.monotonic() + seconds + 5  # no JACK requests meanwhile: only the callback talks to JACK

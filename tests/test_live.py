@@ -9,6 +9,7 @@ DREAMFX_REQUIRE_SYSTEM=1).
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -85,17 +86,16 @@ def run_in_background(processor, seconds: float, native: bool = True):
     return thread, result
 
 
-def test_live_passthrough_at_intensity_zero_through_jack(jack_server, workdir, measured):
-    from dreamfx.live import LiveProcessor
-    noise = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 2 * SR)).astype(np.float32)
-    np.save(workdir / "noise.npy", noise)
-    processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK)
-    # The JACK client that plays and records runs in its own process (tests/jack_tester.py).
+def play_and_record(processor, signal: np.ndarray, seconds: float, workdir: Path):
+    """Stream through ``processor`` for ``seconds`` while a JACK client in its own process
+    (tests/jack_tester.py) plays ``signal`` (2, n) into its inputs and records its outputs.
+    Returns (recorded (2, m), stats, xruns flagged while the client rewired the graph)."""
+    np.save(workdir / "signal.npy", signal)
     tester = subprocess.Popen([sys.executable, str(Path(__file__).parent / "jack_tester.py"),
-                               str(workdir / "noise.npy"), str(workdir / "recorded.npy"), "4.0"],
+                               str(workdir / "signal.npy"), str(workdir / "recorded.npy"), str(seconds - 0.5)],
                               stdout=subprocess.PIPE, text=True)
     try:
-        thread, result = run_in_background(processor, 4.5)
+        thread, result = run_in_background(processor, seconds)
         assert tester.stdout.readline().strip() == "connected"
         time.sleep(0.5)
         xruns_while_connecting = processor.stats.xruns  # JACK may flag one while its graph is rewired
@@ -104,23 +104,88 @@ def test_live_passthrough_at_intensity_zero_through_jack(jack_server, workdir, m
     finally:
         tester.kill()
     assert "error" not in result, result.get("error")
-    stats = result["stats"]
-    recorded = np.load(workdir / "recorded.npy")
-    # where the played noise comes back: the lag that best matches the first 0.25 s
-    probe = noise[0, :SR // 4]
+    return np.load(workdir / "recorded.npy"), result["stats"], xruns_while_connecting
+
+
+def round_trip(processor, signal: np.ndarray, recorded: np.ndarray) -> tuple[int, float]:
+    """Where the played ``signal`` comes back in ``recorded`` (the lag that best matches its first 0.25 s),
+    and the largest difference from the signal from there on."""
+    probe = signal[0, :SR // 4]
     search = recorded[0, :processor.latency + 8 * BLOCK + probe.size]
-    scores = np.correlate(search, probe, mode="valid")
-    lag = int(np.argmax(scores))
-    back = recorded[:, lag:lag + noise.shape[1]]
-    error = np.abs(back - noise[:, :back.shape[1]]).max()
-    measured(f"live passthrough on JACK (48 kHz, 256-frame blocks): dreamfx latency {processor.latency} samples, "
-             f"measured round trip {lag} samples, max error {error:.1e}, xruns {stats.xruns}, late {stats.late_blocks}")
+    lag = int(np.argmax(np.correlate(search, probe, mode="valid")))
+    back = recorded[:, lag:lag + signal.shape[1]]
     assert back.shape[1] >= SR  # at least a second came back
+    return lag, float(np.abs(back - signal[:, :back.shape[1]]).max())
+
+
+def test_live_passthrough_at_intensity_zero_through_jack(jack_server, workdir, measured):
+    from dreamfx.live import LiveProcessor
+    noise = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 2 * SR)).astype(np.float32)
+    processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK)
+    recorded, stats, xruns_while_connecting = play_and_record(processor, noise, 4.5, workdir)
+    lag, error = round_trip(processor, noise, recorded)
+    measured(f"live passthrough on JACK (48 kHz, 256-frame blocks): dreamfx latency {processor.latency} samples "
+             f"(headroom {processor.headroom}), measured round trip {lag} samples, max error {error:.1e}, "
+             f"xruns {stats.xruns}, late {stats.late_blocks}")
     assert error <= 1e-4, error
     assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
     counted = jack_server.xruns_of_dreamfx(stats, measured)
     assert stats.late_blocks == 0 and counted in (0, xruns_while_connecting) and xruns_while_connecting <= 1, \
         (stats, jack_server.xrun_report())
+
+
+def test_a_stalled_dream_is_filled_dry_without_an_xrun(jack_server, workdir, measured):
+    """The worker stops for 50 ms inside the dream, longer than its headroom: the callback plays the dry
+    signal for the blocks it lacks (counted as late), never xruns, and skips the late output once it comes.
+    At intensity 0 dry and dreamt are the same signal, so what comes back is the input, without a gap."""
+    from dreamfx.live import LiveProcessor
+    noise = np.random.default_rng(1).uniform(-0.3, 0.3, (2, 3 * SR)).astype(np.float32)
+    processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK, headroom=1024)
+    stalled = []
+
+    def stall(index: int) -> None:
+        if index == 40:  # about 1.8 s into the stream, while the played signal comes back
+            started = time.perf_counter()
+            time.sleep(0.05)
+            stalled.append(time.perf_counter() - started)
+    processor.engine.before_chunk.append(stall)
+    recorded, stats, xruns_while_connecting = play_and_record(processor, noise, 5.0, workdir)
+    lag, error = round_trip(processor, noise, recorded)
+    measured(f"dream stalled {1e3 * stalled[0]:.0f} ms (headroom {1e3 * processor.headroom / SR:.0f} ms): late "
+             f"blocks {stats.late_blocks}, xruns {stats.xruns}, round trip {lag} (latency {processor.latency}), "
+             f"max error {error:.1e}")
+    assert stalled and stats.late_blocks >= 1 and error <= 1e-4
+    assert processor.latency <= lag <= processor.latency + 4 * BLOCK, (lag, processor.latency)
+    counted = jack_server.xruns_of_dreamfx(stats, measured)
+    assert counted in (0, xruns_while_connecting) and xruns_while_connecting <= 1, (stats, jack_server.xrun_report())
+
+
+def test_a_full_garbage_collection_in_the_dream_does_not_xrun(jack_server, measured):
+    """Three full collections of the whole heap (the stream's freeze undone for them: 100+ ms each with the
+    interpreter lock held) on the worker, inside the dream of the default preset: the compiled callback does
+    not need the lock, so no xrun; the worker is late for them, and the blocks it misses are filled dry."""
+    import gc
+    from dreamfx.live import LiveProcessor
+    from dreamfx.presets import load_preset
+    processor = LiveProcessor(load_preset("default").build_chain(), SR, 2, BLOCK)
+    collections = []
+
+    def collect(index: int) -> None:
+        if index in (20, 40, 60):
+            gc.unfreeze()
+            walked, started = len(gc.get_objects()), time.perf_counter()
+            gc.collect()
+            collections.append((walked, time.perf_counter() - started))
+            gc.freeze()
+    processor.engine.before_chunk.append(collect)
+    thread, result = run_in_background(processor, 7.0)
+    thread.join()
+    assert "error" not in result, result.get("error")
+    stats = result["stats"]
+    measured(f"full collections in the dream: {', '.join(f'{n} objects in {1e3 * t:.0f} ms' for n, t in collections)}"
+             f"; xruns {stats.xruns}, late blocks {stats.late_blocks}, chunks {stats.chunks}")
+    assert len(collections) == 3 and min(n for n, _ in collections) > 100_000
+    assert jack_server.xruns_of_dreamfx(stats, measured) == 0, (stats, jack_server.xrun_report())
 
 
 def test_a_late_callback_is_counted_as_an_xrun(jack_server):
@@ -263,6 +328,24 @@ def test_cli_live_runs_and_reports(jack_server):
     assert "latency:" in result.stderr and "iterations" in result.stderr and "stopped:" in result.stdout
 
 
+def test_cli_live_soak_prints_its_summary(jack_server, measured):
+    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--soak", "3", "--headroom", "40"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout[result.stdout.index("soak: 3 s"):]
+    measured("dreamfx live --soak 3: " + " | ".join(summary.splitlines()))
+    latency = re.search(r"latency: ([\d.]+) ms \((\d+) samples of dreamfx, (\d+) of them the worker's headroom, \+ "
+                        r"(\d+) of audio I/O\)", summary)
+    assert latency and int(latency[3]) == 1920
+    assert abs(float(latency[1]) - (int(latency[2]) + int(latency[4])) / 48) < 0.1
+    chunks = int(re.search(r"(\d+) chunks of 4456 samples", summary)[1])
+    iterations = re.search(r"iterations achieved per chunk: mean ([\d.]+) of 8, min (\d+); chunks by count (.+)",
+                           summary)
+    assert 25 <= chunks <= 33 and 0 < float(iterations[1]) <= 8 and sum(ast.literal_eval(iterations[3]).values()) == chunks
+    assert re.search(r"xruns \d+, late blocks \d+, dropped frames 0", summary)
+    assert re.search(r"worker load: mean \d+ %, peak \d+ %", summary)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--input", "nosuch"], "no input audio device 'nosuch'; available: 0: system"),
     (["--output", "7"], "no output audio device 7; available: 0: system"),
@@ -316,8 +399,6 @@ def test_preset_switch_crossfades_without_a_click():
     def switch_at_chunk_6(index: int) -> None:
         if index == 6:
             processor.program_change(1)
-            while not processor.incoming and "not loaded" not in processor.notice:
-                time.sleep(0.01)
     out = drive(processor, sine, switch_at_chunk_6)
     assert processor.stats.switches == 1 and processor.preset_name == "quiet" and processor.stats.late_blocks == 0
     # chunk 6 (input samples from 6 chunks on) comes out after the STFT overlap: a chunk's output starts pad
@@ -338,19 +419,27 @@ def test_preset_switch_crossfades_without_a_click():
     assert np.all(np.diff(envelope) < 0)  # a glide, no gap or bump
 
 
-def test_switch_to_a_preset_of_other_latency_is_refused():
+def test_program_presets_are_built_before_streaming_and_other_latencies_refused():
+    """Every preset a program change can reach is built when the processor is; one of another chunk size
+    or latency is refused then, named when it is chosen, and the running chain plays on."""
     from dreamfx.live import LiveProcessor
-    other = Chain([DreamEffect(chunk_frames=16, context_frames=16)])
-    processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK,
-                              chain_factory=lambda name: (other, None), programs=("other",))
+    built = []
+
+    def factory(name):
+        built.append(name)
+        return (Chain([DreamEffect(chunk_frames=16, context_frames=16)]) if name == "other" else
+                Chain([DreamEffect(intensity=0.5)])), None
+    processor = LiveProcessor(Chain([DreamEffect(intensity=0.0)]), SR, 2, BLOCK, chain_factory=factory,
+                              programs=("same", "other", "same"))
+    assert built == ["same", "other"] and list(processor.switchable) == ["same"]
+    assert processor.unswitchable["other"].startswith("its chunk (8912 samples)")
+    processor.program_change(3)
+    assert processor.notice == "program 3: no preset (0..2)"
     processor.program_change(1)
-    assert processor.notice == "program 1: no preset (0..0)"
-    processor.switch_to("other")
-    for _ in range(500):
-        if "not loaded" in processor.notice:
-            break
-        time.sleep(0.01)
     assert "preset 'other' not loaded: its chunk" in processor.notice and not processor.incoming
+    processor.program_change(0)
+    processor.program_change(2)  # the same preset again, before the switch: asked once
+    assert list(processor.incoming) == [processor.switchable["same"]] and processor.notice == "already on same"
 
 
 def jack_midi_sender(port_name: str, wait: float = 60.0):
