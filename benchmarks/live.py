@@ -1,22 +1,28 @@
-"""Live processing on a JACK dummy server: latency, iterations achieved per chunk, xruns, fallbacks.
+"""Live processing on a JACK dummy server: latency, iterations achieved per chunk, xruns, late blocks, load.
 
-Starts ``jackd -d dummy`` (48 kHz, 256-frame periods by default), runs the
-default preset's chain on a duplex PortAudio stream for ``--seconds``, and
-prints what a performer would want to know.  The dummy driver's capture ports
-deliver silence; the dream's cost does not depend on the signal.
+Starts ``jackd -d dummy`` (48 kHz, 256-frame periods by default), runs a preset's
+chain on a duplex PortAudio stream for ``--seconds`` (the same run as
+``dreamfx live --soak``), optionally with a second process spinning on one core
+(``--hog``), and prints what a performer would want to know.  With ``--trace``
+(root) every xrun gets a scheduler trace and a verdict (benchmarks/sched_trace.py):
+an xrun whose trace shows no dreamfx thread caused it is listed, not counted.
+The dummy driver's capture ports deliver silence; the dream's cost does not
+depend on the signal.
 
-    python benchmarks/live.py [--seconds 60] [--samplerate 48000] [--blocksize 256]
+    python benchmarks/live.py [--seconds 600] [--blocksize 256] [--preset live-tight] [--hog] [--trace]
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import click
-import numpy as np
 from common import machine
+from sched_trace import SchedulerTrace
 
 
 @click.command()
@@ -24,34 +30,44 @@ from common import machine
 @click.option("--samplerate", default=48000, show_default=True)
 @click.option("--blocksize", default=256, show_default=True)
 @click.option("--preset", default="default", show_default=True)
-def main(seconds: float, samplerate: int, blocksize: int, preset: str) -> None:
+@click.option("--hog/--no-hog", default=False, help="A second process spinning on one core meanwhile.")
+@click.option("--threads", default=1, show_default=True, help="Compute threads of the dream (torch, onnxruntime).")
+@click.option("--trace/--no-trace", default=False, help="A scheduler trace and a verdict for every xrun (root).")
+def main(seconds: float, samplerate: int, blocksize: int, preset: str, hog: bool, threads: int, trace: bool) -> None:
+    import torch
+    torch.set_num_threads(threads)
     from dreamfx import load_preset
     from dreamfx.jack_dummy import DummyJackServer
-    from dreamfx.live import LiveProcessor, run_live
+    from dreamfx.live import LiveProcessor, run_live, soak_summary
     log = tempfile.NamedTemporaryFile(suffix=".log")  # jackd's messages: the clients late at each xrun
     with DummyJackServer(f"dreamfx-bench-{os.getpid()}", samplerate, blocksize, Path(log.name)) as server:
-        chain = load_preset(preset).build_chain()
-        processor = LiveProcessor(chain, samplerate, 2, blocksize)
-        achieved = []
-        processor.engine.on_chunk = lambda report: achieved.append(processor.engine.stats.last_iterations)
-        lines = []
-        stats = run_live(processor, blocksize=blocksize, duration=seconds, report=lines.append, report_every=10)
+        processor = LiveProcessor(load_preset(preset).build_chain(), samplerate, 2, blocksize, preset_name=preset)
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
+        traces = Path(tempfile.mkdtemp(prefix="dreamfx-xruns-"))
+        tracer = SchedulerTrace(server.pid, blocksize / samplerate, lambda: processor.stats.xruns, traces) \
+            if trace else None
+        try:
+            with tracer or open(os.devnull):
+                run_live(processor, blocksize=blocksize, duration=seconds)
+        finally:
+            if spinner is not None:
+                spinner.kill()
         import sounddevice
         sounddevice._terminate()  # PortAudio's JACK client goes before the server
         xrun_lines = server.xrun_lines()
-    engine, asked = processor.engine.stats, processor.engine.settings.iterations
-    counts = np.bincount(achieved, minlength=asked + 1)
     print(machine())
-    print(f"JACK dummy server, {samplerate} Hz, {blocksize}-frame blocks, preset {preset!r}, {seconds:.0f} s")
-    print(lines[0])
-    print(f"chunks {stats.chunks} ({processor.chunk} samples each); iterations asked {asked}; achieved: mean "
-          f"{np.mean(achieved):.2f}, min {min(achieved)}; histogram {dict((i, int(c)) for i, c in enumerate(counts) if c)}")
-    print(f"xruns {stats.xruns}, late blocks {stats.late_blocks}, dropped frames {stats.dropped_frames}, reduced "
-          f"chunks {engine.reduced_chunks}, dry chunks {engine.deadline_dry_chunks}, worker load "
-          f"{100 * stats.worker_load:.0f}%")
+    print(f"JACK dummy server, {samplerate} Hz, {blocksize}-frame periods, preset {preset!r}, "
+          f"{'a second process spinning on one core' if hog else 'no other load'}, {threads} compute thread(s)")
+    print(soak_summary(processor, seconds))
     for line in xrun_lines:
         print("jackd:", line)
-
+    if tracer is not None:
+        verdicts = tracer.verdicts()
+        print(tracer.error or f"scheduler trace: {sum(x.counts for x in verdicts)} of {len(verdicts)} xruns count "
+              f"against dreamfx (traces in {traces})")
+        for xrun in verdicts:
+            print(f"  {xrun.path.name} (seen at {xrun.seen_at:.3f} s): {'counts' if xrun.counts else 'not counted'}: "
+                  f"{xrun.reason}")
 
 if __name__ == "__main__":
     main()

@@ -254,6 +254,7 @@ class OnnxGraph:
         options.log_severity_level = 3
         # Idle pool threads must not spin: torch's STFT and overlap-add run on the same cores between steps.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.intra_op_num_threads = torch.get_num_threads()  # as many as torch's, which the caller may set
         try:
             self.session = ort.InferenceSession(model_bytes, options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types

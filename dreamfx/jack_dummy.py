@@ -56,6 +56,11 @@ class DummyJackServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    @property
+    def pid(self) -> int | None:
+        """jackd's process id while it runs."""
+        return None if self._process is None else self._process.pid
+
     def log_lines(self) -> list[str]:
         return self.log_path.read_text().splitlines()
 
