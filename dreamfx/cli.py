@@ -282,6 +282,8 @@ def demo(output: Path, preset: str) -> None:
 @click.option("--duration", type=float, help="Stop after this many seconds (default: run until Ctrl-C).")
 @click.option("--soak", type=float, metavar="SECONDS", help="Run this many seconds, then print xruns, late blocks, "
               "iterations achieved, worker load and latency.")
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Compute threads of "
+              "the dream (torch, onnxruntime); one runs at the worker's real-time priority, more do not.")
 @click.option("--headroom", type=float, metavar="MS", help="Time the worker has for each chunk, part of the "
               "latency (default: measured before the stream starts).")
 @click.option("--learn", type=click.Choice(list(MIDI_PARAMETERS)), help="Bind the next MIDI controller moved to "
@@ -289,12 +291,13 @@ def demo(output: Path, preset: str) -> None:
 @click.option("--save-preset", type=click.Path(path_type=Path), help="Where --learn saves the preset (default: "
               "the preset file itself; needed for a shipped preset).")
 def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
-         midi_virtual, record, duration, soak, headroom, learn, save_preset, **overrides) -> None:
+         midi_virtual, record, duration, soak, threads, headroom, learn, save_preset, **overrides) -> None:
     """Process live audio input through a preset's chain (full duplex), optionally played with MIDI.
 
     MIDI program change n switches to the preset's midi.programs[n] (default: the shipped presets in
     `dreamfx presets list` order), crossfaded over one chunk.
     """
+    import torch
     from dreamfx.live import LiveProcessor, run_live, soak_summary
     from dreamfx.midi import MidiControl, open_midi_input
     from dreamfx.presets import PRESET_DIR, preset_names, preset_path
@@ -315,6 +318,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         if save_preset.resolve().parent == PRESET_DIR.resolve():
             raise DreamfxError(f"--learn would change the shipped preset {source.name!r}: add --save-preset my.toml")
         check_output_path(save_preset, [], overwrite=True, formats=(".toml",))
+    torch.set_num_threads(threads)  # before the chains are built: onnxruntime sessions take this count too
     chain = build_chain(source, model, chain_spec, **overrides)
 
     def chain_factory(name: str):

@@ -8,7 +8,10 @@
 
 The callback is compiled (:mod:`dreamfx.native_audio`) and never waits for
 the interpreter lock, whatever Python does meanwhile.  Every buffer is
-allocated before the stream starts.
+allocated before the stream starts.  The worker thread runs at a real-time
+priority below the audio threads' where the system allows it
+(:func:`real_time_priority`), and ``dreamfx live`` computes on one thread by
+default, so another busy process delays neither.
 
 Latency: the worker starts a chunk when its last sample has arrived and must
 deliver it before the outbox runs dry, so the outbox is primed with one chunk,
@@ -33,6 +36,7 @@ import collections
 import contextlib
 import ctypes
 import gc
+import os
 import sys
 import threading
 import time
@@ -50,6 +54,10 @@ from dreamfx.native_audio import (CALLBACKS, DROPPED_FRAMES, LAST_XRUN, LATE_BLO
 from dreamfx.ringbuffer import RingBuffer
 
 MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
+# The worker's real-time priority: the lowest, above every normal process (a busy core must not delay the
+# dream) and below every audio thread (JACK's driver runs at 10 by default, its clients' threads, PortAudio's
+# callback among them, at 5; at 10 the worker made them late).
+WORKER_PRIORITY = 1
 
 
 @dataclass
@@ -66,6 +74,7 @@ class LiveStats:
     iterations: collections.Counter = field(default_factory=collections.Counter)  # iterations achieved -> chunks
     io_latency: int = 0        # samples the audio API adds (input + output), known once the stream runs
     load_sum: float = 0.0      # sum of every chunk's load (mean = load_sum / chunks)
+    worker_scheduling: str = ""  # how the worker thread is scheduled (see real_time_priority)
     counters: np.ndarray = field(default_factory=lambda: np.zeros(N_COUNTERS, np.int64), repr=False)
 
     @property
@@ -237,6 +246,7 @@ class LiveProcessor:
             self._worker = None
 
     def _run(self) -> None:
+        self.stats.worker_scheduling = real_time_priority(WORKER_PRIORITY)
         try:
             while not self._stop.is_set():
                 if self.inbox.size < self.chunk:
@@ -337,6 +347,22 @@ class LiveProcessor:
             self.control.retarget(switch.chain.dream_effects[0], switch.midi_map)
         self.stats.switches += 1
         self.notice = f"switched to {switch.name}"
+
+
+def real_time_priority(priority: int) -> str:
+    """Schedule the calling thread as real-time (SCHED_FIFO ``priority``), else at nice -10, else leave it
+    (Linux; it needs root, CAP_SYS_NICE or an rtprio limit such as the 'audio' group's).  Says which."""
+    thread = threading.get_native_id()
+    try:
+        os.sched_setscheduler(thread, os.SCHED_FIFO, os.sched_param(priority))
+        return f"SCHED_FIFO {priority}"
+    except (OSError, AttributeError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, -10)
+        return "nice -10"
+    except (OSError, AttributeError):
+        return "normal priority (no permission for real-time scheduling; add yourself to the 'audio' group)"
 
 
 # --- sounddevice ---------------------------------------------------------------------------------
@@ -479,7 +505,8 @@ def soak_summary(processor: LiveProcessor, seconds: float) -> str:
     s, engine = processor.stats, processor.engine
     lines = [f"soak: {seconds:.0f} s, {s.callbacks} callbacks, {s.chunks} chunks of {processor.chunk} samples, "
              f"preset {processor.preset_name or '(chain)'}", latency_line(processor),
-             f"xruns {s.xruns}, late blocks {s.late_blocks}, dropped frames {s.dropped_frames}"]
+             f"xruns {s.xruns}, late blocks {s.late_blocks}, dropped frames {s.dropped_frames}; worker thread: "
+             f"{s.worker_scheduling}"]
     if engine is not None and s.chunks:
         achieved = sorted(s.iterations.elements())
         lines.append(f"iterations achieved per chunk: mean {np.mean(achieved):.2f} of {engine.settings.iterations}, "
