@@ -4,7 +4,7 @@ Starts ``jackd -d dummy`` (48 kHz, 256-frame periods by default), runs a preset'
 chain on a duplex PortAudio stream for ``--seconds`` (the same run as
 ``dreamfx live --soak``), optionally with a second process spinning on one core
 (``--hog``), and prints what a performer would want to know.  With ``--trace``
-(root) every xrun gets a scheduler trace and a verdict (benchmarks/sched_trace.py):
+(root) every xrun gets a scheduler trace and a verdict (dreamfx/testing/sched_trace.py):
 an xrun whose trace shows no dreamfx thread caused it is listed, not counted.
 The dummy driver's capture ports deliver silence; the dream's cost does not
 depend on the signal.
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import click
 from common import machine
-from sched_trace import SchedulerTrace
 
 
 @click.command()
@@ -30,18 +29,23 @@ from sched_trace import SchedulerTrace
 @click.option("--samplerate", default=48000, show_default=True)
 @click.option("--blocksize", default=256, show_default=True)
 @click.option("--preset", default="default", show_default=True)
+@click.option("--bypass", is_flag=True, help="The dream at intensity 0 (a control: the same stream, a light worker).")
+@click.option("--realtime/--no-realtime", default=True, help="The worker at real-time priority.")
 @click.option("--hog/--no-hog", default=False, help="A second process spinning on one core meanwhile.")
 @click.option("--threads", default=1, show_default=True, help="Compute threads of the dream (torch, onnxruntime).")
 @click.option("--trace/--no-trace", default=False, help="A scheduler trace and a verdict for every xrun (root).")
-def main(seconds: float, samplerate: int, blocksize: int, preset: str, hog: bool, threads: int, trace: bool) -> None:
+def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: bool, realtime: bool, hog: bool,
+         threads: int, trace: bool) -> None:
     import torch
     torch.set_num_threads(threads)
     from dreamfx import load_preset
-    from dreamfx.jack_dummy import DummyJackServer
+    from dreamfx.testing.jack_dummy import DummyJackServer
+    from dreamfx.testing.sched_trace import SchedulerTrace
     from dreamfx.live import LiveProcessor, run_live, soak_summary
     log = tempfile.NamedTemporaryFile(suffix=".log")  # jackd's messages: the clients late at each xrun
     with DummyJackServer(f"dreamfx-bench-{os.getpid()}", samplerate, blocksize, Path(log.name)) as server:
-        processor = LiveProcessor(load_preset(preset).build_chain(), samplerate, 2, blocksize, preset_name=preset)
+        chain = load_preset(preset).build_chain(**({"intensity": 0.0} if bypass else {}))
+        processor = LiveProcessor(chain, samplerate, 2, blocksize, preset_name=preset, realtime=realtime)
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
         traces = Path(tempfile.mkdtemp(prefix="dreamfx-xruns-"))
         tracer = SchedulerTrace(server.pid, blocksize / samplerate, lambda: processor.stats.xruns, traces) \
@@ -56,7 +60,8 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str, hog: bool
         sounddevice._terminate()  # PortAudio's JACK client goes before the server
         xrun_lines = server.xrun_lines()
     print(machine())
-    print(f"JACK dummy server, {samplerate} Hz, {blocksize}-frame periods, preset {preset!r}, "
+    print(f"JACK dummy server, {samplerate} Hz, {blocksize}-frame periods, preset {preset!r}"
+          f"{' bypassed (intensity 0)' if bypass else ''}, "
           f"{'a second process spinning on one core' if hog else 'no other load'}, {threads} compute thread(s)")
     print(soak_summary(processor, seconds))
     for line in xrun_lines:

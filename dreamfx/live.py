@@ -124,16 +124,17 @@ class LiveProcessor:
     blocksize: frames per callback (the callback also accepts other sizes up to MAX_BLOCK).
     load_target: share of the time until the output runs dry that the dream may use.
     headroom: frames the worker has for a chunk (None: :meth:`measure_headroom`); part of the latency.
+    realtime: run the worker at real-time priority :data:`WORKER_PRIORITY` where the system allows it.
     control: MIDI control of the dream; its queued messages are applied before each chunk.
     chain_factory / programs: for preset switching; program change n selects ``programs[n]``; each is built
     here, before any stream starts.
     """
 
     def __init__(self, chain: Chain, sample_rate: int, channels: int, blocksize: int, load_target: float = 0.7,
-                 headroom: int | None = None, control: MidiControl | None = None,
+                 headroom: int | None = None, realtime: bool = True, control: MidiControl | None = None,
                  chain_factory: ChainFactory | None = None, programs: tuple[str, ...] = (), preset_name: str = ""):
         self.chain, self.sample_rate, self.channels = chain, sample_rate, channels
-        self.load_target = load_target
+        self.load_target, self.realtime = load_target, realtime
         self.control, self.programs = control, programs
         if control is not None:
             control.on_program = self.program_change
@@ -246,7 +247,7 @@ class LiveProcessor:
             self._worker = None
 
     def _run(self) -> None:
-        self.stats.worker_scheduling = real_time_priority(WORKER_PRIORITY)
+        self.stats.worker_scheduling = real_time_priority(WORKER_PRIORITY) if self.realtime else "normal priority"
         try:
             while not self._stop.is_set():
                 if self.inbox.size < self.chunk:
