@@ -105,7 +105,7 @@ class LiveStats:
 
 @dataclass
 class PresetSwitch:
-    """A chain built and warmed up off the worker, waiting to be crossfaded in."""
+    """A program preset's chain, built with its dream-step graphs before the stream started."""
 
     name: str
     chain: Chain
