@@ -7,6 +7,7 @@ half-written file, and the input is never the output.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ READ_FORMATS = tuple(get_supported_read_formats())
 WRITE_FORMATS = tuple(get_supported_write_formats())
 
 
-def _open(path: Path):
+def open_audio(path: Path):
     """Open ``path`` for reading, turning every failure into a one-line DreamfxError."""
     if path.is_dir():
         raise DreamfxError(f"{path} is a directory, expected an audio file: pass a file, or a folder as both IN and OUT")
@@ -37,7 +38,7 @@ def _open(path: Path):
 
 def probe_audio(path: str | Path) -> int:
     """Check that ``path`` opens as audio; returns its length in samples."""
-    with _open(Path(path)) as f:
+    with open_audio(Path(path)) as f:
         return f.frames
 
 
@@ -47,19 +48,26 @@ def read_audio(path: str | Path, seconds: float | None = None) -> tuple[np.ndarr
     if seconds is not None and not seconds > 0:
         raise DreamfxError(f"--seconds must be positive, got {seconds}")
     try:
-        with _open(path) as f:
+        with open_audio(path) as f:
             frames = f.frames if seconds is None else min(f.frames, int(seconds * f.samplerate))
-            audio, sample_rate = f.read(frames), f.samplerate
+            sample_rate = checked_sample_rate(path, f, frames)
+            audio = f.read(frames)
     except DreamfxError:
         raise
     except Exception as exc:
         raise DreamfxError(f"{path} could not be read as audio ({str(exc).splitlines()[0]})") from None
-    if audio.shape[1] == 0:
-        raise DreamfxError(f"{path} holds no audio samples")
     check_finite(audio, str(path))
-    if not float(sample_rate).is_integer():
-        raise DreamfxError(f"{path} has a fractional sample rate {sample_rate}: resample it to a whole number of Hz")
-    return audio.astype(np.float32, copy=False), int(sample_rate)
+    return audio.astype(np.float32, copy=False), sample_rate
+
+
+def checked_sample_rate(path: Path, f, frames: int) -> int:
+    """The sample rate of the open file ``f`` (Hz), once it is known to hold ``frames`` > 0 samples at a whole
+    number of Hz."""
+    if frames == 0:
+        raise DreamfxError(f"{path} holds no audio samples")
+    if not float(f.samplerate).is_integer():
+        raise DreamfxError(f"{path} has a fractional sample rate {f.samplerate}: resample it to a whole number of Hz")
+    return int(f.samplerate)
 
 
 def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bool = False,
@@ -82,17 +90,26 @@ def check_output_path(output: str | Path, inputs: list[Path] = (), overwrite: bo
 
 
 def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int, bit_depth: int | None = None) -> Path:
-    """Write (channels, samples) float32 atomically.
+    """Write (channels, samples) float32 atomically (see :func:`open_output`)."""
+    path = Path(path)
+    with open_output(path, sample_rate, audio.shape[0], bit_depth) as write:
+        write(audio)
+    return path
+
+
+@contextlib.contextmanager
+def open_output(path: Path, sample_rate: int, channels: int, bit_depth: int | None = None):
+    """Open ``path`` for writing atomically; yields ``write(block)`` for float32 (channels, n) blocks.
 
     Default ``bit_depth``: 32-bit float for WAV/AIFF (no clipping), 24-bit for FLAC;
     lossy formats use their encoder's default quality.
     """
-    path = Path(path)
-    check_finite(audio, "output audio")
     if bit_depth is None:
         bit_depth = 32 if path.suffix.lower() in (".wav", ".aif", ".aiff") else 24
     kwargs = {"bit_depth": bit_depth} if path.suffix.lower() in (".wav", ".aif", ".aiff", ".flac") else {}
-    data = audio if bit_depth == 32 else np.clip(audio, -1.0, 1.0)
-    with atomic_path(path) as tmp, AudioFile(str(tmp), "w", sample_rate, audio.shape[0], **kwargs) as f:
-        f.write(data.astype(np.float32, copy=False))
-    return path
+
+    def write(block: np.ndarray) -> None:
+        check_finite(block, "output audio")
+        f.write((block if bit_depth == 32 else np.clip(block, -1.0, 1.0)).astype(np.float32, copy=False))
+    with atomic_path(path) as tmp, AudioFile(str(tmp), "w", sample_rate, channels, **kwargs) as f:
+        yield write

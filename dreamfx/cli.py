@@ -158,6 +158,7 @@ def cli() -> None:
 def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, automation,
             **overrides) -> None:
     """Dream IN (a file, or a folder of files) into OUT (a file, or a folder)."""
+    from dreamfx.file_render import render_file
     from dreamfx.midi import Automation, MidiControl
     jobs = collect_jobs(src, dst, overwrite)
     total = sum(probe_audio(inp) for inp, _ in jobs)  # every input opens before any output is written
@@ -165,13 +166,12 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
     chain = build_chain(preset, model, chain_spec, **overrides)
     with progress_bar(total, "dreaming") as bar:
         for i, (inp, out) in enumerate(jobs):
-            audio, sr = read_audio(inp)
-            if performance is not None:
-                if i:  # the automation moved the previous file's parameters: start again from the preset's
-                    chain = build_chain(preset, model, chain_spec, **overrides)
-                performance.attach(MidiControl(chain.dream_effects[0]), sr, audio.shape[0])
+            if performance is not None and i:  # the automation moved the last file's parameters: start again
+                chain = build_chain(preset, model, chain_spec, **overrides)
+            attach = None if performance is None else \
+                lambda sr, channels: performance.attach(MidiControl(chain.dream_effects[0]), sr, channels)
             out.parent.mkdir(parents=True, exist_ok=True)
-            write_audio(out, chain(audio, sr, buffer_size=buffer_size, progress=progress_to(bar)), sr)
+            sr = render_file(chain, inp, out, buffer_size=buffer_size, before=attach, progress=progress_to(bar))
     latency = chain.latency_samples(sr)
     click.echo(f"wrote {len(jobs)} file(s) to {dst} (dream latency {latency} samples = {1000 * latency / sr:.1f} ms, "
                "compensated)")

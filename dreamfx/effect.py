@@ -373,12 +373,13 @@ def _check_sample_rate(sample_rate) -> int:
     return int(sample_rate)
 
 
-def check_finite(audio: np.ndarray, what: str) -> None:
-    """Raise DreamfxError naming the first NaN/Inf sample of ``audio`` (channels, samples)."""
+def check_finite(audio: np.ndarray, what: str, offset: int = 0) -> None:
+    """Raise DreamfxError naming the first NaN/Inf sample of ``audio`` (channels, samples), which starts at sample
+    ``offset`` of ``what``."""
     bad = ~np.isfinite(audio)
     if bad.any():
         channel, sample = (int(i[0]) for i in np.nonzero(bad))
-        raise DreamfxError(f"{what} contains NaN/Inf (first at sample {sample}, channel {channel}): "
+        raise DreamfxError(f"{what} contains NaN/Inf (first at sample {offset + sample}, channel {channel}): "
                            "repair or re-export it before dreaming")
 
 
