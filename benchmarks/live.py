@@ -14,6 +14,7 @@ depend on the signal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: b
         tracer = SchedulerTrace(server.pid, blocksize / samplerate, lambda: processor.stats.xruns, traces) \
             if trace else None
         try:
-            with tracer or open(os.devnull):
+            with tracer or contextlib.nullcontext():
                 run_live(processor, blocksize=blocksize, duration=seconds)
         finally:
             if spinner is not None:

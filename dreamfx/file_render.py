@@ -108,10 +108,6 @@ class _CompensatedStages:
         """Yield the rest of the output once the input has ended: each stage in turn, from the first, gives what
         it holds (a dream stage: its latency's worth, by a flush of silence) to the stages after it."""
         for i, latency in enumerate(self.latencies):
-            silence = [np.zeros((channels, min(block_size, latency - start)), np.float32)
-                       for start in range(0, latency, block_size)] or [np.zeros((channels, 0), np.float32)]
-            for k, block in enumerate(silence):
-                if k < len(silence) - 1:
-                    yield self.process(block, first=i)
-                else:  # the stage's last input: it and the stages after it give what they hold
-                    yield self.process(block, first=i, last=True)
+            for start in range(0, latency, block_size):
+                yield self.process(np.zeros((channels, min(block_size, latency - start)), np.float32), first=i)
+            yield self.process(np.zeros((channels, 0), np.float32), first=i, last=True)  # stage i gives what it holds

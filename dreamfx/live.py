@@ -148,8 +148,7 @@ class LiveProcessor:
         # own (chunk - 1)-sample wait is not added again.
         self.headroom = self.measure_headroom() if headroom is None else headroom
         self.prefill = self.chunk + self.headroom + blocksize
-        chunk_wait = self.engine.chunk_wait if self.engine is not None else 0
-        self.latency = chain.latency_samples(sample_rate) - chunk_wait + self.prefill
+        self.latency = self._latency(chain, self.engine)
         capacity = 4 * (self.chunk + MAX_BLOCK)
         self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
         self.dry = RingBuffer(channels, self.latency + capacity)
@@ -194,28 +193,34 @@ class LiveProcessor:
             engine.backend.warm_up()
         return engine
 
+    def _latency(self, chain: Chain, engine: DreamEngine | None) -> int:
+        """Samples from input to output with ``chain`` (whose first dream runs on ``engine``): the chain's latency
+        less the engine's chunk wait (the worker feeds whole chunks), plus what the outbox is primed with."""
+        return chain.latency_samples(self.sample_rate) - (engine.chunk_wait if engine else 0) + self.prefill
+
     def measure_headroom(self, chunks: int = 8) -> int:
         """Frames the worker needs between a chunk's arrival and its output: the slowest of ``chunks`` chunks of
         noise run through the chain at full intensity and mix (after two to warm up), divided by
         ``load_target``; at most one chunk.  Leaves the chain reset."""
         noise = np.random.default_rng(0).normal(0, 0.05, (self.channels, (chunks + 2) * self.chunk))
         noise = noise.astype(np.float32)
-        settings = self.engine.settings if self.engine is not None else None
-        saved = (settings.intensity, settings.mix) if settings is not None else None
-        if settings is not None:
-            settings.intensity = settings.mix = 1.0
+        saved = None
+        if self.engine is not None:
+            settings = self.engine.settings
+            saved, settings.intensity, settings.mix = (settings.intensity, settings.mix), 1.0, 1.0
             self.engine.reset()
             self.engine.take_whole_chunks()
-        slowest = 0.0
+        times = []
         try:
             for i in range(chunks + 2):
                 started = time.perf_counter()
                 self.chain(noise[:, i * self.chunk:(i + 1) * self.chunk], self.sample_rate, reset=False)
-                slowest = max(slowest, time.perf_counter() - started) if i >= 2 else 0.0
+                times.append(time.perf_counter() - started)
         finally:
-            if settings is not None:
-                settings.intensity, settings.mix = saved
+            if saved is not None:
+                self.engine.settings.intensity, self.engine.settings.mix = saved
             self.chain.reset()
+        slowest = max(times[2:])
         return min(self.chunk, int(np.ceil(slowest / self.load_target * self.sample_rate)))
 
     # --- audio thread ------------------------------------------------------------------------
@@ -322,7 +327,7 @@ class LiveProcessor:
             chain, midi_map = chain_factory(name)
             engine = self._prepare(chain)
             chunk = engine.chunk_samples if engine else self.chunk
-            latency = chain.latency_samples(self.sample_rate) - (engine.chunk_wait if engine else 0) + self.prefill
+            latency = self._latency(chain, engine)
             if chunk != self.chunk or latency != self.latency:
                 raise DreamfxError(f"its chunk ({chunk} samples) and latency ({latency}) differ from the running "
                                    f"preset's ({self.chunk}, {self.latency}); start dreamfx live with it instead")

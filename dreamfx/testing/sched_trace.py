@@ -60,7 +60,6 @@ class SchedulerTrace:
     period_s: float
     counter: Callable[[], int]
     directory: Path            # where the traces are kept
-    processes: Callable[[], list[int]] = lambda: [os.getpid()]  # dreamfx's processes
     window: float = 0.25
     xruns: list[XrunTrace] = field(default_factory=list)
     error: str = ""
@@ -78,7 +77,7 @@ class SchedulerTrace:
         except (OSError, subprocess.CalledProcessError) as exc:
             self.error = f"no scheduler trace ({exc})"
             return self
-        self.ours, self.jackd_threads = self._dreamfx_threads(), threads_of(self.jackd_pid)
+        self.ours, self.jackd_threads = threads_of(os.getpid()), threads_of(self.jackd_pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="xrun-tracer", daemon=True)
         self._thread.start()
@@ -101,7 +100,7 @@ class SchedulerTrace:
             if now == seen:
                 continue
             seen_at = time.monotonic()
-            self.ours |= self._dreamfx_threads()
+            self.ours |= threads_of(os.getpid())
             self.jackd_threads |= threads_of(self.jackd_pid)
             time.sleep(2 * self.period_s)  # the trace of the cycles after the late one, too
             (TRACING / "tracing_on").write_text("0")
@@ -112,27 +111,23 @@ class SchedulerTrace:
             self.xruns += [XrunTrace(seen_at, path) for _ in range(now - seen)]
             seen = self.counter()
 
-    def _dreamfx_threads(self) -> set[int]:
-        return set().union(*(threads_of(pid) for pid in self.processes() if os.path.isdir(f"/proc/{pid}")))
-
     def verdicts(self) -> list[XrunTrace]:
         """Every xrun, judged (after the run)."""
         for xrun in self.xruns:
-            lines = [line for line in xrun.path.read_text().splitlines()
-                     if (m := _EVENT.match(line)) and xrun.seen_at - self.window <= float(m["time"]) <= xrun.seen_at]
-            self.judge(xrun, lines)
+            self.judge(xrun, xrun.path.read_text().splitlines())
         return self.xruns
 
     def judge(self, xrun: XrunTrace, lines: list[str]) -> XrunTrace:
-        """Apply the rule of the module doc to ``lines``, the trace before the xrun."""
-        driver = self._driver_thread(lines)
+        """Apply the rule of the module doc to the events of trace ``lines`` in the ``window`` before the xrun."""
+        events = [m for line in lines
+                  if (m := _EVENT.match(line)) and xrun.seen_at - self.window <= float(m["time"]) <= xrun.seen_at]
+        driver = self._driver_thread(events)
         if driver is None:
             xrun.reason = "JACK's driver thread not found in the trace"
             return xrun
         # The driver's wake-ups: time, CPU, threads seen on that CPU since its previous wake-up.
         wakeups = [{"time": -1.0, "cpu": -1, "before": set()}]
-        for line in lines:
-            m = _EVENT.match(line)
+        for m in events:
             cpu, current, wake = int(m["cpu"]), int(m["tid"]), wakeups[-1]
             if cpu == wake["cpu"] and current not in (0, driver):
                 wake["before"].add(current)
@@ -149,7 +144,7 @@ class SchedulerTrace:
                                + (f"while dreamfx's threads {ours} ran on its CPU" if ours else
                                   "while no dreamfx thread ran on its CPU"))
                 return xrun
-        waits = self._real_time_waits(lines)
+        waits = self._real_time_waits(events)
         if waits and max(waits)[0] > self.period_s:
             waited, thread, cpu, ran = max(waits)
             ours = sorted((ran - {thread}) & self.ours)
@@ -163,13 +158,12 @@ class SchedulerTrace:
         return xrun
 
     @staticmethod
-    def _real_time_waits(lines: list[str]) -> list[tuple[float, int, int, set[int]]]:
+    def _real_time_waits(events: list[re.Match]) -> list[tuple[float, int, int, set[int]]]:
         """(seconds waited, thread, CPU, threads seen on that CPU meanwhile) for every wake-up of a real-time
         thread (JACK's, PortAudio's callback thread) until it ran."""
         pending: dict[int, tuple[float, int, set[int]]] = {}
         waits = []
-        for line in lines:
-            m = _EVENT.match(line)
+        for m in events:
             t, cpu, current = float(m["time"]), int(m["cpu"]), int(m["tid"])
             pending.pop(current, None)  # running already (it was woken while it ran, or the switch was missed)
             for thread, (_, on, ran) in pending.items():
@@ -182,12 +176,11 @@ class SchedulerTrace:
                 waits.append((t - woken, int(s["next"]), on, ran))
         return waits
 
-    def _driver_thread(self, lines: list[str]) -> int | None:
+    def _driver_thread(self, events: list[re.Match]) -> int | None:
         """The thread of jackd woken most often (once per period)."""
         jackd = self.jackd_threads
         woken: dict[int, int] = {}
-        for line in lines:
-            m = _EVENT.match(line)
+        for m in events:
             if m["event"] == "sched_wakeup" and (w := _WAKEUP.search(m["rest"])) and int(w["pid"]) in jackd:
                 woken[int(w["pid"])] = woken.get(int(w["pid"]), 0) + 1
         return max(woken, key=woken.get) if woken else None
