@@ -4,8 +4,9 @@
 
 Run as a separate process so that its Python process callback has an interpreter lock of its own: in the
 test's process it would wait for the lock dreamfx's worker holds and make the whole JACK cycle late (an
-xrun dreamfx did not cause).  It waits for dreamfx's PortAudio ports, connects them (printing
-"connected"), plays SIGNAL (2, n) from then on while recording SECONDS, then saves what it recorded.
+xrun dreamfx did not cause).  It waits for dreamfx's PortAudio ports, connects them, waits SETTLE
+seconds, plays SIGNAL (2, n) from then on (printing "playing") while recording SECONDS (printing "recorded"
+when done), then saves what it recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 
 import jack
 import numpy as np
+
+SETTLE = 0.3  # seconds between wiring the graph and playing: JACK may flag an xrun as the graph changes
 
 
 def main(signal_path: str, recorded_path: str, seconds: float) -> None:
@@ -56,11 +59,13 @@ def main(signal_path: str, recorded_path: str, seconds: float) -> None:
                 client.disconnect(source, targets[i])
             client.connect(outs[i], targets[i])
             client.connect(sources[i], ins[i])
+        time.sleep(SETTLE)
         state["running"] = True
-        print("connected", flush=True)
+        print("playing", flush=True)
         deadline = time.monotonic() + seconds + 5  # no JACK requests meanwhile: only the callback talks to JACK
         while state["kept"] < recorded.shape[1] and time.monotonic() < deadline:
             time.sleep(0.05)
+        print("recorded", flush=True)  # before the client leaves the graph (JACK may flag an xrun then)
     np.save(recorded_path, recorded[:, :state["kept"]])
 
 
