@@ -111,16 +111,6 @@ def progress_bar(length: int, label: str):
     return _Quiet()
 
 
-def progress_to(bar):
-    """A progress callback (samples done in the current file) that advances a click progress bar."""
-    done = [0]
-
-    def update(n: int) -> None:
-        bar.update(n - done[0])
-        done[0] = n
-    return update
-
-
 def collect_jobs(src: Path, dst: Path, overwrite: bool) -> list[tuple[Path, Path]]:
     """(input, output) pairs for a file or a folder tree; validated before any work."""
     if src.is_dir():
@@ -155,25 +145,32 @@ def cli() -> None:
 @click.option("--buffer-size", default=8192, show_default=True, help="Samples per processing block.")
 @click.option("--automation", type=click.Path(path_type=Path), help="Play the dream from this MIDI file (the map "
               "of dreamfx live; e.g. a live --record), applied chunk by chunk.")
-def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, automation,
-            **overrides) -> None:
+@click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
+              help="Render files in this many worker processes (a local Dask cluster; threads per worker: cores / N).")
+@click.option("--cluster", metavar="ADDRESS", help="Render files on the workers of this Dask scheduler "
+              "(tcp://host:8786); IN and OUT must be paths every worker sees.")
+@click.option("--threads", type=click.IntRange(1), help="Torch threads per file's render [default: cores / jobs; "
+              "1 with --cluster]. Renders with the same count are identical bit for bit.")
+def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, automation, jobs, cluster,
+            threads, **overrides) -> None:
     """Dream IN (a file, or a folder of files) into OUT (a file, or a folder)."""
-    from dreamfx.file_render import render_file
-    from dreamfx.midi import Automation, MidiControl
-    jobs = collect_jobs(src, dst, overwrite)
-    total = sum(probe_audio(inp) for inp, _ in jobs)  # every input opens before any output is written
-    performance = None if automation is None else Automation(automation)
-    chain = build_chain(preset, model, chain_spec, **overrides)
+    from dreamfx.batch_render import ChainRecipe, render_files
+    pairs = collect_jobs(src, dst, overwrite)
+    total = sum(probe_audio(inp) for inp, _ in pairs)  # every input opens before any output is written
+    if automation is not None and not automation.is_file():
+        raise DreamfxError(f"automation file {automation} not found")
+    chain = build_chain(preset, model, chain_spec, **overrides)  # a bad preset or option fails here, before any work
+    recipe = ChainRecipe(str(preset), model, chain_spec, tuple(sorted(overrides.items())),
+                         None if automation is None else str(automation.resolve()), buffer_size)
     with progress_bar(total, "dreaming") as bar:
-        for i, (inp, out) in enumerate(jobs):
-            if performance is not None and i:  # the automation moved the last file's parameters: start again
-                chain = build_chain(preset, model, chain_spec, **overrides)
-            attach = None if performance is None else \
-                lambda sr, channels: performance.attach(MidiControl(chain.dream_effects[0]), sr, channels)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            sr = render_file(chain, inp, out, buffer_size=buffer_size, before=attach, progress=progress_to(bar))
+        summary = render_files([(inp.resolve(), out.resolve()) for inp, out in pairs], recipe, workers=jobs,
+                               cluster=cluster, threads=threads, progress=bar.update)
+    click.echo(summary.line(), err=bool(summary.failed))
+    if summary.failed:
+        raise SystemExit(1)
+    sr = summary.results[0].sample_rate
     latency = chain.latency_samples(sr)
-    click.echo(f"wrote {len(jobs)} file(s) to {dst} (dream latency {latency} samples = {1000 * latency / sr:.1f} ms, "
+    click.echo(f"wrote {len(pairs)} file(s) to {dst} (dream latency {latency} samples = {1000 * latency / sr:.1f} ms, "
                "compensated)")
 
 
@@ -258,14 +255,15 @@ def analyze(src: Path, preset, model, chain_spec, **overrides) -> None:
 @click.option("--preset", default="default", show_default=True)
 def demo(output: Path, preset: str) -> None:
     """Render the bundled example clip through a preset's chain with the bundled model."""
-    audio, sr = read_audio(EXAMPLE)
+    from dreamfx.batch_render import increments
+    from dreamfx.file_render import render_file
     chain = load_preset(preset).build_chain()
     output.parent.mkdir(parents=True, exist_ok=True)
     check_output_path(output, [EXAMPLE], overwrite=True)
-    with progress_bar(audio.shape[1], f"dreaming {EXAMPLE.name}") as bar:
-        write_audio(output, chain(audio, sr, progress=progress_to(bar)), sr)
+    with progress_bar(probe_audio(EXAMPLE), f"dreaming {EXAMPLE.name}") as bar:
+        sr, frames = render_file(chain, EXAMPLE, output, progress=increments(bar.update))
     click.echo(f"input:  {EXAMPLE}")
-    click.echo(f"output: {output.resolve()}  (preset {preset!r}, {audio.shape[1] / sr:.1f} s, {sr} Hz)")
+    click.echo(f"output: {output.resolve()}  (preset {preset!r}, {frames / sr:.1f} s, {sr} Hz)")
 
 
 @cli.command()

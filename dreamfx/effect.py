@@ -20,7 +20,7 @@ import numpy as np
 
 from dreamfx.backends import open_backend
 from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective
-from dreamfx.engine import DreamEngine, DreamSettings, stream_latency
+from dreamfx.engine import BATCH_CHUNKS, DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
 from dreamfx.models import DreamNet, ModelSpec
 
@@ -302,6 +302,13 @@ class DreamEffect:
         stft = self.spec.stft_for(_check_sample_rate(sample_rate))
         return stream_latency(stft, self.chunk_frames)
 
+    def render_block(self, sample_rate: float, buffer_size: int = 8192) -> int:
+        """The pieces (samples) :meth:`process` hands its engine: ``buffer_size``, or more where that completes
+        fewer chunks than one offline batch.  A stream fed in these pieces from its first sample renders
+        exactly as one call does (the batches hold the same chunks)."""
+        stft = self.spec.stft_for(_check_sample_rate(sample_rate))
+        return max(buffer_size, BATCH_CHUNKS * self.chunk_frames * stft.hop)
+
     @property
     def stats(self):
         """Counters of the current engine (chunks, dreamed, fallbacks, non-finite blocks)."""
@@ -331,10 +338,11 @@ class DreamEffect:
             raise DreamfxError(f"buffer_size must be a positive integer, got {buffer_size!r}")
         engine = self.engine(sample_rate, audio.shape[0])
         if reset:
-            out = engine.render(audio, buffer_size, progress)
+            out = engine.render(audio, self.render_block(sample_rate, buffer_size), progress)
         else:
-            out = np.concatenate([engine.process(audio[:, i:i + buffer_size])
-                                  for i in range(0, audio.shape[1], buffer_size)] or [audio[:, :0]], axis=1)
+            step = self.render_block(sample_rate, buffer_size)
+            out = np.concatenate([engine.process(audio[:, i:i + step])
+                                  for i in range(0, audio.shape[1], step)] or [audio[:, :0]], axis=1)
         return restore(out)
 
     __call__ = process

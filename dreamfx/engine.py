@@ -18,6 +18,12 @@ an exponential smoothing over chunks): a linear recurrence of gain
 ascent from the previous change instead made the dream a chaotic recurrence:
 1e-7 of input noise moved the output by -10 dB; BENCHMARKS.md.)
 
+Offline (no deadline), the dreams of the chunks a call completes are computed
+ahead, up to :data:`BATCH_CHUNKS` at a time in one batch through the network:
+they depend on the dry input alone, so only the order of the work changes;
+overlap-add, memory and phase refinement still run chunk by chunk.  (With
+``jitter`` each chunk draws its own window shifts and is dreamed on its own.)
+
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
 not grow with the channel count.
@@ -25,6 +31,7 @@ not grow with the channel count.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -61,6 +68,9 @@ class DreamSettings:
     objective: Objective = field(default_factory=Objective)
 
 
+BATCH_CHUNKS = 16  # offline: the most chunks dreamed in one batch
+
+
 @dataclass
 class EngineStats:
     chunks: int = 0              # chunks processed
@@ -79,6 +89,15 @@ class ChunkReport:
     index: int
     dry: torch.Tensor
     dreamed: torch.Tensor
+
+
+@dataclass
+class PlannedChunk:
+    """A chunk whose dream was computed ahead (offline batching): what its turn needs."""
+
+    settings: DreamSettings      # its parameters, after its before_chunk hooks ran
+    spec: torch.Tensor           # (channels, n_bins, K) complex STFT of its new frames
+    delta: torch.Tensor | None   # (1, n_bins, K) its dream's change of log-magnitude; None: dream at its turn
 
 
 def stream_latency(stft: StftConfig, chunk_frames: int) -> int:
@@ -139,6 +158,11 @@ class DreamEngine:
         return self.chunk_samples - 1
 
     @property
+    def batch_samples(self) -> int:
+        """Samples of input that complete a batch of chunks (offline, see the module doc)."""
+        return BATCH_CHUNKS * self.chunk_samples
+
+    @property
     def latency(self) -> int:
         """Samples between an input sample and the output sample it becomes."""
         full = stream_latency(self.stft, self.chunk_frames)
@@ -162,6 +186,8 @@ class DreamEngine:
         self.ola.reset()
         empty = torch.zeros(1, self.stft.n_bins, self.context_frames)
         self.context_dry, self.context_out = empty, empty.clone()
+        self.dry_tail = torch.zeros(1, self.stft.pad)  # the dry downmix's overlap-add tail before the next chunk
+        self.planned: dict[int, PlannedChunk] = {}     # chunk index -> its dream, computed ahead
         self.ramp_from = (self.settings.intensity, self.settings.mix)
         self.previous_delta: torch.Tensor | None = None
         self.chunk_index = 0
@@ -175,6 +201,8 @@ class DreamEngine:
         if not np.isfinite(block).all():
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
             self.stats.nonfinite_blocks += 1
+        if self.deadline is None and self.objective_trace is None:
+            self._plan(block)
         out = np.empty((self.channels, block.shape[1]), dtype=np.float32)
         pad, pos = self.stft.pad, 0
         while pos < block.shape[1]:
@@ -193,45 +221,109 @@ class DreamEngine:
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Offline render from a reset state: same length as ``audio``, sample-aligned (latency removed).
 
-        ``progress`` is called with the number of input samples done after each block.
+        ``progress`` is called with the number of input samples done after each block (of at least
+        :attr:`batch_samples`, whose chunks are dreamed in one batch).
         """
         self.reset()
         n = audio.shape[1]
         padded = np.concatenate([audio, np.zeros((self.channels, self.latency), dtype=np.float32)], axis=1)
         out = np.empty_like(padded)
+        block_size = max(block_size, self.batch_samples)
         for i in range(0, padded.shape[1], block_size):
             out[:, i:i + block_size] = self.process(padded[:, i:i + block_size])
             if progress is not None:
                 progress(min(i + block_size, n))
         return out[:, self.latency:self.latency + n]
 
-    def _gain(self, downmix: torch.Tensor) -> torch.Tensor:
-        """Spectral gain (1, n_bins, K) for the new frames' downmix spectrum (1, n_bins, K), complex."""
-        s, k = self.settings, self.chunk_frames
-        magnitude = downmix.abs()
-        (i0, m0), (i1, m1) = self.ramp_from, (s.intensity, s.mix)
-        self.ramp_from = (i1, m1)
-        if (i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0:
-            return torch.ones_like(magnitude)
-        window = torch.cat([self.context_dry, magnitude], dim=-1).to(self.device)
+    def _plan(self, block: np.ndarray) -> None:
+        """Dream ahead, in batches, the chunks that ``block`` (channels, n) completes (see the module doc):
+        each one's hooks run and its parameters are kept, its STFT is taken, and its dream (where it runs and
+        draws no jitter) is computed with the others of the same dream parameters."""
+        cfg, k, c = self.stft, self.chunk_frames, self.context_frames
+        n_chunks = (self.filled + block.shape[1]) // self.chunk_samples
+        if n_chunks < 2:
+            return
+        audio = np.concatenate([self.input[:, :cfg.pad + self.filled],
+                                block[:, :n_chunks * self.chunk_samples - self.filled]], axis=1)
+        context, tail, ramp = self.context_dry, self.dry_tail, self.ramp_from
+        batches: dict[tuple, list] = {}  # dream parameters -> [(chunk index, window, downmix, dry tail)]
+        for j in range(n_chunks):
+            index = self.chunk_index + j
+            for hook in self.before_chunk:
+                hook(index)
+            settings = copy.copy(self.settings)
+            spec = stft(torch.from_numpy(audio[:, j * self.chunk_samples:(j + 1) * self.chunk_samples + cfg.pad]),
+                        cfg, self.window)
+            downmix = spec.mean(dim=0, keepdim=True)
+            magnitude = downmix.abs()
+            window = torch.cat([context, magnitude], dim=-1)
+            self.planned[index] = PlannedChunk(settings, spec, None)
+            if self._dreams(settings, ramp) and not settings.jitter:
+                key = (settings.iterations, settings.step, settings.max_gain_db, settings.smooth_bins,
+                       settings.smooth_frames, settings.preserve_level, settings.octaves, settings.consistency,
+                       settings.objective)
+                batches.setdefault(key, []).append((index, window, downmix, tail))
+            ramp = (settings.intensity, settings.mix)
+            context, tail = window[..., -c:], self._dry_tail_after(downmix, tail)
+        for group in batches.values():
+            for start in range(0, len(group), BATCH_CHUNKS):
+                indices, windows, downmixes, tails = zip(*group[start:start + BATCH_CHUNKS])
+                settings = self.planned[indices[0]].settings
+                delta, _ = self._dream(settings, torch.cat(windows), torch.cat(downmixes), torch.cat(tails), None)
+                for i, index in enumerate(indices):
+                    self.planned[index].delta = delta[i:i + 1]
+
+    @staticmethod
+    def _dreams(s: DreamSettings, ramp_from: tuple[float, float]) -> bool:
+        """Whether a chunk with parameters ``s``, after one with (intensity, mix) ``ramp_from``, is dreamt."""
+        (i0, m0), (i1, m1) = ramp_from, (s.intensity, s.mix)
+        return not ((i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0)
+
+    def _dry_tail_after(self, downmix: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
+        """The dry downmix's overlap-add tail (1, pad) once the chunk ``downmix`` (1, n_bins, K) follows ``tail``."""
+        return self.ola.synthesize(downmix, tail)[:, self.chunk_frames * self.stft.hop:]
+
+    def _dream(self, s: DreamSettings, window: torch.Tensor, downmix: torch.Tensor, tail: torch.Tensor,
+               rng: np.random.Generator | None) -> tuple[torch.Tensor, int]:
+        """The dream of B chunks: windows (B, n_bins, C + K) of dry magnitudes, their new frames' complex downmix
+        (B, n_bins, K) and dry tails (B, pad).  Returns (delta (B, n_bins, K), iterations run)."""
         mel = self.backend.mel_filterbank  # a mel-image model dreams mel magnitudes
         if mel is not None:
-            window = torch.matmul(mel, window)
-        rng = np.random.default_rng([s.seed, self.chunk_index])
-        started = time.perf_counter()
-        delta, done = dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec), window,
-                            k, iterations=s.iterations, step=s.step, max_gain_db=s.max_gain_db, jitter=s.jitter,
-                            rng=rng, smooth_bins=s.smooth_bins, smooth_frames=s.smooth_frames,
-                            preserve_level=s.preserve_level, octaves=s.octaves,
-                            may_continue=self._within_deadline(),
-                            trace=None if self.objective_trace is None else self.objective_trace.setdefault(
-                                self.chunk_index, []),
-                            project=self._projection(downmix) if mel is None and s.consistency else None)
-        self._count_iterations(done, time.perf_counter() - started)
+            window = torch.matmul(mel, window.to(self.device))
+        return dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec),
+                     window.to(self.device), self.chunk_frames, iterations=s.iterations, step=s.step,
+                     max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng, smooth_bins=s.smooth_bins,
+                     smooth_frames=s.smooth_frames, preserve_level=s.preserve_level, octaves=s.octaves,
+                     may_continue=self._within_deadline(),
+                     trace=None if self.objective_trace is None else self.objective_trace.setdefault(
+                         self.chunk_index, []),
+                     project=self._projection(downmix, tail) if mel is None and s.consistency else None)
+
+    def _gain(self, downmix: torch.Tensor, s: DreamSettings, planned: torch.Tensor | None) -> torch.Tensor:
+        """Spectral gain (1, n_bins, K) for the new frames' downmix spectrum (1, n_bins, K), complex, with
+        parameters ``s``; ``planned``: its dream, when computed ahead."""
+        k = self.chunk_frames
+        magnitude = downmix.abs()
+        (i0, m0), (i1, m1) = self.ramp_from, (s.intensity, s.mix)
+        dreams = self._dreams(s, self.ramp_from)
+        self.ramp_from = (i1, m1)
+        if not dreams:
+            return torch.ones_like(magnitude)
+        window = torch.cat([self.context_dry, magnitude], dim=-1)
+        if planned is None:
+            started = time.perf_counter()
+            delta, done = self._dream(s, window, downmix, self.dry_tail, np.random.default_rng([s.seed, self.chunk_index]))
+            self._count_iterations(done, time.perf_counter() - started)
+        else:
+            delta, done = planned, s.iterations
+            self.stats.last_iterations = done
         if done == 0:
             return torch.ones_like(magnitude)
+        mel = self.backend.mel_filterbank
+        if mel is not None:
+            window = torch.matmul(mel, window.to(self.device))
         if s.memory and self.previous_delta is not None:
-            delta = self._remember(delta, window[..., -k:])
+            delta = self._remember(delta, window[..., -k:].to(self.device), s)
         self.previous_delta = delta.mean(dim=-1, keepdim=True)  # (1, n_bins, 1): what dream memory carries on
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
@@ -239,7 +331,7 @@ class DreamEngine:
         if mel is None:
             change = torch.exp(intensity * delta.cpu())
         else:  # the seed's reconstruction: invert the dreamed mel image to linear magnitudes
-            dreamed_mel = (window[..., -k:] * torch.exp(intensity * delta)).cpu()
+            dreamed_mel = (window[..., -k:].to(self.device) * torch.exp(intensity * delta)).cpu()
             change = mel_to_linear(mel.cpu(), dreamed_mel) / (magnitude + LOG_EPS)
         gain = 1 + band_weights(self.stft, s.band_hz)[:, None] * mix * (change - 1)
         if not torch.isfinite(gain).all():
@@ -247,17 +339,17 @@ class DreamEngine:
             return torch.ones_like(magnitude)
         return gain
 
-    def _remember(self, delta: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    def _remember(self, delta: torch.Tensor, magnitude: torch.Tensor, s: DreamSettings) -> torch.Tensor:
         """This chunk's change (1, n_bins, K) blended with the previous chunk's mean change: ``(1 - memory) * own +
         memory * previous``, then, with ``preserve_level``, level-corrected again (``magnitude``: the new frames
         the dream changed)."""
-        s = self.settings
         delta = (1 - s.memory) * delta + s.memory * self.previous_delta.to(delta.device)
         return level_preserved(magnitude, delta) if s.preserve_level else delta
 
-    def _projection(self, downmix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The change of log-magnitude (1, n_bins, K) that overlap-add would deliver for a requested one."""
-        tail = self.ola.tail.mean(dim=0, keepdim=True)
+    def _projection(self, downmix: torch.Tensor, tail: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The change of log-magnitude (B, n_bins, K) that overlap-add would deliver for a requested one, on the
+        new frames' dry downmix (B, n_bins, K) after the dry tails (B, pad): each chunk's dream depends on the
+        dry input alone."""
         log_dry = torch.log(downmix.abs() + LOG_EPS)
 
         def project(delta: torch.Tensor) -> torch.Tensor:
@@ -285,13 +377,18 @@ class DreamEngine:
             self.stats.reduced_chunks += 1
 
     def _process_chunk(self) -> np.ndarray:
-        for hook in self.before_chunk:
-            hook(self.chunk_index)
-        spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)
-        downmix = spec.mean(dim=0, keepdim=True)                             # (1, n_bins, K)
+        planned = self.planned.pop(self.chunk_index, None)
+        if planned is None:
+            for hook in self.before_chunk:
+                hook(self.chunk_index)
+            settings, delta = self.settings, None
+            spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)
+        else:
+            settings, spec, delta = planned.settings, planned.spec, planned.delta
+        downmix = spec.mean(dim=0, keepdim=True)                                 # (1, n_bins, K)
         magnitude = downmix.abs()
         with torch.no_grad():
-            gain = self._gain(downmix)
+            gain = self._gain(downmix, settings, delta)
         dreamed = not torch.all(gain == 1)
         out_magnitude = magnitude * gain
         if self.on_chunk is not None:
@@ -300,9 +397,10 @@ class DreamEngine:
         c = self.context_frames
         self.context_dry = torch.cat([self.context_dry, magnitude], -1)[..., -c:]
         self.context_out = torch.cat([self.context_out, out_magnitude], -1)[..., -c:]
+        self.dry_tail = self._dry_tail_after(downmix, self.dry_tail)
         self.chunk_index += 1
         self.stats.chunks += 1
         out = spec * gain
-        if dreamed and self.settings.reconstruction == "phase-refine":
-            out = self.ola.refine_phase(out, self.settings.phase_iterations)
+        if dreamed and settings.reconstruction == "phase-refine":
+            out = self.ola.refine_phase(out, settings.phase_iterations)
         return self.ola.push(out).numpy()

@@ -28,9 +28,9 @@ BLOCK = 1 << 16  # samples read, rendered and written at a time (1.5 s at 44.1 k
 def render_file(chain, source: str | Path, destination: str | Path, *, buffer_size: int = 8192,
                 block_size: int = BLOCK, bit_depth: int | None = None,
                 before: Callable[[int, int], None] | None = None,
-                progress: Callable[[int], None] | None = None) -> int:
+                progress: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Render ``source`` through ``chain`` (a Chain) into ``destination``, ``block_size`` samples at a time; returns
-    its sample rate.  The output equals ``chain(audio, sample_rate, buffer_size=buffer_size)``.
+    (its sample rate, samples rendered).  The output equals ``chain(audio, sample_rate, buffer_size=buffer_size)``.
 
     before(sample_rate, channels): called once the input is open, before any audio (e.g. to attach automation).
     progress(samples done): called after each block.
@@ -54,7 +54,7 @@ def render_file(chain, source: str | Path, destination: str | Path, *, buffer_si
                     progress(fed)
             for tail in stages.flush(channels, block_size):
                 write(tail)
-    return sample_rate
+    return sample_rate, fed
 
 
 def _read(f, source: Path, n: int, position: int) -> np.ndarray:
@@ -70,38 +70,41 @@ def _read(f, source: Path, n: int, position: int) -> np.ndarray:
 class _CompensatedStages:
     """``chain``'s stages, streaming (see the module doc).
 
-    A dream stage's output is advanced by its latency.  A pedalboard plugin is given
-    its input in the pieces the in-memory render gives it (``buffer_size`` samples
-    from its first sample on; the rest when the input ends): pedalboard's Reverb,
-    Compressor and Limiter give another output when the same signal comes in pieces
-    that are not (measured: up to 0.14 apart).
+    Every stage is given its input in the pieces the in-memory render gives it (from
+    its first sample on; the rest when the input ends): a pedalboard plugin
+    ``buffer_size`` samples (pedalboard's Reverb, Compressor and Limiter give another
+    output when the same signal comes in other pieces, measured: up to 0.14 apart), a
+    dream stage its :meth:`~dreamfx.effect.DreamEffect.render_block` (its chunks are
+    dreamed in the same batches).  A dream stage's output is advanced by its latency.
     """
 
     def __init__(self, chain, sample_rate: int, buffer_size: int):
         chain.reset()
         self.chain, self.sample_rate, self.buffer_size = chain, sample_rate, buffer_size
-        self.latencies = [p.latency_samples(sample_rate) if isinstance(p, DreamEffect) else 0 for p in chain]
+        dreams = [isinstance(p, DreamEffect) for p in chain]
+        self.latencies = [p.latency_samples(sample_rate) if dream else 0 for p, dream in zip(chain, dreams)]
+        self.pieces = [p.render_block(sample_rate, buffer_size) if dream else buffer_size
+                       for p, dream in zip(chain, dreams)]
         self.to_drop = list(self.latencies)
-        self.held = [None] * len(chain)  # per pedalboard plugin: input short of a whole buffer, (channels, < size)
+        self.held = [None] * len(chain)  # per stage: input short of a whole piece, (channels, < piece)
 
     def process(self, block: np.ndarray, first: int = 0, last: bool = False) -> np.ndarray:
         """block (channels, n) through stages ``first`` and after; returns what is ready (channels, n').
         last: stage ``first`` gets no more input, so it gives what it holds (the stages after it wait for
         their own turn: the stages between may still give them more)."""
         for i in range(first, len(self.chain)):
-            plugin = self.chain[i]
-            if isinstance(plugin, DreamEffect):
-                if block.shape[1]:
-                    block = plugin(block, self.sample_rate, reset=False)
-                drop = min(self.to_drop[i], block.shape[1])
-                block, self.to_drop[i] = block[:, drop:], self.to_drop[i] - drop
-                continue
+            plugin, piece = self.chain[i], self.pieces[i]
             if self.held[i] is not None:
                 block = np.concatenate([self.held[i], block], axis=1)
-            ready = block.shape[1] if last and i == first else block.shape[1] // self.buffer_size * self.buffer_size
+            ready = block.shape[1] if last and i == first else block.shape[1] // piece * piece
             self.held[i] = block[:, ready:]
-            block = plugin(np.ascontiguousarray(block[:, :ready]), self.sample_rate, buffer_size=self.buffer_size,
-                           reset=False) if ready else block[:, :0]
+            if ready:
+                block = plugin(np.ascontiguousarray(block[:, :ready]), self.sample_rate, buffer_size=self.buffer_size,
+                               reset=False)
+            else:
+                block = block[:, :0]
+            drop = min(self.to_drop[i], block.shape[1])
+            block, self.to_drop[i] = block[:, drop:], self.to_drop[i] - drop
         return block
 
     def flush(self, channels: int, block_size: int):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -28,3 +29,13 @@ def atomic_path(path: str | Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_partial_files(path: str | Path) -> int:
+    """Remove the temporary files :func:`atomic_path` made for ``path`` and could not remove itself (its process
+    was killed); returns how many.  Only call it when no writer of ``path`` is running."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)

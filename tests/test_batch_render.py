@@ -1,0 +1,124 @@
+"""Folders on every core and on a Dask cluster (dreamfx.batch_render): the same files bit for bit as one process,
+and a worker killed mid-file is survived (its file retried, no partial file left)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dreamfx.audio_io import read_audio, write_audio
+from dreamfx.batch_render import ChainRecipe, render_files
+from dreamfx.cli import cli
+from dreamfx.models import example_clip_path
+
+RECIPE = ChainRecipe(overrides=(("iterations", 2),))  # the default preset's chain, a faster dream
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Four 3 s WAV files cut from the example clip (the last one mono), in two subfolders."""
+    audio, sr = read_audio(example_clip_path())
+    root = tmp_path_factory.mktemp("in")
+    for i in range(4):
+        part = audio[:, i * sr * 2:i * sr * 2 + 3 * sr]
+        (root / f"set{i % 2}").mkdir(exist_ok=True)
+        write_audio(root / f"set{i % 2}" / f"clip{i}.wav", part[:1] if i == 3 else part, sr)
+    return root
+
+
+@pytest.fixture(scope="module")
+def serial(folder, tmp_path_factory):
+    """The folder rendered here, one file after another, on 1 thread."""
+    out = tmp_path_factory.mktemp("serial")
+    summary = render_files(jobs_of(folder, out), RECIPE, threads=1)
+    assert not summary.failed, summary.line()
+    return out
+
+
+def jobs_of(folder, out):
+    return [(path, out / path.relative_to(folder)) for path in sorted(folder.rglob("*.wav"))]
+
+
+def assert_same_files(a, b, measured, label):
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())  # no stray or partial file
+    worst = 0.0
+    for name in files:
+        x, _ = read_audio(a / name)
+        y, _ = read_audio(b / name)
+        assert x.shape == y.shape
+        worst = max(worst, float(np.abs(x - y).max()))
+    measured(f"{label} vs one process: {len(files)} files, max difference {worst:.1e}")
+    assert worst == 0.0
+
+
+def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measured):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["process", str(folder), str(out), "--iterations", "2", "--jobs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "rendered 4 of 4 file(s)" in result.output
+    assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Dask cluster of two worker processes, started here (loopback only)."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      host="127.0.0.1") as local:
+        yield local
+
+
+def test_a_cluster_renders_what_one_process_renders(folder, serial, cluster, tmp_path, measured):
+    out = tmp_path / "out"
+    summary = render_files(jobs_of(folder, out), RECIPE, cluster=cluster.scheduler_address)
+    assert not summary.failed, summary.line()
+    assert len({r.worker for r in summary.results}) == 2  # both workers rendered
+    assert_same_files(serial, out, measured, "local Dask cluster (2 workers)")
+
+
+def test_a_worker_killed_mid_file_is_survived(folder, serial, cluster, tmp_path, measured):
+    """A worker is killed (SIGKILL) while its file is half written: Dask gives the file to a worker again, the
+    dead one's partial file is removed, and every output equals the serial render."""
+    from distributed import Client
+    out = tmp_path / "out"
+    jobs = jobs_of(folder, out)
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(summary=render_files(
+        jobs, RECIPE, cluster=cluster.scheduler_address)))
+    with Client(cluster.scheduler_address) as client:
+        runner.start()
+        killed = None
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline:
+            busy = [address for address, keys in client.processing().items() if keys]
+            if busy and any(out.rglob(".*.part.wav")):  # a render is writing its output
+                killed = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(killed, signal.SIGKILL)
+            time.sleep(0.01)
+        runner.join(timeout=300)
+    assert killed is not None, "no render was caught writing its file"
+    summary = done["summary"]
+    measured(f"worker (pid {killed}) killed mid-file: {summary.line()}; workers used "
+             f"{sorted({r.worker for r in summary.results})}")
+    assert not summary.failed
+    assert_same_files(serial, out, measured, "local cluster with a worker killed mid-file")
+
+
+def test_a_file_that_fails_is_named_and_the_rest_are_rendered(folder, tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    audio, sr = read_audio(next(folder.rglob("*.wav")))
+    write_audio(bad / "a.wav", audio, sr)
+    (bad / "b.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")  # not audio
+    summary = render_files([(bad / "a.wav", tmp_path / "a.wav"), (bad / "b.wav", tmp_path / "b.wav")], RECIPE,
+                           workers=2)
+    assert [r.error is None for r in summary.results] == [True, False]
+    assert "b.wav" in summary.line() and "could not be read as audio" in summary.line()
+    assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["a.wav"]
