@@ -37,8 +37,9 @@ from dreamfx.files import remove_partial_files
 
 @dataclass(frozen=True)
 class ChainRecipe:
-    """What a worker needs to build the chain: :func:`dreamfx.cli.build_chain`'s arguments, and the MIDI
-    automation file to play on every file (the chain is then built afresh for each file)."""
+    """What a worker needs to build the chain: :func:`dreamfx.cli.build_chain`'s arguments, the MIDI
+    automation file to play on every file (the chain is then built afresh for each file), and the render
+    settings (buffer size, the dream stages' ``offline_batch``)."""
 
     preset: str = "default"
     model: str | None = None
@@ -46,10 +47,14 @@ class ChainRecipe:
     overrides: tuple[tuple[str, object], ...] = ()  # (name, value) pairs of dream parameter overrides
     automation: str | None = None
     buffer_size: int = 8192
+    batch: int = 1
 
     def build(self):
         from dreamfx.cli import build_chain
-        return build_chain(self.preset, self.model, self.chain_spec, **dict(self.overrides))
+        chain = build_chain(self.preset, self.model, self.chain_spec, **dict(self.overrides))
+        for effect in chain.dream_effects:
+            effect.offline_batch = self.batch
+        return chain
 
 
 @dataclass

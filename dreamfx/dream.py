@@ -241,8 +241,26 @@ def octave_radius(radius: int, max_radius: int, octaves: int, stage: int) -> int
     return min(max_radius, (radius + 1) * 2 ** (octaves - 1 - stage) - 1)
 
 
+def step_by_shift(step_function: StepFunction, inputs: StepInputs, shifts: list[int]) -> tuple[torch.Tensor,
+                                                                                              torch.Tensor]:
+    """One iteration of a batch whose items roll their windows by ``shifts`` (one per item, frames): the items
+    of each shift run together (a step graph takes one shift).  Returns (delta (B, n_bins, K), value (B,))."""
+    device = inputs.delta.device
+    if len(set(shifts)) == 1:
+        return step_function(inputs._replace(shift=torch.tensor(shifts[0], device=device)))
+    delta, value = torch.empty_like(inputs.delta), torch.empty(len(shifts), device=device)
+    for shift in sorted(set(shifts)):
+        items = torch.tensor([i for i, s in enumerate(shifts) if s == shift], device=device)
+        part_delta, part_value = step_function(inputs._replace(
+            context_logmag=inputs.context_logmag[items], magnitude=inputs.magnitude[items], delta=inputs.delta[items],
+            shift=torch.tensor(shift, device=device)))
+        delta[items], value[items] = part_delta, part_value
+    return delta, value
+
+
 def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.Tensor, n_new: int, *,
-          iterations: int, step: float, max_gain_db: float, jitter: int, rng: np.random.Generator,
+          iterations: int, step: float, max_gain_db: float, jitter: int,
+          rng: np.random.Generator | list[np.random.Generator] | None,
           smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False, octaves: int = 1,
           may_continue: Callable[[int], bool] | None = None,
           trace: list[float] | None = None,
@@ -255,7 +273,8 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     the number of iterations run).
 
     jitter: roll the window by a random number of frames (|shift| <= jitter,
-    drawn from ``rng``) each iteration.  smooth_bins / smooth_frames: average
+    drawn from ``rng``, or for a batch from each item's own generator in the
+    list ``rng``) each iteration.  smooth_bins / smooth_frames: average
     the gradient over that neighbourhood; smooth changes are closer to a
     consistent STFT and survive resynthesis better.  preserve_level: rescale
     every frame so its energy stays that of the input (a timbre change, not a
@@ -276,14 +295,15 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     kernels = [(smoothing_kernel(octave_radius(smooth_bins, MAX_SMOOTH_BINS, octaves, stage), MAX_SMOOTH_BINS),
                 smoothing_kernel(octave_radius(smooth_frames, MAX_SMOOTH_FRAMES, octaves, stage), MAX_SMOOTH_FRAMES))
                for stage in range(octaves)] if octaves > 1 else []
+    generators = rng if isinstance(rng, list) else [rng] * magnitude.shape[0]
     for done in range(iterations):
-        shift = int(rng.integers(-jitter, jitter + 1)) % frames if jitter else 0
+        shifts = [int(g.integers(-jitter, jitter + 1)) % frames if jitter else 0 for g in generators]
         if may_continue is not None and not may_continue(done):
             return inputs.delta, done
         if kernels:
             smooth_freq, smooth_time = kernels[done * octaves // iterations]
             inputs = inputs._replace(smooth_freq=smooth_freq.to(device), smooth_time=smooth_time.to(device))
-        delta, value = step_function(inputs._replace(shift=torch.tensor(shift, device=device)))
+        delta, value = step_by_shift(step_function, inputs, shifts)
         if trace is not None:
             trace.append(float(value.mean()))
         if project is not None:

@@ -18,11 +18,17 @@ an exponential smoothing over chunks): a linear recurrence of gain
 ascent from the previous change instead made the dream a chaotic recurrence:
 1e-7 of input noise moved the output by -10 dB; BENCHMARKS.md.)
 
-Offline (no deadline), the dreams of the chunks a call completes are computed
-ahead, up to :data:`BATCH_CHUNKS` at a time in one batch through the network:
-they depend on the dry input alone, so only the order of the work changes;
-overlap-add, memory and phase refinement still run chunk by chunk.  (With
-``jitter`` each chunk draws its own window shifts and is dreamed on its own.)
+With ``settings.offline_batch`` > 1 (offline only: no deadline), the dreams of the
+chunks a call completes are computed ahead, up to ``offline_batch`` at a time in one
+batch through the network: they depend on the dry input alone, so only the
+order of the work changes; overlap-add, memory and phase refinement still run
+chunk by chunk.  A batch rounds differently from one chunk (torch's
+convolutions choose their algorithm by batch size), so a batched render equals
+the streaming one within float rounding, not bit for bit: ``offline_batch`` 1 (the
+default) keeps them identical.  With
+``jitter`` each chunk draws its own window shifts (the chunks of equal shift
+run together at each iteration).  Chunks with ``consistency`` (the projection
+starts from the previous chunk's output) are dreamed at their turn.
 
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
@@ -65,16 +71,15 @@ class DreamSettings:
     consistency: bool = False   # project each iteration's change onto what overlap-add delivers
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
+    offline_batch: int = 1      # offline: chunks dreamed in one batch (1: chunk by chunk, as streaming)
     objective: Objective = field(default_factory=Objective)
-
-
-BATCH_CHUNKS = 16  # offline: the most chunks dreamed in one batch
 
 
 @dataclass
 class EngineStats:
     chunks: int = 0              # chunks processed
     dreamed_chunks: int = 0      # chunks on which the dream ran
+    batched_chunks: int = 0      # offline: chunks whose dream ran in a batch of several
     fallback_chunks: int = 0     # chunks whose dream was not finite and were passed dry
     nonfinite_blocks: int = 0    # input blocks that held NaN/Inf (zeroed)
     reduced_chunks: int = 0      # live: the deadline allowed fewer iterations than asked
@@ -158,11 +163,6 @@ class DreamEngine:
         return self.chunk_samples - 1
 
     @property
-    def batch_samples(self) -> int:
-        """Samples of input that complete a batch of chunks (offline, see the module doc)."""
-        return BATCH_CHUNKS * self.chunk_samples
-
-    @property
     def latency(self) -> int:
         """Samples between an input sample and the output sample it becomes."""
         full = stream_latency(self.stft, self.chunk_frames)
@@ -186,7 +186,6 @@ class DreamEngine:
         self.ola.reset()
         empty = torch.zeros(1, self.stft.n_bins, self.context_frames)
         self.context_dry, self.context_out = empty, empty.clone()
-        self.dry_tail = torch.zeros(1, self.stft.pad)  # the dry downmix's overlap-add tail before the next chunk
         self.planned: dict[int, PlannedChunk] = {}     # chunk index -> its dream, computed ahead
         self.ramp_from = (self.settings.intensity, self.settings.mix)
         self.previous_delta: torch.Tensor | None = None
@@ -201,7 +200,7 @@ class DreamEngine:
         if not np.isfinite(block).all():
             block = np.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0)
             self.stats.nonfinite_blocks += 1
-        if self.deadline is None and self.objective_trace is None:
+        if self.settings.offline_batch > 1 and self.deadline is None and self.objective_trace is None:
             self._plan(block)
         out = np.empty((self.channels, block.shape[1]), dtype=np.float32)
         pad, pos = self.stft.pad, 0
@@ -221,14 +220,12 @@ class DreamEngine:
                progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Offline render from a reset state: same length as ``audio``, sample-aligned (latency removed).
 
-        ``progress`` is called with the number of input samples done after each block (of at least
-        :attr:`batch_samples`, whose chunks are dreamed in one batch).
+        ``progress`` is called with the number of input samples done after each block.
         """
         self.reset()
         n = audio.shape[1]
         padded = np.concatenate([audio, np.zeros((self.channels, self.latency), dtype=np.float32)], axis=1)
         out = np.empty_like(padded)
-        block_size = max(block_size, self.batch_samples)
         for i in range(0, padded.shape[1], block_size):
             out[:, i:i + block_size] = self.process(padded[:, i:i + block_size])
             if progress is not None:
@@ -238,15 +235,15 @@ class DreamEngine:
     def _plan(self, block: np.ndarray) -> None:
         """Dream ahead, in batches, the chunks that ``block`` (channels, n) completes (see the module doc):
         each one's hooks run and its parameters are kept, its STFT is taken, and its dream (where it runs and
-        draws no jitter) is computed with the others of the same dream parameters."""
-        cfg, k, c = self.stft, self.chunk_frames, self.context_frames
+        does not need the earlier output) is computed with the others of the same dream parameters."""
+        cfg, c = self.stft, self.context_frames
         n_chunks = (self.filled + block.shape[1]) // self.chunk_samples
         if n_chunks < 2:
             return
         audio = np.concatenate([self.input[:, :cfg.pad + self.filled],
                                 block[:, :n_chunks * self.chunk_samples - self.filled]], axis=1)
-        context, tail, ramp = self.context_dry, self.dry_tail, self.ramp_from
-        batches: dict[tuple, list] = {}  # dream parameters -> [(chunk index, window, downmix, dry tail)]
+        context, ramp = self.context_dry, self.ramp_from
+        batches: dict[tuple, list] = {}  # dream parameters -> [(chunk index, window)]
         for j in range(n_chunks):
             index = self.chunk_index + j
             for hook in self.before_chunk:
@@ -254,24 +251,24 @@ class DreamEngine:
             settings = copy.copy(self.settings)
             spec = stft(torch.from_numpy(audio[:, j * self.chunk_samples:(j + 1) * self.chunk_samples + cfg.pad]),
                         cfg, self.window)
-            downmix = spec.mean(dim=0, keepdim=True)
-            magnitude = downmix.abs()
-            window = torch.cat([context, magnitude], dim=-1)
+            window = torch.cat([context, spec.mean(dim=0, keepdim=True).abs()], dim=-1)
             self.planned[index] = PlannedChunk(settings, spec, None)
-            if self._dreams(settings, ramp) and not settings.jitter:
-                key = (settings.iterations, settings.step, settings.max_gain_db, settings.smooth_bins,
-                       settings.smooth_frames, settings.preserve_level, settings.octaves, settings.consistency,
+            if self._dreams(settings, ramp) and not settings.consistency:
+                key = (settings.iterations, settings.step, settings.max_gain_db, settings.jitter,
+                       settings.smooth_bins, settings.smooth_frames, settings.preserve_level, settings.octaves,
                        settings.objective)
-                batches.setdefault(key, []).append((index, window, downmix, tail))
+                batches.setdefault(key, []).append((index, window))
             ramp = (settings.intensity, settings.mix)
-            context, tail = window[..., -c:], self._dry_tail_after(downmix, tail)
+            context = window[..., -c:]
         for group in batches.values():
-            for start in range(0, len(group), BATCH_CHUNKS):
-                indices, windows, downmixes, tails = zip(*group[start:start + BATCH_CHUNKS])
+            for start in range(0, len(group), self.settings.offline_batch):
+                indices, windows = zip(*group[start:start + self.settings.offline_batch])
                 settings = self.planned[indices[0]].settings
-                delta, _ = self._dream(settings, torch.cat(windows), torch.cat(downmixes), torch.cat(tails), None)
+                rngs = [np.random.default_rng([settings.seed, index]) for index in indices]
+                delta, _ = self._dream(settings, torch.cat(windows), None, rngs)
                 for i, index in enumerate(indices):
                     self.planned[index].delta = delta[i:i + 1]
+                self.stats.batched_chunks += len(indices) if len(indices) > 1 else 0
 
     @staticmethod
     def _dreams(s: DreamSettings, ramp_from: tuple[float, float]) -> bool:
@@ -279,14 +276,11 @@ class DreamEngine:
         (i0, m0), (i1, m1) = ramp_from, (s.intensity, s.mix)
         return not ((i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0)
 
-    def _dry_tail_after(self, downmix: torch.Tensor, tail: torch.Tensor) -> torch.Tensor:
-        """The dry downmix's overlap-add tail (1, pad) once the chunk ``downmix`` (1, n_bins, K) follows ``tail``."""
-        return self.ola.synthesize(downmix, tail)[:, self.chunk_frames * self.stft.hop:]
-
-    def _dream(self, s: DreamSettings, window: torch.Tensor, downmix: torch.Tensor, tail: torch.Tensor,
-               rng: np.random.Generator | None) -> tuple[torch.Tensor, int]:
-        """The dream of B chunks: windows (B, n_bins, C + K) of dry magnitudes, their new frames' complex downmix
-        (B, n_bins, K) and dry tails (B, pad).  Returns (delta (B, n_bins, K), iterations run)."""
+    def _dream(self, s: DreamSettings, window: torch.Tensor, downmix: torch.Tensor | None,
+               rng: np.random.Generator | list[np.random.Generator]) -> tuple[torch.Tensor, int]:
+        """The dream of B chunks, windows (B, n_bins, C + K) of dry magnitudes.  ``downmix``: the new frames'
+        complex downmix (1, n_bins, K), for the consistency projection (one chunk at its turn).  Returns (delta
+        (B, n_bins, K), iterations run)."""
         mel = self.backend.mel_filterbank  # a mel-image model dreams mel magnitudes
         if mel is not None:
             window = torch.matmul(mel, window.to(self.device))
@@ -297,7 +291,7 @@ class DreamEngine:
                      may_continue=self._within_deadline(),
                      trace=None if self.objective_trace is None else self.objective_trace.setdefault(
                          self.chunk_index, []),
-                     project=self._projection(downmix, tail) if mel is None and s.consistency else None)
+                     project=self._projection(downmix) if mel is None and s.consistency else None)
 
     def _gain(self, downmix: torch.Tensor, s: DreamSettings, planned: torch.Tensor | None) -> torch.Tensor:
         """Spectral gain (1, n_bins, K) for the new frames' downmix spectrum (1, n_bins, K), complex, with
@@ -312,7 +306,7 @@ class DreamEngine:
         window = torch.cat([self.context_dry, magnitude], dim=-1)
         if planned is None:
             started = time.perf_counter()
-            delta, done = self._dream(s, window, downmix, self.dry_tail, np.random.default_rng([s.seed, self.chunk_index]))
+            delta, done = self._dream(s, window, downmix, np.random.default_rng([s.seed, self.chunk_index]))
             self._count_iterations(done, time.perf_counter() - started)
         else:
             delta, done = planned, s.iterations
@@ -346,10 +340,12 @@ class DreamEngine:
         delta = (1 - s.memory) * delta + s.memory * self.previous_delta.to(delta.device)
         return level_preserved(magnitude, delta) if s.preserve_level else delta
 
-    def _projection(self, downmix: torch.Tensor, tail: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The change of log-magnitude (B, n_bins, K) that overlap-add would deliver for a requested one, on the
-        new frames' dry downmix (B, n_bins, K) after the dry tails (B, pad): each chunk's dream depends on the
-        dry input alone."""
+    def _projection(self, downmix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The change of log-magnitude (1, n_bins, K) that overlap-add would deliver for a requested one, after
+        the earlier output: the chunk's dream depends on the previous chunk's output, so it is dreamt at its turn
+        (never in a batch).  Starting from the dry input's tail instead lowered the default preset's retention
+        from 0.97 to 0.93."""
+        tail = self.ola.tail.mean(dim=0, keepdim=True)
         log_dry = torch.log(downmix.abs() + LOG_EPS)
 
         def project(delta: torch.Tensor) -> torch.Tensor:
@@ -397,7 +393,6 @@ class DreamEngine:
         c = self.context_frames
         self.context_dry = torch.cat([self.context_dry, magnitude], -1)[..., -c:]
         self.context_out = torch.cat([self.context_out, out_magnitude], -1)[..., -c:]
-        self.dry_tail = self._dry_tail_after(downmix, self.dry_tail)
         self.chunk_index += 1
         self.stats.chunks += 1
         out = spec * gain

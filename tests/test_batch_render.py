@@ -17,7 +17,8 @@ from dreamfx.batch_render import ChainRecipe, render_files
 from dreamfx.cli import cli
 from dreamfx.models import example_clip_path
 
-RECIPE = ChainRecipe(overrides=(("iterations", 2),))  # the default preset's chain, a faster dream
+# the default preset's chain with a faster dream, whose chunks are dreamt in batches (no consistency projection)
+RECIPE = ChainRecipe(overrides=(("consistency", False), ("iterations", 2)), batch=16)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def assert_same_files(a, b, measured, label):
 
 def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measured):
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["process", str(folder), str(out), "--iterations", "2", "--jobs", "2"])
+    result = CliRunner().invoke(cli, ["process", str(folder), str(out), "--no-consistency", "--iterations", "2",
+                                         "--jobs", "2"])  # --batch 16 by default
     assert result.exit_code == 0, result.output
     assert "rendered 4 of 4 file(s)" in result.output
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")

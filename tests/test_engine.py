@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dreamfx.effect import DreamEffect
-from dreamfx.metrics import measure_retention
+from dreamfx.metrics import measure_retention, snr_db
 from tests.conftest import excerpt
 
 BLOCK_SIZES = (1, 7, 64, 511, 4096, 16384)
@@ -62,6 +62,25 @@ def test_determinism_and_reset():
         assert np.array_equal(first, other)
     other_seed = DreamEffect(jitter=2, seed=12)(audio, sr)
     assert np.abs(other_seed - first).max() > 1e-3, "the seed must matter when jitter is on"
+
+
+@pytest.mark.parametrize("preset", ["drum-ghosts", "metal-hallucination", "subtle-shimmer"])
+def test_offline_batches_equal_streaming_within_rounding(preset, measured):
+    """offline_batch dreams many chunks in one batch: the same dream as streaming, chunk by chunk, up to the
+    rounding a batch adds (amplified as the preset's dream amplifies any input noise)."""
+    sr = 44100
+    audio = excerpt(4.0, sr)
+    effect = DreamEffect.from_preset(preset)
+    streamed = stream(effect, audio, sr, 512)  # one chunk at a time
+    assert np.array_equal(effect(audio, sr), streamed)  # offline_batch 1: bit for bit
+    effect.offline_batch = 16
+    batched = effect(audio, sr)
+    stats = effect.stats
+    snr = snr_db(streamed, batched)
+    measured(f"{preset}, offline_batch 16 vs streaming: {stats.batched_chunks} of {stats.chunks} chunks batched, "
+             f"max difference {np.abs(batched - streamed).max():.1e}, SNR {snr:.1f} dB")
+    assert stats.batched_chunks >= stats.dreamed_chunks - 2 > 0
+    assert snr >= 60
 
 
 def test_dream_is_real_on_example(example, measured):

@@ -1,0 +1,161 @@
+"""Offline rendering at scale (issue 15), side by side in one run:
+
+* ``rtf``: the default preset's dream stage on the example clip, chunk by chunk (as streaming runs it) vs
+  in batches (offline), per backend, with the largest difference between the two; the whole chain too.
+* ``seed``: the default preset vs the seed-style pipeline (the mel-image model, plain dream, Griffin-Lim over
+  the whole file), real-time factor and retention on the same clip (needs models/mel.safetensors, see
+  training/train.py).
+* ``memory``: peak RSS of a fresh process rendering 1, 10 and 60 minutes in blocks (a 1-iteration dream).
+* ``workers``: a folder of short files rendered in one process, with --jobs 1/2 and on a local Dask cluster
+  of 2 workers started beforehand; throughput = seconds of audio per second of wall time.
+
+    python benchmarks/offline.py [rtf seed memory workers] [--repeats 3] [--files 16]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from common import best_time, machine
+
+from dreamfx import DreamEffect, load_preset
+from dreamfx.audio_io import read_audio, write_audio
+from dreamfx.batch_render import ChainRecipe, render_files
+from dreamfx.models import example_clip_path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = example_clip_path()
+
+
+def chunk_by_chunk(effect: DreamEffect, audio: np.ndarray, sr: int) -> np.ndarray:
+    """The dream as streaming computes it: the engine fed one chunk at a time (no batches), latency removed."""
+    engine = effect.engine(sr, audio.shape[0])
+    engine.reset()
+    padded = np.concatenate([audio, np.zeros((audio.shape[0], engine.latency), np.float32)], axis=1)
+    step = engine.chunk_samples
+    out = np.concatenate([engine.process(padded[:, i:i + step]) for i in range(0, padded.shape[1], step)], axis=1)
+    return out[:, engine.latency:engine.latency + audio.shape[1]]
+
+
+def rtf(repeats: int) -> None:
+    audio, sr = read_audio(EXAMPLE)
+    seconds = audio.shape[1] / sr
+    print(f"\n## rtf: example clip {seconds:.1f} s, default preset, best of {repeats}")
+    print("| backend | chunk by chunk RTF | batched RTF | speed-up | max difference | whole chain RTF (batched) |")
+    print("|---|---|---|---|---|---|")
+    for backend in ("torch", "onnxruntime", "torchscript"):
+        effect = DreamEffect.from_preset("default", backend=backend)
+        chain = load_preset("default").build_chain(backend=backend)
+        effect(audio[:, :sr], sr), chain(audio[:, :sr], sr)  # builds graphs, warms caches
+        one = best_time(lambda: chunk_by_chunk(effect, audio, sr), repeats)
+        batched = best_time(lambda: effect(audio, sr), repeats)
+        whole = best_time(lambda: chain(audio, sr), repeats)
+        diff = float(np.abs(chunk_by_chunk(effect, audio, sr) - effect(audio, sr)).max())
+        print(f"| {backend} | {one / seconds:.3f} | {batched / seconds:.3f} | {one / batched:.2f}x | {diff:.1e} | "
+              f"{whole / seconds:.3f} |")
+
+
+def seed() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fidelity import MODELS, measure
+    if not MODELS["mel (seed)"].is_file():
+        print("\n## seed: skipped, train models/mel.safetensors first (training/train.py)")
+        return
+    audio, sr = read_audio(EXAMPLE)
+    clips = [(audio, sr)]
+    ours = measure(MODELS["mel-in-the-loop"], "consistent", "phase-refine", clips)
+    theirs = measure(MODELS["mel (seed)"], "plain", "griffin-lim", clips)
+    print("\n## seed: example clip, the default preset's dream settings on each (retention measurement included)")
+    print("| pipeline | RTF | retention | gain heard |")
+    print("|---|---|---|---|")
+    for label, r in (("default preset (mel-in-the-loop, consistent, phase-refine)", ours),
+                     ("seed-style (mel image, plain dream, Griffin-Lim)", theirs)):
+        print(f"| {label} | {r['rtf']:.3f} | {r['retention']:.3f} | {r['gain_audio']:.1f} |")
+    print(f"seed-style / default time: {theirs['rtf'] / ours['rtf']:.2f}x")
+
+
+PEAK_RSS = """
+import resource, sys
+from pathlib import Path
+from dreamfx import Chain, DreamEffect
+from dreamfx.file_render import render_file
+render_file(Chain([DreamEffect(intensity=0.5, iterations=1)]), Path(sys.argv[1]), Path(sys.argv[2]))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def memory(work: Path) -> None:
+    audio, sr = read_audio(EXAMPLE)
+    print("\n## memory: peak RSS of a fresh process rendering in blocks (1-iteration dream, stereo 44.1 kHz FLAC)")
+    print("| audio | peak RSS | wall | RTF |")
+    print("|---|---|---|---|")
+    for minutes in (1, 10, 60):
+        source = work / f"{minutes}min.flac"
+        from pedalboard.io import AudioFile
+        with AudioFile(str(source), "w", sr, 2, bit_depth=24) as f:
+            for _ in range(minutes * 6):  # 10 s at a time
+                f.write(audio)
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", PEAK_RSS, str(source), str(work / "out.flac")],
+                             capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        print(f"| {minutes} min | {int(run.stdout.split()[-1])} MB | {wall:.1f} s | {wall / (60 * minutes):.3f} |")
+        source.unlink()
+
+
+def workers(work: Path, files: int) -> None:
+    from distributed import LocalCluster
+    audio, sr = read_audio(EXAMPLE)
+    folder = work / "in"
+    folder.mkdir()
+    for i in range(files):
+        write_audio(folder / f"clip{i:02d}.wav", np.roll(audio, i * sr // 3, axis=1), sr)
+    total = files * audio.shape[1] / sr
+    recipe = ChainRecipe()
+    print(f"\n## workers: {files} files of {audio.shape[1] / sr:.0f} s, default preset (wall time includes starting "
+          "the workers, except for the cluster started beforehand)")
+    print("| how | wall | audio s per wall s | vs one process |")
+    print("|---|---|---|---|")
+    runs = [("one process, 2 threads", dict(threads=2)), ("one process, 1 thread", dict(threads=1)),
+            ("--jobs 2 (1 thread each)", dict(workers=2))]
+    baseline = None
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        runs.append(("local Dask cluster, 2 workers", dict(cluster=cluster.scheduler_address)))
+        for label, options in runs:
+            out = work / label.replace(" ", "_").replace(",", "")
+            jobs = [(p, out / p.name) for p in sorted(folder.glob("*.wav"))]
+            started = time.perf_counter()
+            summary = render_files(jobs, recipe, **options)
+            wall = time.perf_counter() - started
+            assert not summary.failed, summary.line()
+            baseline = baseline or wall
+            print(f"| {label} | {wall:.1f} s | {total / wall:.2f} | {baseline / wall:.2f}x |")
+
+
+@click.command()
+@click.argument("parts", nargs=-1, type=click.Choice(["rtf", "seed", "memory", "workers"]))
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--files", default=16, show_default=True, help="Files in the folder of the workers part.")
+def main(parts, repeats: int, files: int) -> None:
+    parts = parts or ("rtf", "seed", "memory", "workers")
+    print(f"{time.strftime('%Y-%m-%d')} · {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in parts:
+            if part == "rtf":
+                rtf(repeats)
+            elif part == "seed":
+                seed()
+            elif part == "memory":
+                memory(Path(tmp))
+            else:
+                workers(Path(tmp), files)
+
+
+if __name__ == "__main__":
+    main()
