@@ -1,7 +1,7 @@
 """Offline rendering at scale (issue 15), side by side in one run:
 
-* ``rtf``: the default preset's dream stage on the example clip, chunk by chunk (as streaming runs it) vs
-  in batches (offline), per backend, with the largest difference between the two; the whole chain too.
+* ``rtf``: dream stages on the example clip, chunk by chunk (as streaming runs it) vs in batches of 16
+  (offline_batch), per preset and backend, with how far the two renders are apart; the whole chain too.
 * ``seed``: the default preset vs the seed-style pipeline (the mel-image model, plain dream, Griffin-Lim over
   the whole file), real-time factor and retention on the same clip (needs models/mel.safetensors, see
   training/train.py).
@@ -26,7 +26,8 @@ from common import best_time, machine
 
 from dreamfx import DreamEffect, load_preset
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.batch_render import ChainRecipe, render_files
+from dreamfx.batch_render import ChainRecipe, render_files, start_local_cluster
+from dreamfx.metrics import snr_db
 from dreamfx.models import example_clip_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,19 +47,24 @@ def chunk_by_chunk(effect: DreamEffect, audio: np.ndarray, sr: int) -> np.ndarra
 def rtf(repeats: int) -> None:
     audio, sr = read_audio(EXAMPLE)
     seconds = audio.shape[1] / sr
-    print(f"\n## rtf: example clip {seconds:.1f} s, default preset, best of {repeats}")
-    print("| backend | chunk by chunk RTF | batched RTF | speed-up | max difference | whole chain RTF (batched) |")
-    print("|---|---|---|---|---|---|")
-    for backend in ("torch", "onnxruntime", "torchscript"):
-        effect = DreamEffect.from_preset("default", backend=backend)
-        chain = load_preset("default").build_chain(backend=backend)
-        effect(audio[:, :sr], sr), chain(audio[:, :sr], sr)  # builds graphs, warms caches
-        one = best_time(lambda: chunk_by_chunk(effect, audio, sr), repeats)
-        batched = best_time(lambda: effect(audio, sr), repeats)
-        whole = best_time(lambda: chain(audio, sr), repeats)
-        diff = float(np.abs(chunk_by_chunk(effect, audio, sr) - effect(audio, sr)).max())
-        print(f"| {backend} | {one / seconds:.3f} | {batched / seconds:.3f} | {one / batched:.2f}x | {diff:.1e} | "
-              f"{whole / seconds:.3f} |")
+    print(f"\n## rtf: example clip {seconds:.1f} s, dream stage alone, best of {repeats}; batched = offline_batch 16")
+    print("| preset | backend | chunk by chunk RTF | batched RTF | speed-up | batched vs chunk by chunk: SNR, max "
+          "difference | whole chain RTF (batched) |")
+    print("|---|---|---|---|---|---|---|")
+    for preset in ("default", "metal-hallucination", "drum-ghosts"):
+        for backend in ("torch", "onnxruntime", "torchscript"):
+            effect = DreamEffect.from_preset(preset, backend=backend)
+            chain = load_preset(preset).build_chain(backend=backend)
+            for fx in chain.dream_effects:
+                fx.offline_batch = 16
+            effect(audio[:, :sr], sr), chain(audio[:, :sr], sr)  # builds graphs, warms caches
+            one = best_time(lambda: chunk_by_chunk(effect, audio, sr), repeats)
+            effect.offline_batch = 16
+            batched = best_time(lambda: effect(audio, sr), repeats)
+            whole = best_time(lambda: chain(audio, sr), repeats)
+            reference, out = chunk_by_chunk(effect, audio, sr), effect(audio, sr)
+            print(f"| {preset} | {backend} | {one / seconds:.3f} | {batched / seconds:.3f} | {one / batched:.2f}x | "
+                  f"{snr_db(reference, out):.0f} dB, {np.abs(reference - out).max():.1e} | {whole / seconds:.3f} |")
 
 
 def seed() -> None:
@@ -110,14 +116,13 @@ def memory(work: Path) -> None:
 
 
 def workers(work: Path, files: int) -> None:
-    from distributed import LocalCluster
     audio, sr = read_audio(EXAMPLE)
     folder = work / "in"
     folder.mkdir()
     for i in range(files):
         write_audio(folder / f"clip{i:02d}.wav", np.roll(audio, i * sr // 3, axis=1), sr)
     total = files * audio.shape[1] / sr
-    recipe = ChainRecipe()
+    recipe = ChainRecipe(batch=16)
     print(f"\n## workers: {files} files of {audio.shape[1] / sr:.0f} s, default preset (wall time includes starting "
           "the workers, except for the cluster started beforehand)")
     print("| how | wall | audio s per wall s | vs one process |")
@@ -125,7 +130,7 @@ def workers(work: Path, files: int) -> None:
     runs = [("one process, 2 threads", dict(threads=2)), ("one process, 1 thread", dict(threads=1)),
             ("--jobs 2 (1 thread each)", dict(workers=2))]
     baseline = None
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with start_local_cluster(2) as cluster:
         runs.append(("local Dask cluster, 2 workers", dict(cluster=cluster.scheduler_address)))
         for label, options in runs:
             out = work / label.replace(" ", "_").replace(",", "")

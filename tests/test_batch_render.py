@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.batch_render import ChainRecipe, render_files
+from dreamfx.batch_render import ChainRecipe, render_files, start_local_cluster
 from dreamfx.cli import cli
 from dreamfx.models import example_clip_path
 
@@ -71,9 +71,7 @@ def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measu
 @pytest.fixture(scope="module")
 def cluster():
     """A local Dask cluster of two worker processes, started here (loopback only)."""
-    from distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      host="127.0.0.1") as local:
+    with start_local_cluster(2, host="127.0.0.1") as local:
         yield local
 
 
