@@ -118,7 +118,7 @@ class DreamEffect:
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
                  device: str = "auto"):
-        self.backend = open_backend(model, backend, device)
+        self._backend = open_backend(model, backend, device)
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
         self.model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
         self.backend_name, self.device_name = backend, device
@@ -305,6 +305,26 @@ class DreamEffect:
         stft = self.spec.stft_for(_check_sample_rate(sample_rate))
         return stream_latency(stft, self.chunk_frames)
 
+    @property
+    def backend(self):
+        """Where the iterations run (:mod:`dreamfx.backends`), chosen when the effect is built."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value):
+        raise DreamfxError(f"backend is chosen when the effect is built: DreamEffect(model, backend={value!r}, ...) "
+                           f"or DreamEffect.from_preset(name, backend={value!r})")
+
+    @property
+    def device(self):
+        """The torch device the iterations run on, chosen when the effect is built."""
+        return self._backend.device
+
+    @device.setter
+    def device(self, value):
+        raise DreamfxError(f"device is chosen when the effect is built: DreamEffect(model, device={value!r}, ...) "
+                           f"or DreamEffect.from_preset(name, device={value!r})")
+
     def render_block(self, sample_rate: float, buffer_size: int = 8192) -> int:
         """The pieces (samples) :meth:`process` hands its engine: ``buffer_size``, or more where that completes
         fewer chunks than one :attr:`offline_batch`.  A stream fed in these pieces from its first sample renders
@@ -339,6 +359,8 @@ class DreamEffect:
         check_finite(audio, "input audio")
         if not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
             raise DreamfxError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        if audio.shape[1] == 0:  # hosts send empty blocks: nothing in, nothing out, the stream untouched
+            return restore(audio.copy())
         engine = self.engine(sample_rate, audio.shape[0])
         if reset:
             out = engine.render(audio, self.render_block(sample_rate, buffer_size), progress)
@@ -403,7 +425,8 @@ def to_channels_first(array, channels_hint: int | None = None):
         return array[None].astype(np.float32, copy=False), lambda out: out[0]
     if array.ndim != 2:
         raise DreamfxError(f"audio must be 1-D (samples,) or 2-D (channels, samples), got shape {array.shape}")
-    channels_last = array.shape[0] > array.shape[1] and array.shape[0] != channels_hint
+    # the longer axis is time; an empty block's other axis is its channels (as pedalboard reads them)
+    channels_last = (array.shape[0] > array.shape[1] > 0 and array.shape[0] != channels_hint) or array.shape[0] == 0
     if channels_last:
         return np.ascontiguousarray(array.T, dtype=np.float32), lambda out: out.T
     return np.ascontiguousarray(array, dtype=np.float32), lambda out: out

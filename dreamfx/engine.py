@@ -249,6 +249,8 @@ class DreamEngine:
             for hook in self.before_chunk:
                 hook(index)
             settings = copy.copy(self.settings)
+            if index == 0:
+                ramp = (settings.intensity, settings.mix)
             spec = stft(torch.from_numpy(audio[:, j * self.chunk_samples:(j + 1) * self.chunk_samples + cfg.pad]),
                         cfg, self.window)
             window = torch.cat([context, spec.mean(dim=0, keepdim=True).abs()], dim=-1)
@@ -381,6 +383,8 @@ class DreamEngine:
             spec = stft(torch.from_numpy(self.input), self.stft, self.window)  # (channels, n_bins, K)
         else:
             settings, spec, delta = planned.settings, planned.spec, planned.delta
+        if self.chunk_index == 0:  # nothing before it to ramp from: values set for the first chunk are where it starts
+            self.ramp_from = (settings.intensity, settings.mix)
         downmix = spec.mean(dim=0, keepdim=True)                                 # (1, n_bins, K)
         magnitude = downmix.abs()
         with torch.no_grad():

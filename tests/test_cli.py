@@ -151,3 +151,16 @@ def test_process_with_midi_automation(clip, workdir):
     assert np.abs(automated[:, after:] - dry[:, after:]).max() <= 1e-5
     bad = run("process", str(clip), str(workdir / "x.wav"), "--automation", str(clip))
     assert bad.returncode == 2 and "cannot read MIDI file" in bad.stderr and not (workdir / "x.wav").exists()
+
+
+def test_export_takes_a_shipped_model_by_name(workdir):
+    """`dreamfx export default` (the name presets use) exports the bundled model; a missing file names the
+    shipped models and no option export lacks."""
+    from dreamfx.backends import read_model_metadata
+    out = workdir / "default.pt"
+    result = run("export", "default", "-o", str(out), "--format", "torchscript", "--what", "classifier")
+    assert result.returncode == 0, result.stderr
+    assert read_model_metadata(out)["export"]["what"] == "classifier"
+    missing = run("export", str(workdir / "nope.safetensors"), "-o", str(workdir / "x.onnx"))
+    assert missing.returncode == 2 and "default, msd-vgg, mtt-vgg" in missing.stderr
+    assert "--model" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1

@@ -107,3 +107,51 @@ def test_nan_input_is_rejected_by_name():
     audio[1, 123] = np.nan
     with pytest.raises(DreamfxError, match="NaN/Inf \\(first at sample 123, channel 1\\)"):
         DreamEffect()(audio, 22050)
+
+
+def test_an_empty_block_gives_an_empty_block_and_leaves_the_stream_alone():
+    """Hosts send empty blocks: each layout comes back empty in the same shape, as pedalboard's plugins do, and a
+    stream with an empty block in the middle renders as one without it."""
+    sr = 22050
+    audio = excerpt(1.0, sr)
+    effect = DreamEffect(iterations=2)
+    reverb = pedalboard.Reverb()
+    for empty in (np.zeros((2, 0), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float32)):
+        assert effect(empty, sr).shape == reverb(empty, sr).shape == empty.shape
+        assert Chain([reverb, effect])(empty, sr).shape == empty.shape
+    effect.reset()
+    plain = np.concatenate([effect(audio[:, :9000], sr, reset=False), effect(audio[:, 9000:], sr, reset=False)], 1)
+    effect.reset()
+    gapped = np.concatenate([effect(audio[:, :9000], sr, reset=False), effect(audio[:, :0], sr, reset=False),
+                             effect(audio[:, 9000:], sr, reset=False)], 1)
+    assert np.abs(plain).max() > 0.01 and np.array_equal(plain, gapped)
+
+
+def test_backend_and_device_are_chosen_at_construction_and_refused_later():
+    sr = 22050
+    audio = excerpt(0.5, sr)
+    effect = DreamEffect(iterations=1)
+    before = effect(audio, sr)
+    for name, value in (("backend", "onnxruntime"), ("device", "cuda")):
+        with pytest.raises(DreamfxError, match=rf"^{name} is chosen when the effect is built: "
+                                               rf"DreamEffect\(model, {name}='{value}'"):
+            setattr(effect, name, value)
+    assert effect.backend.name == "torch" and str(effect.device) == "cpu"
+    assert np.array_equal(effect(audio, sr), before)
+
+
+def test_a_value_automated_at_time_zero_is_where_the_render_starts(tmp_path):
+    """A MIDI file whose first event (time 0) sets CC1 (intensity) to 0: the first chunk is not dreamt at the
+    preset's intensity on its way down; it starts at 0, the dry signal exactly (as a DAW starts automation)."""
+    import mido
+    from dreamfx.midi import Automation, MidiControl
+    sr = 22050
+    audio = excerpt(1.0, sr)
+    song = mido.MidiFile(ticks_per_beat=960)
+    song.tracks.append(mido.MidiTrack([mido.Message("control_change", control=1, value=0, time=0)]))
+    song.save(tmp_path / "zero.mid")
+    effect = DreamEffect(intensity=0.8, iterations=2)
+    Automation(tmp_path / "zero.mid").attach(MidiControl(effect), sr, 2)
+    out = effect(audio, sr)
+    assert effect.intensity == 0.0
+    assert np.abs(out - audio).max() <= 1e-5  # from the first sample on
