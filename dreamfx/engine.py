@@ -18,17 +18,17 @@ an exponential smoothing over chunks): a linear recurrence of gain
 ascent from the previous change instead made the dream a chaotic recurrence:
 1e-7 of input noise moved the output by -10 dB; BENCHMARKS.md.)
 
-With ``settings.offline_batch`` > 1 (offline only: no deadline), the dreams of the
-chunks a call completes are computed ahead, up to ``offline_batch`` at a time in one
-batch through the network: they depend on the dry input alone, so only the
-order of the work changes; overlap-add, memory and phase refinement still run
-chunk by chunk.  A batch rounds differently from one chunk (torch's
+With ``settings.offline_batch`` > 1 (offline only: no deadline), the dreams of
+the chunks a call completes are computed ahead, up to ``offline_batch`` at a
+time in one batch through the network: they depend on the dry input alone, so
+only the order of the work changes; overlap-add, memory and phase refinement
+still run chunk by chunk.  With ``jitter`` each chunk draws its own window
+shifts (the chunks of equal shift run together at each iteration).  Chunks
+with ``consistency`` (the projection starts from the previous chunk's output)
+are dreamed at their turn.  A batch rounds differently from one chunk (torch's
 convolutions choose their algorithm by batch size), so a batched render equals
-the streaming one within float rounding, not bit for bit: ``offline_batch`` 1 (the
-default) keeps them identical.  With
-``jitter`` each chunk draws its own window shifts (the chunks of equal shift
-run together at each iteration).  Chunks with ``consistency`` (the projection
-starts from the previous chunk's output) are dreamed at their turn.
+the streaming one within float rounding, not bit for bit: ``offline_batch`` 1
+(the default) keeps them identical.
 
 Channels are dreamed *linked*: one dream on the downmix, whose spectral gain
 is applied to every channel, so the stereo image stays put and the cost does
