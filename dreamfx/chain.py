@@ -34,6 +34,10 @@ class Chain(list):
     def __init__(self, plugins: Iterable = ()):
         super().__init__(_check_plugin(p) for p in plugins)
 
+    def __setattr__(self, name: str, value) -> None:
+        raise DreamfxError(f"a Chain has no parameter {name!r}: set parameters on its plugins, e.g. "
+                           "chain[0].intensity = 0.5")
+
     def append(self, plugin) -> None:
         super().append(_check_plugin(plugin))
 

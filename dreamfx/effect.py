@@ -67,6 +67,11 @@ TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channe
            "band_hz", "reconstruction", "phase_iterations", "consistency")
 
 
+def _read_only(name: str, doc: str) -> property:
+    """A read-only attribute of DreamEffect, kept in ``_<name>``."""
+    return property(lambda effect: getattr(effect, "_" + name), doc=doc)
+
+
 class DreamEffect:
     """A DeepDream audio effect with pedalboard's calling convention.
 
@@ -120,11 +125,11 @@ class DreamEffect:
                  device: str = "auto"):
         self._backend = open_backend(model, backend, device)
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
-        self.model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
-        self.backend_name, self.device_name = backend, device
-        self.settings = DreamSettings()
+        self._model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
+        self._backend_name, self._device_name = backend, device
+        self._settings = DreamSettings()
         default_chunk, default_context = self.spec.default_window
-        self.chunk_frames, self.context_frames = _check_chunking(
+        self._chunk_frames, self._context_frames = _check_chunking(
             self.spec, default_chunk if chunk_frames is None else chunk_frames,
             default_context if context_frames is None else context_frames)
         self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
@@ -140,6 +145,29 @@ class DreamEffect:
             if value is not None:
                 setattr(self, name, value)
         self._engine: DreamEngine | None = None
+
+    model_source = _read_only("model_source", "What the effect was built from, for presets: 'default', a file "
+                              "path, or None (a DreamNet in memory).")
+    backend_name = _read_only("backend_name", "The backend asked for at construction ('auto', 'torch', ...).")
+    device_name = _read_only("device_name", "The device asked for at construction ('auto', 'cpu', 'cuda').")
+    settings = _read_only("settings", "The DreamSettings the engine reads per chunk (set through the parameters).")
+    chunk_frames = _read_only("chunk_frames", "STFT frames dreamed per chunk (sets the latency).")
+    context_frames = _read_only("context_frames", "Frames of past context the model sees with each chunk.")
+
+    def __setattr__(self, name: str, value) -> None:
+        """Parameters validate what they are given (one-line DreamfxError naming the parameter and its range);
+        any other public name is refused, so a misspelt parameter is never set silently."""
+        attribute = getattr(type(self), name, None)
+        if name.startswith("_") or isinstance(attribute, _Range) or \
+                (isinstance(attribute, property) and attribute.fset is not None):
+            object.__setattr__(self, name, value)
+        elif attribute is None:
+            raise DreamfxError(f"DreamEffect has no parameter {name!r}: its parameters are "
+                               f"{', '.join(parameter_names())}")
+        else:
+            fixed = " (chosen when the effect is built: DreamEffect(model, ..., " \
+                    f"{name}=...))" if name in ("chunk_frames", "context_frames") else ""
+            raise DreamfxError(f"DreamEffect.{name} is read-only{fixed}")
 
     @classmethod
     def from_preset(cls, preset: str | Path, **overrides) -> DreamEffect:
@@ -414,6 +442,12 @@ def check_finite(audio: np.ndarray, what: str, offset: int = 0) -> None:
         channel, sample = (int(i[0]) for i in np.nonzero(bad))
         raise DreamfxError(f"{what} contains NaN/Inf (first at sample {offset + sample}, channel {channel}): "
                            "repair or re-export it before dreaming")
+
+
+def parameter_names() -> list[str]:
+    """The attributes of DreamEffect that can be set (each validates its value)."""
+    return sorted(name for name, attribute in vars(DreamEffect).items() if not name.startswith("_") and (
+        isinstance(attribute, _Range) or (isinstance(attribute, property) and attribute.fset is not None)))
 
 
 def to_channels_first(array, channels_hint: int | None = None):

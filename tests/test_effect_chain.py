@@ -155,3 +155,25 @@ def test_a_value_automated_at_time_zero_is_where_the_render_starts(tmp_path):
     out = effect(audio, sr)
     assert effect.intensity == 0.0
     assert np.abs(out - audio).max() <= 1e-5  # from the first sample on
+
+
+def test_every_public_attribute_is_a_validated_parameter_or_refused():
+    """A misspelt parameter, a read-only attribute or any attribute of a Chain: one line naming it (and the
+    parameters, or what to write instead); the effect renders as before."""
+    sr = 22050
+    audio = excerpt(0.5, sr)
+    effect = DreamEffect(iterations=1)
+    before = effect(audio, sr)
+    with pytest.raises(DreamfxError, match=r"^DreamEffect has no parameter 'intensitty': its parameters are "
+                                           r"backend, band_hz, .*intensity, iterations"):
+        effect.intensitty = 0.5
+    with pytest.raises(DreamfxError, match=r"^DreamEffect.chunk_frames is read-only \(chosen when the effect is "
+                                           r"built: DreamEffect\(model, \.\.\., chunk_frames=\.\.\.\)\)$"):
+        effect.chunk_frames = 4
+    for name in ("settings", "spec", "model_source", "stats", "class_names"):
+        with pytest.raises(DreamfxError, match=rf"^DreamEffect.{name} is read-only"):
+            setattr(effect, name, None)
+    with pytest.raises(DreamfxError, match=r"^a Chain has no parameter 'intensity': set parameters on its plugins"):
+        Chain([effect]).intensity = 0.5
+    assert "intensitty" not in vars(effect) and effect.chunk_frames == 8
+    assert np.array_equal(effect(audio, sr), before)
