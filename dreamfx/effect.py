@@ -158,8 +158,7 @@ class DreamEffect:
         """Parameters validate what they are given (one-line DreamfxError naming the parameter and its range);
         any other public name is refused, so a misspelt parameter is never set silently."""
         attribute = getattr(type(self), name, None)
-        if name.startswith("_") or isinstance(attribute, _Range) or \
-                (isinstance(attribute, property) and attribute.fset is not None):
+        if name.startswith("_") or _settable(attribute):
             object.__setattr__(self, name, value)
         elif attribute is None:
             raise DreamfxError(f"DreamEffect has no parameter {name!r}: its parameters are "
@@ -446,8 +445,14 @@ def check_finite(audio: np.ndarray, what: str, offset: int = 0) -> None:
 
 def parameter_names() -> list[str]:
     """The attributes of DreamEffect that can be set (each validates its value)."""
-    return sorted(name for name, attribute in vars(DreamEffect).items() if not name.startswith("_") and (
-        isinstance(attribute, _Range) or (isinstance(attribute, property) and attribute.fset is not None)))
+    return sorted(name for name, attribute in vars(DreamEffect).items() if not name.startswith("_") and
+                  _settable(attribute))
+
+
+def _settable(attribute) -> bool:
+    """Whether a class attribute of DreamEffect takes assignments: a parameter (a validated range or flag) or a
+    property with a setter (which validates, or refuses with the line to write instead)."""
+    return isinstance(attribute, _Range) or (isinstance(attribute, property) and attribute.fset is not None)
 
 
 def to_channels_first(array, channels_hint: int | None = None):

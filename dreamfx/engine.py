@@ -267,7 +267,7 @@ class DreamEngine:
                 indices, windows = zip(*group[start:start + self.settings.offline_batch])
                 settings = self.planned[indices[0]].settings
                 rngs = [np.random.default_rng([settings.seed, index]) for index in indices]
-                delta, _ = self._dream(settings, torch.cat(windows), None, rngs)
+                delta, _ = self._dream(settings, self._dream_window(torch.cat(windows)), None, rngs)
                 for i, index in enumerate(indices):
                     self.planned[index].delta = delta[i:i + 1]
                 self.stats.batched_chunks += len(indices) if len(indices) > 1 else 0
@@ -278,16 +278,21 @@ class DreamEngine:
         (i0, m0), (i1, m1) = ramp_from, (s.intensity, s.mix)
         return not ((i0 == 0 and i1 == 0) or (m0 == 0 and m1 == 0) or s.iterations == 0)
 
+    def _dream_window(self, window: torch.Tensor) -> torch.Tensor:
+        """Dry magnitudes (B, n_bins, C + K) in the domain the model dreams, on its device: a mel-image model
+        dreams mel magnitudes (B, n_mels, C + K)."""
+        mel = self.backend.mel_filterbank
+        window = window.to(self.device)
+        return window if mel is None else torch.matmul(mel, window)
+
     def _dream(self, s: DreamSettings, window: torch.Tensor, downmix: torch.Tensor | None,
                rng: np.random.Generator | list[np.random.Generator]) -> tuple[torch.Tensor, int]:
-        """The dream of B chunks, windows (B, n_bins, C + K) of dry magnitudes.  ``downmix``: the new frames'
+        """The dream of B chunks, windows (B, n, C + K) from :meth:`_dream_window`.  ``downmix``: the new frames'
         complex downmix (1, n_bins, K), for the consistency projection (one chunk at its turn).  Returns (delta
-        (B, n_bins, K), iterations run)."""
-        mel = self.backend.mel_filterbank  # a mel-image model dreams mel magnitudes
-        if mel is not None:
-            window = torch.matmul(mel, window.to(self.device))
+        (B, n, K), iterations run)."""
+        mel = self.backend.mel_filterbank
         return dream(self.backend.step_function(s.objective), s.objective.weights(self.backend.spec),
-                     window.to(self.device), self.chunk_frames, iterations=s.iterations, step=s.step,
+                     window, self.chunk_frames, iterations=s.iterations, step=s.step,
                      max_gain_db=s.max_gain_db, jitter=s.jitter, rng=rng, smooth_bins=s.smooth_bins,
                      smooth_frames=s.smooth_frames, preserve_level=s.preserve_level, octaves=s.octaves,
                      may_continue=self._within_deadline(),
@@ -305,7 +310,7 @@ class DreamEngine:
         self.ramp_from = (i1, m1)
         if not dreams:
             return torch.ones_like(magnitude)
-        window = torch.cat([self.context_dry, magnitude], dim=-1)
+        window = self._dream_window(torch.cat([self.context_dry, magnitude], dim=-1))
         if planned is None:
             started = time.perf_counter()
             delta, done = self._dream(s, window, downmix, np.random.default_rng([s.seed, self.chunk_index]))
@@ -316,10 +321,8 @@ class DreamEngine:
         if done == 0:
             return torch.ones_like(magnitude)
         mel = self.backend.mel_filterbank
-        if mel is not None:
-            window = torch.matmul(mel, window.to(self.device))
         if s.memory and self.previous_delta is not None:
-            delta = self._remember(delta, window[..., -k:].to(self.device), s)
+            delta = self._remember(delta, window[..., -k:], s)
         self.previous_delta = delta.mean(dim=-1, keepdim=True)  # (1, n_bins, 1): what dream memory carries on
         self.stats.dreamed_chunks += 1
         intensity = torch.linspace(i0, i1, k + 1)[1:]
@@ -327,7 +330,7 @@ class DreamEngine:
         if mel is None:
             change = torch.exp(intensity * delta.cpu())
         else:  # the seed's reconstruction: invert the dreamed mel image to linear magnitudes
-            dreamed_mel = (window[..., -k:].to(self.device) * torch.exp(intensity * delta)).cpu()
+            dreamed_mel = (window[..., -k:] * torch.exp(intensity * delta)).cpu()
             change = mel_to_linear(mel.cpu(), dreamed_mel) / (magnitude + LOG_EPS)
         gain = 1 + band_weights(self.stft, s.band_hz)[:, None] * mix * (change - 1)
         if not torch.isfinite(gain).all():
