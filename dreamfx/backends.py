@@ -25,6 +25,7 @@ import torch
 
 from dreamfx.dream import Objective, StepFunction, StepInputs, ascent_update, dreamed_logmag, first_step_inputs
 from dreamfx.errors import DreamfxError
+from dreamfx.files import SEAL_KEY, seal_intact
 from dreamfx.models import SHIPPED_MODELS, DreamNet, ModelSpec, load_model, model_path, read_metadata
 from dreamfx.spectral import LOG_EPS, StftConfig
 from dreamfx.surrogate import DREAM_TEMPERATURES
@@ -35,6 +36,7 @@ STEP_INPUTS = StepInputs._fields
 STEP_OUTPUTS = ("new_delta", "objective")
 METADATA_KEY = "dreamfx"            # ONNX metadata_props key / TorchScript extra file stem
 TORCHSCRIPT_EXTRA = "dreamfx.json"
+MAX_INFLATION = 4                  # a TorchScript export is stored, not compressed: inflated / file size ~ 1
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -73,24 +75,37 @@ def model_format(path: Path) -> str:
 
 
 def read_torchscript_metadata(path: Path) -> dict:
-    """The dreamfx metadata of a TorchScript export, read from the zip without loading any code."""
+    """The dreamfx metadata of a TorchScript export, read from the zip without loading any code, after every
+    entry's CRC is checked (refusing, before inflating anything, a zip that would inflate far beyond its size)."""
     try:
         with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+            inflated = sum(e.file_size for e in entries)
+            if inflated > MAX_INFLATION * path.stat().st_size + 2**20:
+                raise DreamfxError(f"model file {path} is a zip that would inflate to {inflated / 2**20:.0f} MiB from "
+                                   f"{path.stat().st_size / 2**20:.1f} MiB (a zip bomb?): dreamfx exports are not "
+                                   "compressed; re-export it")
             names = [n for n in archive.namelist() if n.endswith(f"/extra/{TORCHSCRIPT_EXTRA}")]
             if not names:
                 raise DreamfxError(f"model file {path} is a zip archive without dreamfx metadata (a torch.save "
                                    "pickle?): dreamfx loads only its own `dreamfx export` files")
+            damaged = archive.testzip()
+            if damaged is not None:
+                raise DreamfxError(f"model file {path} is damaged ({damaged} fails its CRC check): re-export it")
             return _parse_metadata(archive.read(names[0]), path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        if isinstance(exc, DreamfxError):
+            raise
         raise DreamfxError(f"model file {path} is a damaged zip archive ({exc}): re-export it") from None
 
 
 def read_onnx_metadata(path: Path):
-    """(onnx.ModelProto, dreamfx metadata) of an ONNX export; DreamfxError for anything else."""
+    """(onnx.ModelProto, dreamfx metadata) of an ONNX export, its seal checked; DreamfxError for anything else."""
     import onnx
     from google.protobuf.message import DecodeError
     try:
-        proto = onnx.load(str(path))
+        data = path.read_bytes()
+        proto = onnx.load_from_string(data)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
         raise DreamfxError(f"model file {path} is not a safetensors, TorchScript or ONNX file dreamfx can read "
                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
@@ -98,6 +113,8 @@ def read_onnx_metadata(path: Path):
     if METADATA_KEY not in props or not proto.graph.node:
         raise DreamfxError(f"model file {path} is not a dreamfx ONNX export (no '{METADATA_KEY}' metadata): "
                            "export one with `dreamfx export MODEL --format onnx`")
+    if SEAL_KEY in props and not seal_intact(data, props[SEAL_KEY]):
+        raise DreamfxError(f"model file {path} is damaged (its bytes do not match its seal): re-export it")
     return proto, _parse_metadata(props[METADATA_KEY], path)
 
 

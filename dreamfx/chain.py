@@ -2,9 +2,12 @@
 
 ``pedalboard.Pedalboard`` only holds native plugins, so dreamfx brings its own
 list with the same surface: build and edit it like a list, call it like a
-plugin.  With ``reset=True`` (offline) every stage compensates its own latency,
-so the output lines up with the input; with ``reset=False`` (streaming) the
-output is delayed by :meth:`Chain.latency_samples`.
+plugin.  With ``reset=False`` (streaming) the output is delayed by
+:meth:`Chain.latency_samples`; with ``reset=True`` (offline) the chain streams
+the input and ``latency`` samples of silence from a reset state and drops the
+first ``latency`` samples (a host's delay compensation), so the offline render
+is the streaming output advanced by the latency, sample for sample, whatever
+the stages (a Chorus's LFO runs from the reset in both).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import pedalboard
 
 from dreamfx.effect import DreamEffect, check_finite, to_channels_first
 from dreamfx.errors import DreamfxError
+
+FLOAT32_TINY = np.finfo(np.float32).tiny
 
 
 def _check_plugin(plugin) -> object:
@@ -33,6 +38,9 @@ class Chain(list):
 
     def __init__(self, plugins: Iterable = ()):
         super().__init__(_check_plugin(p) for p in plugins)
+        # Channels of the last streaming block: a (2, 1) block is read as 2 channels after a stereo stream, as
+        # pedalboard does (a fresh chain reads it as one channel of 2 samples).
+        object.__setattr__(self, "_stream_channels", None)
 
     def __setattr__(self, name: str, value) -> None:
         raise DreamfxError(f"a Chain has no parameter {name!r}: set parameters on its plugins, e.g. "
@@ -79,14 +87,20 @@ class Chain(list):
 
         ``progress`` is passed to the dream stages (called with samples done).
         """
-        audio, restore = to_channels_first(input_array)
+        audio, restore = to_channels_first(input_array, None if reset else self._stream_channels)
         check_finite(audio, "input audio")
+        object.__setattr__(self, "_stream_channels", audio.shape[0])
+        latency = self.latency_samples(sample_rate) if reset else 0
+        if reset:
+            self.reset()
+            audio = np.pad(audio, ((0, 0), (0, latency)))
         for plugin in self:
             if isinstance(plugin, DreamEffect):
-                audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=reset, progress=progress)
+                audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=False, progress=progress)
             else:
-                audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=reset)
-        return restore(audio)
+                audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=False)
+        subnormal = (np.abs(audio) < FLOAT32_TINY) & (audio != 0)  # IIR tails decaying to nothing: they cost CPU
+        return restore(np.where(subnormal, np.float32(0), audio)[:, latency:] if subnormal.any() else audio[:, latency:])
 
     __call__ = process
 

@@ -213,6 +213,8 @@ class DreamEffect:
 
     @layer.setter
     def layer(self, name: str) -> None:
+        if name not in self.layer_names:
+            raise DreamfxError(f"unknown layer {name!r}: use one of {', '.join(self.layer_names)}")
         o = self.settings.objective
         self._set_objective(replace(o, layer=name) if o.kind != "layers" else replace(o, kind="layer", layer=name,
                                                                                        blend=()))
@@ -225,7 +227,7 @@ class DreamEffect:
 
     @layers.setter
     def layers(self, weights: dict | None) -> None:
-        self._set_blend("layers", weights)
+        self._set_blend("layers", "layers", weights)
 
     @property
     def channel(self) -> int | None:
@@ -251,7 +253,7 @@ class DreamEffect:
 
     @channels.setter
     def channels(self, weights: dict | None) -> None:
-        self._set_blend("channel", weights, lambda k: int(k) if isinstance(k, str) and k.isdigit() else k)
+        self._set_blend("channels", "channel", weights, lambda k: int(k) if isinstance(k, str) and k.isdigit() else k)
 
     @property
     def target(self) -> str | None:
@@ -274,22 +276,25 @@ class DreamEffect:
 
     @targets.setter
     def targets(self, weights: dict | None) -> None:
-        self._set_blend("class", weights)
+        self._set_blend("targets", "class", weights)
 
     def _blend(self, kind: str) -> dict | None:
         o = self.settings.objective
         return dict(o.blend) if o.kind == kind and o.blend else None
 
-    def _set_blend(self, kind: str, weights: dict | None, key=lambda k: k) -> None:
-        """Dream a blend of ``kind`` ("class", "channel" or "layers"); None ends a blend of that kind (back to
-        the layer)."""
+    def _set_blend(self, parameter: str, kind: str, weights: dict | None, key=lambda k: k) -> None:
+        """Dream a blend of ``kind`` ("class", "channel" or "layers"), set as ``parameter``; None ends a blend
+        of that kind (back to the layer)."""
         o = self.settings.objective
         if weights is None:
             if o.kind == kind and o.blend:
                 self._set_objective(replace(o, kind="layer", blend=()))
             return
-        blend = tuple((key(k), w) for k, w in _blend_items(weights))
-        self._set_objective(replace(o, kind=kind, target=None, blend=blend))
+        try:
+            blend = tuple((key(k), w) for k, w in _blend_items(weights))
+            self._set_objective(replace(o, kind=kind, target=None, blend=blend))
+        except DreamfxError as exc:
+            raise DreamfxError(f"{parameter}: {exc}") from None
 
     @property
     def objective(self) -> str:

@@ -190,6 +190,7 @@ class DreamEngine:
         self.ramp_from = (self.settings.intensity, self.settings.mix)
         self.previous_delta: torch.Tensor | None = None
         self.chunk_index = 0
+        self.emitted = 0          # samples returned since the reset; the first `latency` precede the input: silence
         self.whole_chunks = False
         self.stats = EngineStats()
 
@@ -214,6 +215,9 @@ class DreamEngine:
                 self.filled = 0
             self.output.read_into(out[:, pos:pos + take])
             pos += take
+        if self.emitted < self.latency:  # what the dream left before the stream's first sample is not output
+            out[:, :self.latency - self.emitted] = 0.0
+        self.emitted += block.shape[1]
         return out
 
     def render(self, audio: np.ndarray, block_size: int = 8192,

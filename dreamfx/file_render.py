@@ -1,13 +1,11 @@
 """Rendering a file through a chain in blocks, so memory does not grow with the file's length.
 
-    input file --blocks--> stage 1 --drop its first L1 samples--> stage 2 --> ... --> output file
-    after the input: L1 samples of silence flush stage 1 (through the stages after it), then L2 stage 2, ...
+    input file --blocks--> stage 1 --> stage 2 --> ... --> drop the first L samples --> output file
+    after the input: L samples of silence flush the chain (L: the chain's latency)
 
-Each dream stage runs streaming (``reset=False``), and the samples it delays (its
-latency L) are dropped at its output before the next stage, just as the in-memory
-render (``chain(audio, sr)``) compensates each stage; so the stages after it see the
-same signal from the same first sample, and the output equals the in-memory render,
-lined up with the input.  The output is written under a temporary name and renamed
+The chain runs streaming (``reset=False``) and its latency is dropped at the end,
+just as the in-memory render (``chain(audio, sr)``) does; so the output equals the
+in-memory render, lined up with the input.  The output is written under a temporary name and renamed
 when complete: an error or Ctrl-C leaves no partial file.
 """
 
@@ -75,17 +73,17 @@ class _CompensatedStages:
     ``buffer_size`` samples (pedalboard's Reverb, Compressor and Limiter give another
     output when the same signal comes in other pieces, measured: up to 0.14 apart), a
     dream stage its :meth:`~dreamfx.effect.DreamEffect.render_block` (its chunks are
-    dreamed in the same batches).  A dream stage's output is advanced by its latency.
+    dreamed in the same batches).  The last stage's output is advanced by the chain's
+    latency.
     """
 
     def __init__(self, chain, sample_rate: int, buffer_size: int):
         chain.reset()
         self.chain, self.sample_rate, self.buffer_size = chain, sample_rate, buffer_size
-        dreams = [isinstance(p, DreamEffect) for p in chain]
-        self.latencies = [p.latency_samples(sample_rate) if dream else 0 for p, dream in zip(chain, dreams)]
-        self.pieces = [p.render_block(sample_rate, buffer_size) if dream else buffer_size
-                       for p, dream in zip(chain, dreams)]
-        self.to_drop = list(self.latencies)
+        self.latency = chain.latency_samples(sample_rate)
+        self.pieces = [p.render_block(sample_rate, buffer_size) if isinstance(p, DreamEffect) else buffer_size
+                       for p in chain]
+        self.to_drop = [0] * (len(chain) - 1) + [self.latency]
         self.held = [None] * len(chain)  # per stage: input short of a whole piece, (channels, < piece)
 
     def process(self, block: np.ndarray, first: int = 0, last: bool = False) -> np.ndarray:
@@ -108,9 +106,9 @@ class _CompensatedStages:
         return block
 
     def flush(self, channels: int, block_size: int):
-        """Yield the rest of the output once the input has ended: each stage in turn, from the first, gives what
-        it holds (a dream stage: its latency's worth, by a flush of silence) to the stages after it."""
-        for i, latency in enumerate(self.latencies):
-            for start in range(0, latency, block_size):
-                yield self.process(np.zeros((channels, min(block_size, latency - start)), np.float32), first=i)
+        """Yield the rest of the output once the input has ended: the chain's latency of silence, then each
+        stage in turn, from the first, gives what it holds to the stages after it."""
+        for start in range(0, self.latency, block_size):
+            yield self.process(np.zeros((channels, min(block_size, self.latency - start)), np.float32))
+        for i in range(len(self.chain)):
             yield self.process(np.zeros((channels, 0), np.float32), first=i, last=True)  # stage i gives what it holds

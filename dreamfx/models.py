@@ -12,6 +12,7 @@ trained here and two taggers of real music ported from musicnn.
 from __future__ import annotations
 
 import json
+import struct
 from importlib import resources
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from dreamfx.errors import DreamfxError
-from dreamfx.files import atomic_path
+from dreamfx.files import SEAL_KEY, UNSEALED, atomic_path, seal, seal_intact
 from dreamfx.frontends import FRONTENDS
 from dreamfx.spectral import LOG_EPS, StftConfig, analyze_signal, log_magnitude
 from dreamfx.surrogate import SurrogateMaxPool2d, SurrogateReLU, peak_over_time
@@ -284,10 +285,11 @@ def build_metadata(classes: list[str], *, frontend: str = "mel_in_the_loop", arc
 
 
 def save_model(model: DreamNet, path: Path) -> None:
-    """Write weights + metadata to ``path`` (safetensors), atomically."""
+    """Write weights + metadata to ``path`` (safetensors), sealed (:func:`dreamfx.files.seal`), atomically."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    data = safetensors.torch.save(tensors, metadata={"dreamfx": json.dumps(model.meta), SEAL_KEY: UNSEALED})
     with atomic_path(path) as tmp:
-        safetensors.torch.save_file(tensors, str(tmp), metadata={"dreamfx": json.dumps(model.meta)})
+        tmp.write_bytes(seal(data))
 
 
 def read_metadata(path: Path) -> dict:
@@ -317,11 +319,19 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     path = model_path(path)
     meta = read_metadata(path)
     model = DreamNet(meta)
+    data = path.read_bytes()
+    (header_size,) = struct.unpack("<Q", data[:8])
+    digest = json.loads(data[8:8 + header_size]).get("__metadata__", {}).get(SEAL_KEY)
+    if digest is not None and not seal_intact(data, digest):
+        raise DreamfxError(f"model file {path} is damaged (its bytes do not match its seal): re-train it or copy it "
+                           "again") from None
     try:
-        state = safetensors.torch.load_file(str(path))
+        state = safetensors.torch.load(data)
         model.load_state_dict(state)
     except Exception as exc:
         raise DreamfxError(f"model file {path} does not match its metadata ({str(exc).splitlines()[0]}): "
                            "re-export or re-train it") from None
+    if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
+        raise DreamfxError(f"model file {path} holds NaN/Inf weights: re-train it") from None
     model.eval().requires_grad_(False)
     return model.to(device)

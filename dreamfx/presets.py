@@ -106,6 +106,9 @@ class Preset:
         return effect
 
     def _model_path(self, model) -> str | Path:
+        if not isinstance(model, str):
+            raise DreamfxError(f"{self.where}: dream.model = {model!r}: must be a shipped model's name "
+                               f"({', '.join(SHIPPED_MODELS)}) or a model file's path")
         if model in SHIPPED_MODELS:
             return model
         path = Path(model)
@@ -200,7 +203,7 @@ def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
     for key in data:
         if key not in TOP_KEYS:
             _fail(where, f"unknown key {key!r}; allowed top-level keys: {', '.join(TOP_KEYS)}")
-    if data.get("version") != PRESET_VERSION:
+    if data.get("version") != PRESET_VERSION or isinstance(data.get("version"), bool):
         _fail(where, f"version = {data.get('version')!r}: this dreamfx reads presets with version = {PRESET_VERSION}")
     name, description = data.get("name", path.stem if path else "preset"), data.get("description", "")
     _check_type(where, "name", name, str, "a string")
@@ -236,7 +239,7 @@ def _parse_midi(table, where: str) -> MidiMap:
     for number, name in cc.items():
         if not number.isdigit() or not 0 <= int(number) <= 127:
             _fail(where, f"midi.cc.{number}: controller numbers are 0..127")
-        if name not in PARAMETERS:
+        if not isinstance(name, str) or name not in PARAMETERS:
             _fail(where, f"midi.cc.{number} = {name!r}: use one of {', '.join(PARAMETERS)}")
         numbers[int(number)] = name
     notes = table.get("notes", True)

@@ -38,7 +38,7 @@ from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIP
 from dreamfx.dream import Objective, StepInputs, first_step_inputs
 from dreamfx.dream_step import DreamStep
 from dreamfx.errors import DreamfxError
-from dreamfx.files import atomic_path
+from dreamfx.files import SEAL_KEY, UNSEALED, atomic_path, seal
 from dreamfx.models import DreamNet
 from dreamfx.spectral import LOG_EPS
 from dreamfx.surrogate import DREAM_TEMPERATURES
@@ -152,14 +152,15 @@ def _load_proto(data: bytes):
 
 
 def _with_metadata(proto, metadata: dict | None) -> bytes:
-    """Add the metadata entries, check the whole model (onnx.checker, full check), serialise."""
+    """Add the metadata entries, check the whole model (onnx.checker, full check), serialise; with metadata, the
+    bytes are sealed (:func:`dreamfx.files.seal`: a flipped bit anywhere is refused when the file is opened)."""
     import onnx
     del proto.metadata_props[:]
     if metadata is not None:
-        for key, value in flat_metadata(metadata).items():
+        for key, value in {**flat_metadata(metadata), SEAL_KEY: UNSEALED}.items():
             proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto, full_check=True)
-    return proto.SerializeToString()
+    return proto.SerializeToString() if metadata is None else seal(proto.SerializeToString())
 
 
 def _write_atomic(path: Path, data: bytes, missing_ok: bool = False) -> None:
