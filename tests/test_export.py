@@ -21,6 +21,7 @@ from dreamfx.effect import DreamEffect
 from dreamfx.errors import DreamfxError
 from dreamfx.metrics import snr_db
 from dreamfx.export import export_model
+from dreamfx.files import SEAL_KEY
 from dreamfx.models import default_model_path, load_model
 from dreamfx.spectral import LOG_EPS, analyze_signal
 from tests.conftest import excerpt
@@ -228,6 +229,10 @@ def _bad_files(folder: Path, exported: dict) -> dict:
     meta = json.loads(props["dreamfx"])
     meta["stft"] = {"sample_rate": 22050, "n_fft": 512, "hop": 128}
     next(p for p in other_stft.metadata_props if p.key == "dreamfx").value = json.dumps(meta)
+    edited = other_stft.SerializeToString()  # still sealed: the edit breaks the seal
+    unsealed = [p for p in other_stft.metadata_props if p.key != SEAL_KEY]  # a file edited by hand, resaved
+    del other_stft.metadata_props[:]
+    other_stft.metadata_props.extend(unsealed)
     torch_pickle = folder / "weights.pt"
     torch.save({"w": torch.zeros(3), "boom": _Booby(folder / "pwned-torch")}, torch_pickle)
     return {
@@ -239,6 +244,7 @@ def _bad_files(folder: Path, exported: dict) -> dict:
         "random bytes": (np.random.default_rng(0).bytes(4096), "is not a safetensors, TorchScript or ONNX file"),
         "onnx of another shape": (other.SerializeToString(), "a dream step takes (context_logmag"),
         "onnx with other STFT settings": (other_stft.SerializeToString(), "the graph takes 1025 STFT bins"),
+        "sealed onnx with edited metadata": (edited, "do not match its seal"),
         "python pickle": (pickle.dumps(_Booby(folder / "pwned")), "looks like a Python pickle"),
         "torch.save pickle": (torch_pickle.read_bytes(), "zip archive without dreamfx metadata"),
     }
