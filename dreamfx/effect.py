@@ -201,9 +201,14 @@ class DreamEffect:
         self.settings.band_hz = (float(band[0]), float(band[1]))
 
     # --- objective: layer energy, one channel of it, or a class logit ------------
-    def _set_objective(self, objective: Objective) -> None:
-        objective.validate(self.spec)
-        self.backend.check_objective(objective)
+    def _set_objective(self, objective: Objective, parameter: str = "objective") -> None:
+        """Validate ``objective`` against the model and the backend, then dream it; an error names ``parameter``
+        (the attribute that was set)."""
+        try:
+            objective.validate(self.spec)
+            self.backend.check_objective(objective)
+        except DreamfxError as exc:
+            raise DreamfxError(str(exc) if parameter in str(exc) else f"{parameter}: {exc}") from None
         self.settings.objective = objective
 
     @property
@@ -217,7 +222,7 @@ class DreamEffect:
             raise DreamfxError(f"unknown layer {name!r}: use one of {', '.join(self.layer_names)}")
         o = self.settings.objective
         self._set_objective(replace(o, layer=name) if o.kind != "layers" else replace(o, kind="layer", layer=name,
-                                                                                       blend=()))
+                                                                                       blend=()), "layer")
 
     @property
     def layers(self) -> dict[str, float] | None:
@@ -240,11 +245,11 @@ class DreamEffect:
         o = self.settings.objective
         if index is None:
             if o.kind == "channel" and not o.blend:
-                self._set_objective(replace(o, kind="layer", channel=0))
+                self._set_objective(replace(o, kind="layer", channel=0), "channel")
         else:
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
                 raise DreamfxError(f"channel must be an integer or None, got {index!r}")
-            self._set_objective(replace(o, kind="channel", channel=int(index), target=None, blend=()))
+            self._set_objective(replace(o, kind="channel", channel=int(index), target=None, blend=()), "channel")
 
     @property
     def channels(self) -> dict[int, float] | None:
@@ -265,9 +270,9 @@ class DreamEffect:
         o = self.settings.objective
         if name is None:
             if o.kind == "class" and not o.blend:
-                self._set_objective(replace(o, kind="layer", target=None))
+                self._set_objective(replace(o, kind="layer", target=None), "target")
         else:
-            self._set_objective(replace(o, kind="class", target=name, blend=()))
+            self._set_objective(replace(o, kind="class", target=name, blend=()), "target")
 
     @property
     def targets(self) -> dict[str, float] | None:
@@ -288,13 +293,13 @@ class DreamEffect:
         o = self.settings.objective
         if weights is None:
             if o.kind == kind and o.blend:
-                self._set_objective(replace(o, kind="layer", blend=()))
+                self._set_objective(replace(o, kind="layer", blend=()), parameter)
             return
         try:
             blend = tuple((key(k), w) for k, w in _blend_items(weights))
-            self._set_objective(replace(o, kind=kind, target=None, blend=blend))
         except DreamfxError as exc:
             raise DreamfxError(f"{parameter}: {exc}") from None
+        self._set_objective(replace(o, kind=kind, target=None, blend=blend), parameter)
 
     @property
     def objective(self) -> str:

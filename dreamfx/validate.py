@@ -438,20 +438,23 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
                                                            (float("nan"), 1.0)][rng.integers(6)], False)
     layers, classes = list(spec.layer_names[:-1]), list(spec.class_names)
     n_channels = spec.channels[layers.index(effect.layer)]
-    if name == "layer":  # a channel objective's channels may not exist in another layer: refusing is right too
-        return (layers[rng.integers(len(layers))], effect.objective != "channel" or None) if rng.random() < 0.5 else \
-            ([f"conv{len(layers) + 1}", "logits", 3, None, ""][rng.integers(5)], False)
+    # An exported dream step serves the objectives of its graph's layer only, and a channel objective's channels
+    # may not exist in another layer: refusing a valid name is right there too (in one line naming it).
+    either = None if spec.exported_graph_layer is not None else True
+    if name == "layer":
+        return (layers[rng.integers(len(layers))], either if effect.objective != "channel" else None) if rng.random() < 0.5 \
+            else ([f"conv{len(layers) + 1}", "logits", 3, None, ""][rng.integers(5)], False)
     if name == "channel":
-        return (int(rng.integers(n_channels)), True) if rng.random() < 0.5 else \
+        return (int(rng.integers(n_channels)), either) if rng.random() < 0.5 else \
             ([n_channels, -1, 2.5, "3", True][rng.integers(5)], False)
     if name == "target":
-        return (classes[rng.integers(len(classes))], True) if rng.random() < 0.5 else \
+        return (classes[rng.integers(len(classes))], either) if rng.random() < 0.5 else \
             (["no-such-class", 3, ""][rng.integers(3)], False)
     keys = {"channels": list(range(n_channels)), "targets": classes, "layers": layers}[name]
     if rng.random() < 0.5:
         chosen = rng.choice(len(keys), size=min(len(keys), 1 + int(rng.integers(3))), replace=False)
         weights = {keys[i]: float(rng.uniform(0.1, 1.0)) for i in chosen}
-        return weights, None if name == "layers" and effect.backend_name not in ("auto", "torch") else True
+        return weights, None if name == "layers" and effect.backend_name not in ("auto", "torch") else either
     wrong = {"no-such-key" if name != "channels" else n_channels: 1.0}
     return [{}, wrong, [1.0], 3, {keys[0]: -1.0}, {keys[0]: "a"}][rng.integers(6)], False
 
