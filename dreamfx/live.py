@@ -283,6 +283,12 @@ class LiveProcessor:
             self._adopt(switch)
         self.history[:, :-self.chunk] = self.history[:, self.chunk:]
         self.history[:, -self.chunk:] = self.chunk_in
+        # After a long stall the worker catches up faster than the callback skips what it filled dry: wait for
+        # room (the callback frees it every block) instead of overflowing the outbox.
+        while self.outbox.free < out.shape[1]:
+            if self._stop.is_set():
+                return
+            time.sleep(0.0005)
         self.outbox.write(out)
         stats = self.stats
         stats.chunks += 1
