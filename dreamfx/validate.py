@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from dreamfx.chain import Chain
+from dreamfx.chain import FLOAT32_TINY, Chain
 from dreamfx.effect import RECONSTRUCTIONS, DreamEffect, _Flag, _Range, parameter_names
 from dreamfx.errors import DreamfxError
 from dreamfx.metrics import perturbation_snr, snr_db
@@ -42,7 +42,6 @@ SILENCE_DBFS = -120.0           # silence in -> silence out below this
 SMOOTH_SNR_DB = 60.0            # perturbation SNR under 1e-7 input noise (issue 13's bound)
 CHANNEL_SNR_DB = 60.0           # identical channels in -> identical channels out, within rounding
 AUTOMATION_STEP_RATIO = 2.0     # largest second difference under automation / largest of the static renders
-FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 @dataclass
