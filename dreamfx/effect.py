@@ -22,6 +22,7 @@ from dreamfx.backends import open_backend
 from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective
 from dreamfx.engine import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
+from dreamfx.fixed_blocks import FixedBlocks
 from dreamfx.models import DreamNet, ModelSpec
 
 
@@ -107,9 +108,11 @@ class DreamEffect:
     memory = _Range(float, 0.0, 0.95, "Weight of the previous chunk's change in each chunk's, against 1 - memory "
                     "for its own dream (temporal smoothing); 0: every chunk's change is its own.")
     preserve_level = _Flag("Keep each frame's energy, so the dream changes timbre, not loudness.")
-    offline_batch = _Range(int, 1, 64, "Chunks dreamt in one batch when rendering offline (reset=True, files): "
-                           "up to 2x faster, equal to the streaming render within float rounding; 1 (the default) "
-                           "dreams chunk by chunk, bit for bit as streaming. Not part of presets.")
+    offline_batch = _Range(int, 1, 64, "Chunks dreamt in one batch (files): up to 2x faster; the chunks reach "
+                           "the engine in pieces of that many (a FIFO: the latency grows by as many chunks), so "
+                           "every render in any blocks is the same, and equals a chunk-by-chunk render within float "
+                           "rounding; 1 (the default) dreams chunk by chunk at the lowest latency (live). Not part "
+                           "of presets.")
     consistency = _Flag("Project the change after every iteration onto what overlap-add can deliver, so the "
                         "model dreams only on spectrograms that audio can have (models that dream linear "
                         "magnitudes; a mel-image model is inverted by least squares instead).")
@@ -145,6 +148,7 @@ class DreamEffect:
             if value is not None:
                 setattr(self, name, value)
         self._engine: DreamEngine | None = None
+        self._batch_blocks = FixedBlocks(1)  # offline batches' pieces (see batch_block)
 
     model_source = _read_only("model_source", "What the effect was built from, for presets: 'default', a file "
                               "path, or None (a DreamNet in memory).")
@@ -340,7 +344,7 @@ class DreamEffect:
     def latency_samples(self, sample_rate: float) -> int:
         """Delay of the streaming output (reset=False) at ``sample_rate``, in samples."""
         stft = self.spec.stft_for(_check_sample_rate(sample_rate))
-        return stream_latency(stft, self.chunk_frames)
+        return stream_latency(stft, self.chunk_frames) + self.batch_block(sample_rate) - 1
 
     @property
     def backend(self):
@@ -362,12 +366,14 @@ class DreamEffect:
         raise DreamfxError(f"device is chosen when the effect is built: DreamEffect(model, device={value!r}, ...) "
                            f"or DreamEffect.from_preset(name, device={value!r})")
 
-    def render_block(self, sample_rate: float, buffer_size: int = 8192) -> int:
-        """The pieces (samples) :meth:`process` hands its engine: ``buffer_size``, or more where that completes
-        fewer chunks than one :attr:`offline_batch`.  A stream fed in these pieces from its first sample renders
-        exactly as one call does (the batches hold the same chunks)."""
-        stft = self.spec.stft_for(_check_sample_rate(sample_rate))
-        return max(buffer_size, self.offline_batch * self.chunk_frames * stft.hop)
+    def batch_block(self, sample_rate: float) -> int:
+        """Samples of the pieces the engine is handed when :attr:`offline_batch` > 1: that many chunks, from the
+        stream's first sample on, through a :class:`~dreamfx.fixed_blocks.FixedBlocks` FIFO (its ``size - 1``
+        samples are part of the latency), so every render holds the same chunks in the same batches whatever
+        the blocks; 1 (no FIFO) when chunks are dreamt one by one, which any block size gives exactly."""
+        if self.offline_batch == 1:
+            return 1
+        return self.offline_batch * self.chunk_frames * self.spec.stft_for(_check_sample_rate(sample_rate)).hop
 
     @property
     def stats(self):
@@ -379,6 +385,7 @@ class DreamEffect:
         sr = _check_sample_rate(sample_rate)
         e = self._engine
         if e is None or e.stft.sample_rate != sr or e.channels != channels:
+            self._batch_blocks.reset()
             self._engine = DreamEngine(self.backend, self.settings, sr, channels, chunk_frames=self.chunk_frames,
                                        context_frames=self.context_frames)
         return self._engine
@@ -399,18 +406,24 @@ class DreamEffect:
         if audio.shape[1] == 0:  # hosts send empty blocks: nothing in, nothing out, the stream untouched
             return restore(audio.copy())
         engine = self.engine(sample_rate, audio.shape[0])
+        batch = self.batch_block(sample_rate)
+        step = buffer_size if batch == 1 else batch
+        if self._batch_blocks.size != batch:
+            self._batch_blocks = FixedBlocks(batch)
         if reset:
-            out = engine.render(audio, self.render_block(sample_rate, buffer_size), progress)
-        else:
-            step = self.render_block(sample_rate, buffer_size)
-            out = np.concatenate([engine.process(audio[:, i:i + step])
-                                  for i in range(0, audio.shape[1], step)] or [audio[:, :0]], axis=1)
-        return restore(out)
+            self._batch_blocks.reset()
+            return restore(engine.render(audio, step, progress))
+
+        def in_pieces(block: np.ndarray) -> np.ndarray:
+            return np.concatenate([engine.process(block[:, i:i + step]) for i in range(0, block.shape[1], step)],
+                                  axis=1)
+        return restore(in_pieces(audio) if batch == 1 else self._batch_blocks(audio, in_pieces))
 
     __call__ = process
 
     def reset(self) -> None:
         """Clear all audio state (the dream restarts from silence); parameters stay."""
+        self._batch_blocks.reset()
         if self._engine is not None:
             self._engine.reset()
 

@@ -231,7 +231,12 @@ def block_sizes(ctx: Context) -> str:
     for size in sizes:
         out = stream(ctx.effect, x, ctx.sr, size)
         expect(np.array_equal(whole, out), f"blocks of {size} differ from one call by {max_difference(whole, out):.3g}")
-    return f"blocks of {', '.join(map(str, sizes))} at {ctx.sr} Hz: identical to one call"
+    # a host's blocks vary around loop points and automation: random sizes, small and large
+    varying = np.random.default_rng(2).integers(1, 4097, x.shape[1]).tolist()
+    out = stream(ctx.effect, x, ctx.sr, varying)
+    expect(np.array_equal(whole, out), f"blocks of varying size (1..4096) differ from one call by "
+           f"{max_difference(whole, out):.3g}")
+    return f"blocks of {', '.join(map(str, sizes))} and of varying size (1..4096) at {ctx.sr} Hz: identical to one call"
 
 
 @check("blocks", 3)

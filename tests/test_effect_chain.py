@@ -9,6 +9,7 @@ from pedalboard.io import AudioFile
 
 from dreamfx import Chain, DreamEffect, DreamfxError
 from dreamfx.audio_io import read_audio, write_audio
+from dreamfx.chain import PLUGIN_BLOCK
 from tests.conftest import excerpt
 
 
@@ -77,7 +78,56 @@ def test_chain_reverb_dream_compressor_renders_a_file(workdir, example):
     plain = without_dream(clip, sr)
     assert spectral_distance(out, plain) > 0.05, "the dream stage must audibly change the chain's output"
     assert spectral_distance(out, clip) > spectral_distance(plain, clip)
-    assert chain.latency_samples(sr) == chain[1].latency_samples(sr) > 0
+    # the dream's latency, and a piece of the FIFO that gives the pedalboard plugins fixed blocks, less one
+    assert chain.latency_samples(sr) == chain[1].latency_samples(sr) + PLUGIN_BLOCK - 1 > PLUGIN_BLOCK
+
+
+def block_pattern(name: str, n: int) -> list[int]:
+    """Block sizes covering n samples: a constant size, or random sizes up to 512 or 8192 (as hosts send
+    around loop points and automation)."""
+    if name.isdigit():
+        return [int(name)] * -(-n // int(name))
+    sizes = np.random.default_rng(len(name)).integers(1, int(name.split("-")[1]) + 1, n).tolist()
+    return sizes[:int(np.searchsorted(np.cumsum(sizes), n)) + 1]
+
+
+def stream_blocks(process, audio: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """process(block) over ``audio`` (channels, n) cut into ``sizes``, concatenated."""
+    edges = np.cumsum([0] + sizes)
+    return np.concatenate([process(audio[:, a:b]) for a, b in zip(edges[:-1], edges[1:]) if a < audio.shape[1]],
+                          axis=1)
+
+
+@pytest.fixture(scope="module")
+def whole_chain_render():
+    """Chorus, Reverb, the default preset's dream, Compressor, Delay and Limiter, and its offline render of 3 s
+    of the example clip (a real recording)."""
+    sr = 44100
+    audio = excerpt(3.0, sr)
+    chain = Chain([pedalboard.Chorus(), pedalboard.Reverb(room_size=0.5), DreamEffect.from_preset("default"),
+                   pedalboard.Compressor(threshold_db=-20, ratio=4), pedalboard.Delay(delay_seconds=0.25, mix=0.3),
+                   pedalboard.Limiter(threshold_db=-3)])
+    return chain, audio, sr, chain(audio, sr)
+
+
+@pytest.mark.parametrize("pattern", ["1", "7", "256", "4096", "16384", "random-512", "random-8192"])
+def test_a_whole_chain_streams_as_it_renders_offline(whole_chain_render, pattern, measured):
+    """Streamed in blocks of any size, constant or varying, the chain's output is its offline render delayed
+    by the reported latency; the same pedalboard plugins fed those blocks directly differ (the measure sees it)."""
+    chain, audio, sr, offline = whole_chain_render
+    latency, sizes = chain.latency_samples(sr), block_pattern(pattern, audio.shape[1])
+    chain.reset()
+    streamed = stream_blocks(lambda block: chain(block, sr, reset=False), audio, sizes)
+    difference = float(np.abs(streamed[:, latency:] - offline[:, :audio.shape[1] - latency]).max())
+    chorus = pedalboard.Chorus()
+    direct = stream_blocks(lambda block: chorus(block, sr, reset=False), audio, sizes)
+    direct_difference = float(np.abs(direct - pedalboard.Chorus()(audio, sr)).max())
+    measured(f"whole chain in blocks of {pattern}: max difference from the offline render {difference:.1e} "
+             f"(latency {latency}); a Chorus fed the same blocks directly: {direct_difference:.2g}")
+    assert np.abs(offline - audio).max() > 0.05  # the chain changed the audio: not a comparison of two inputs
+    assert difference <= 1e-6
+    if pattern.startswith("random"):
+        assert direct_difference > 0.01
 
 
 def test_chain_streaming_is_delayed_by_reported_latency():
