@@ -10,13 +10,16 @@ is the streaming output advanced by the latency, sample for sample, whatever
 the stages (a Chorus's LFO runs from the reset in both).
 
 Whatever blocks the caller or host sends, a chain that holds pedalboard plugins runs
-its stages on whole pieces of :data:`PLUGIN_BLOCK` samples through one
-:class:`~dreamfx.fixed_blocks.FixedBlocks` FIFO (``PLUGIN_BLOCK - 1`` samples of
-latency, reported and compensated): pedalboard's plugins give another output when
-the blocks vary in size (Chorus, Delay, Reverb up to 0.36 apart, measured), and
-behind the FIFO they see the same pieces in every render, streamed or offline,
-live or from a file.  A chain of dreams alone needs no FIFO: the dream is
-independent of the block size by construction.
+its stages on whole pieces of one size through one :class:`~dreamfx.fixed_blocks.FixedBlocks`
+FIFO: pedalboard's plugins give another output when the blocks vary in size (Chorus,
+Delay, Reverb up to 0.36 apart, measured), and behind the FIFO they see the same pieces
+in every render, streamed or offline, live or from a file.  The piece is the first
+dream's chunk, and that dream, fed whole chunks, skips its own wait for one (the FIFO's
+``chunk - 1`` samples replace it), so the FIFO adds no latency; a chain without a dream
+uses pieces of :data:`PLUGIN_BLOCK` (``PLUGIN_BLOCK - 1`` samples of latency).  A chain
+of dreams alone needs no FIFO: the dream is independent of the block size by
+construction.  The live worker, which feeds whole chunks, calls
+:meth:`Chain.take_whole_chunks`: the FIFO then passes them on at once.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ from dreamfx.effect import DreamEffect, check_finite, to_channels_first
 from dreamfx.errors import DreamfxError
 from dreamfx.fixed_blocks import FixedBlocks
 
-# Samples per piece that a chain's pedalboard plugins process (their buffer_size too): 5.3 ms at 48 kHz of
-# latency.  One call of k whole pieces equals k calls of one piece, bit for bit (measured: Chorus, Delay,
-# Reverb, Phaser, Compressor, Limiter).
+# Samples per piece of a chain of pedalboard plugins without a dream (5.3 ms at 48 kHz of latency).  A plugin
+# given k whole pieces in one call with buffer_size = the piece renders as k calls of one piece, bit for bit
+# (measured: Chorus, Delay, Reverb, Phaser, Compressor, Limiter).
 PLUGIN_BLOCK = 256
 FLOAT32_TINY = np.finfo(np.float32).tiny
 
@@ -98,11 +101,36 @@ class Chain(list):
         """The pedalboard plugins of the chain (they run behind the fixed-block FIFO)."""
         return [p for p in self if not isinstance(p, DreamEffect)]
 
+    def piece_samples(self, sample_rate: float) -> int:
+        """The pieces the stages get behind the FIFO: the first dream's chunk, or :data:`PLUGIN_BLOCK`."""
+        dreams = self.dream_effects
+        return dreams[0].chunk_samples(sample_rate) if dreams else PLUGIN_BLOCK
+
     def latency_samples(self, sample_rate: float) -> int:
-        """Total streaming delay at ``sample_rate``: the dream stages' latencies, plus the fixed-block FIFO's
-        ``PLUGIN_BLOCK - 1`` when the chain holds pedalboard plugins."""
-        fifo = self._plugin_blocks.latency if self.native_plugins else 0
-        return fifo + sum(p.latency_samples(sample_rate) for p in self.dream_effects)
+        """Total streaming delay at ``sample_rate``: the dream stages' latencies (the FIFO's ``chunk - 1``
+        stands in for the first dream's own wait), or ``PLUGIN_BLOCK - 1`` for pedalboard plugins alone.  After
+        :meth:`take_whole_chunks` the output comes ``chunk - 1`` samples sooner than this."""
+        dreams = self.dream_effects
+        fifo = PLUGIN_BLOCK - 1 if self.native_plugins and not dreams else 0
+        return fifo + sum(p.latency_samples(sample_rate) for p in dreams)
+
+    def take_whole_chunks(self, sample_rate: float, channels: int) -> None:
+        """From now until the next reset, accept only whole chunks of the first dream (from a chunk boundary) and
+        drop the wait for one: the latency shrinks by ``chunk - 1`` samples.  For a caller that already waits
+        for whole chunks (the live worker).  Call right after :meth:`reset`."""
+        dreams = self.dream_effects
+        if not dreams:
+            raise DreamfxError("take_whole_chunks needs a dream in the chain: its chunk is the unit")
+        self._plugin_blocks.reset()
+        dreams[0].engine(sample_rate, channels).take_whole_chunks()
+        if self.native_plugins:
+            self._ensure_piece_size(sample_rate)
+            self._plugin_blocks.take_whole_pieces()
+
+    def _ensure_piece_size(self, sample_rate: float) -> None:
+        size = self.piece_samples(sample_rate)
+        if self._plugin_blocks.size != size:
+            object.__setattr__(self, "_plugin_blocks", FixedBlocks(size))
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -119,11 +147,25 @@ class Chain(list):
             self.reset()
             audio = np.pad(audio, ((0, 0), (0, latency)))
         stages = functools.partial(self._stages, sample_rate=sample_rate, buffer_size=buffer_size, progress=progress)
-        audio = self._plugin_blocks(audio, stages) if self.native_plugins else stages(audio)
+        if self.native_plugins and audio.shape[1]:
+            if not self._plugin_blocks.whole_pieces:
+                self._ensure_piece_size(sample_rate)
+                self._feed_first_dream_whole_chunks(sample_rate, audio.shape[0])
+            audio = self._plugin_blocks(audio, stages)
+        else:
+            audio = stages(audio)
         subnormal = (np.abs(audio) < FLOAT32_TINY) & (audio != 0)  # IIR tails decaying to nothing: they cost CPU
         return restore(np.where(subnormal, np.float32(0), audio)[:, latency:] if subnormal.any() else audio[:, latency:])
 
     __call__ = process
+
+    def _feed_first_dream_whole_chunks(self, sample_rate: float, channels: int) -> None:
+        """Behind the FIFO the first dream gets whole chunks: at the stream's start, let it skip its own wait."""
+        dreams = self.dream_effects
+        if dreams:
+            engine = dreams[0].engine(sample_rate, channels)
+            if not engine.whole_chunks:
+                engine.take_whole_chunks()
 
     def _stages(self, audio: np.ndarray, sample_rate: float, buffer_size: int,
                 progress: Callable[[int], None] | None) -> np.ndarray:
@@ -132,7 +174,7 @@ class Chain(list):
             if isinstance(plugin, DreamEffect):
                 audio = plugin.process(audio, sample_rate, buffer_size=buffer_size, reset=False, progress=progress)
             else:
-                audio = plugin.process(audio, sample_rate, buffer_size=PLUGIN_BLOCK, reset=False)
+                audio = plugin.process(audio, sample_rate, buffer_size=self._plugin_blocks.size, reset=False)
         return audio
 
     def reset(self) -> None:

@@ -366,6 +366,10 @@ class DreamEffect:
         raise DreamfxError(f"device is chosen when the effect is built: DreamEffect(model, device={value!r}, ...) "
                            f"or DreamEffect.from_preset(name, device={value!r})")
 
+    def chunk_samples(self, sample_rate: float) -> int:
+        """Samples of one dream chunk at ``sample_rate`` (``chunk_frames`` hops)."""
+        return self.chunk_frames * self.spec.stft_for(_check_sample_rate(sample_rate)).hop
+
     def batch_block(self, sample_rate: float) -> int:
         """Samples of the pieces the engine is handed when :attr:`offline_batch` > 1: that many chunks, from the
         stream's first sample on, through a :class:`~dreamfx.fixed_blocks.FixedBlocks` FIFO (its ``size - 1``
@@ -373,7 +377,7 @@ class DreamEffect:
         the blocks; 1 (no FIFO) when chunks are dreamt one by one, which any block size gives exactly."""
         if self.offline_batch == 1:
             return 1
-        return self.offline_batch * self.chunk_frames * self.spec.stft_for(_check_sample_rate(sample_rate)).hop
+        return self.offline_batch * self.chunk_samples(sample_rate)
 
     @property
     def stats(self):
@@ -407,7 +411,8 @@ class DreamEffect:
             return restore(audio.copy())
         engine = self.engine(sample_rate, audio.shape[0])
         batch = self.batch_block(sample_rate)
-        step = buffer_size if batch == 1 else batch
+        # whole chunks per piece, so an engine that takes whole chunks only gets them (any piece gives the same)
+        step = -(-buffer_size // engine.chunk_samples) * engine.chunk_samples if batch == 1 else batch
         if self._batch_blocks.size != batch:
             self._batch_blocks = FixedBlocks(batch)
         if reset:

@@ -35,17 +35,31 @@ class FixedBlocks:
         self.held: np.ndarray | None = None   # (channels, < size) input short of a whole piece
         self.ready: np.ndarray | None = None  # (channels, m) output not yet returned
 
+        self.whole_pieces = False             # the caller sends whole pieces only: no delay
+
     @property
     def latency(self) -> int:
-        """Samples the output is delayed by: a piece less one, the least that lets any block come back at once."""
-        return self.size - 1
+        """Samples the output is delayed by: a piece less one, the least that lets any block come back at once
+        (none for a caller that sends whole pieces only, see :meth:`take_whole_pieces`)."""
+        return 0 if self.whole_pieces else self.size - 1
 
     def reset(self) -> None:
         """Forget the stream: the next block starts a new one (held input dropped, delay line silent)."""
         self.held = self.ready = None
+        self.whole_pieces = False
+
+    def take_whole_pieces(self) -> None:
+        """Until the next reset, accept only blocks of whole pieces and pass them on at once (no delay): for a
+        caller that already waits for whole pieces (the live worker)."""
+        self.reset()
+        self.whole_pieces = True
 
     def __call__(self, block: np.ndarray, process: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         channels, n = block.shape
+        if self.whole_pieces:
+            if n % self.size:
+                raise ValueError(f"this FIFO takes whole pieces of {self.size} samples, got {n}")
+            return process(block) if n else block
         if self.held is None or self.held.shape[0] != channels:  # a new stream (or a new channel layout)
             self.held = np.zeros((channels, 0), np.float32)
             self.ready = np.zeros((channels, self.latency), np.float32)

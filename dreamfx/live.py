@@ -149,7 +149,9 @@ class LiveProcessor:
         self.headroom = self.measure_headroom() if headroom is None else headroom
         self.prefill = self.chunk + self.headroom + blocksize
         self.latency = self._latency(chain, self.engine)
-        capacity = 4 * (self.chunk + MAX_BLOCK)
+        # Two seconds of input, at least: the callback keeps filling the rings while Python (the worker among its
+        # threads) is held up, e.g. by a C extension that keeps the interpreter lock for a second.
+        capacity = max(4 * (self.chunk + MAX_BLOCK), 2 * sample_rate)
         self.inbox, self.outbox = RingBuffer(channels, capacity), RingBuffer(channels, capacity)
         self.dry = RingBuffer(channels, self.latency + capacity)
         # Input before the current chunk, enough for a new chain's model context and STFT overlap.
@@ -182,7 +184,7 @@ class LiveProcessor:
         self.history[:] = 0
         self.chain.reset()
         if self.engine is not None:
-            self.engine.take_whole_chunks()
+            self.chain.take_whole_chunks(self.sample_rate, self.channels)
 
     def _prepare(self, chain: Chain) -> DreamEngine | None:
         """The engine of ``chain``'s first dream, with every dream-step graph built (no export or trace may
@@ -208,8 +210,8 @@ class LiveProcessor:
         if self.engine is not None:
             settings = self.engine.settings
             saved, settings.intensity, settings.mix = (settings.intensity, settings.mix), 1.0, 1.0
-            self.engine.reset()
-            self.engine.take_whole_chunks()
+            self.chain.reset()
+            self.chain.take_whole_chunks(self.sample_rate, self.channels)
         times = []
         try:
             for i in range(chunks + 2):
@@ -346,7 +348,7 @@ class LiveProcessor:
         model context and plugin tails match the stream."""
         switch.chain.reset()
         if switch.engine is not None:
-            switch.engine.take_whole_chunks()
+            switch.chain.take_whole_chunks(self.sample_rate, self.channels)
             switch.engine.deadline = 0.0  # already passed: no iterations
         for start in range(0, self.history.shape[1], self.chunk):
             switch.chain(self.history[:, start:start + self.chunk], self.sample_rate, reset=False)
