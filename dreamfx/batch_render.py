@@ -1,8 +1,16 @@
 """Rendering many files: in this process, in N local worker processes, or on a Dask cluster.
 
     dreamfx process in/ out/                           # one file after another, here
-    dreamfx process in/ out/ --jobs 2                  # a local Dask cluster of 2 worker processes
+    dreamfx process in/ out/ --jobs 2                  # here and in 1 worker process (N jobs: N - 1 workers)
     dreamfx process in/ out/ --cluster tcp://host:8786  # the workers of a running Dask scheduler
+
+``--jobs N`` renders here, with the chain already built, while N - 1 worker processes start
+(a fresh interpreter, torch and the chain: about 3 s on 2 cores) and then take files
+from the same list as they become free: no time is lost to start-up, so a folder of a
+few short files gains as much as a long one.  (A local Dask cluster started its workers
+before the first file: about 5 s, which made ``--jobs 2`` on four 12-second files only
+1.2x faster than ``--jobs 1``.)  A worker process that dies leaves its file to this
+process.
 
 Each file is one task.  A worker builds the chain from a :class:`ChainRecipe` (the
 preset's name or path, the model and the overrides: plain values; the preset and
@@ -24,9 +32,14 @@ ends with a summary of what was rendered and what failed.
 
 from __future__ import annotations
 
+import collections
 import functools
+import multiprocessing
 import os
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -95,10 +108,16 @@ def _cached_chain(recipe: ChainRecipe):
     return recipe.build()
 
 
+def _build_chain_here(recipe: ChainRecipe) -> None:
+    """A worker's start: its chain built (and kept) before its first file."""
+    _cached_chain(recipe)
+
+
 def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: int,
-               progress: Callable[[int], None] | None = None) -> FileResult:
-    """Render one file (in a worker, or here) with ``threads`` torch threads.  A DreamfxError (bad input, bad
-    preset) becomes the result's error line; anything else propagates (Dask then retries the task elsewhere)."""
+               progress: Callable[[int], None] | None = None, chain=None) -> FileResult:
+    """Render one file (in a worker, or here) with ``threads`` torch threads, through ``chain`` when given (the
+    recipe's, already built) or the recipe's chain built here.  A DreamfxError (bad input, bad preset) becomes
+    the result's error line; anything else propagates (Dask then retries the task elsewhere)."""
     import torch
     from dreamfx.file_render import render_file
     from dreamfx.midi import Automation, MidiControl
@@ -106,7 +125,10 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
     started = time.perf_counter()
     result = FileResult(Path(source), Path(destination), worker=_worker_name())
     try:
-        chain = recipe.build() if recipe.automation else _cached_chain(recipe)
+        if recipe.automation:  # the automation moves the chain's parameters: a fresh chain for every file
+            chain = recipe.build()
+        elif chain is None:
+            chain = _cached_chain(recipe)
         attach = None if recipe.automation is None else lambda sr, channels: Automation(recipe.automation).attach(
             MidiControl(chain.dream_effects[0]), sr, channels)
         result.destination.parent.mkdir(parents=True, exist_ok=True)
@@ -130,30 +152,30 @@ def increments(progress: Callable[[int], None]) -> Callable[[int], None]:
 
 
 def _worker_name() -> str:
+    """Where this render runs: a Dask worker's address, else this process's id."""
     try:
         from distributed import get_worker
         return get_worker().address
     except (ImportError, ValueError):
-        return "local"
+        return f"pid {os.getpid()}"
 
 
 def render_files(jobs: list[tuple[Path, Path]], recipe: ChainRecipe, *, workers: int = 1, cluster: str | None = None,
-                 threads: int | None = None, progress: Callable[[int], None] | None = None) -> RunSummary:
-    """Render every (source, destination) of ``jobs``: here when ``workers`` is 1 and no ``cluster``, else on a
-    local Dask cluster of ``workers`` processes or on the Dask scheduler at ``cluster``.  ``threads``: torch
-    threads per render (default: cores / workers here, 1 on a cluster).  ``progress(samples)`` is called with
-    the samples done since its last call."""
+                 threads: int | None = None, progress: Callable[[int], None] | None = None,
+                 chain=None) -> RunSummary:
+    """Render every (source, destination) of ``jobs``: here and in ``workers`` - 1 local worker processes, or on
+    the Dask scheduler at ``cluster``.  ``threads``: torch threads per render (default: cores / workers here, 1
+    on a cluster).  ``progress(samples)`` is called with the samples done since its last call.  ``chain``: the
+    recipe's chain if the caller built it already (this process renders with it)."""
     started = time.perf_counter()
     summary = RunSummary()
     if threads is None:
         threads = 1 if cluster else max(1, (os.cpu_count() or 1) // workers)
     try:
-        if cluster is None and workers == 1:
-            for source, destination in jobs:
-                advance = None if progress is None else increments(progress)
-                summary.results.append(render_one(recipe, source, destination, threads, advance))
+        if cluster is None:
+            summary.results = _render_here_and_in_workers(jobs, recipe, workers - 1, threads, progress, chain)
         else:
-            summary.results = _render_on_dask(jobs, recipe, workers, cluster, threads, progress)
+            summary.results = _render_on_dask(jobs, recipe, cluster, threads, progress)
     finally:
         summary.partial_files_removed = sum(remove_partial_files(destination) for _, destination in jobs)
         summary.seconds = time.perf_counter() - started
@@ -171,37 +193,87 @@ def start_local_cluster(workers: int, host: str | None = None):
                             host=host)
 
 
-def _render_on_dask(jobs, recipe: ChainRecipe, workers: int, cluster: str | None, threads: int,
+def _render_here_and_in_workers(jobs, recipe: ChainRecipe, workers: int, threads: int,
+                                progress: Callable[[int], None] | None, chain) -> list[FileResult]:
+    """Render ``jobs`` in this process and in ``workers`` worker processes, each taking the next file when it is
+    free (see the module doc); in the order of ``jobs``."""
+    queue = collections.deque(jobs)
+    lock = threading.Lock()
+    results: list[FileResult] = []
+
+    def next_job() -> tuple[Path, Path] | None:
+        with lock:
+            return queue.popleft() if queue else None
+
+    def done(result: FileResult) -> None:
+        with lock:
+            results.append(result)
+        if progress is not None:
+            progress(result.frames)
+
+    def feed(pool) -> None:
+        """One worker's turn: start it (its chain built), then hand it files until none is left."""
+        try:
+            pool.submit(_build_chain_here, recipe).result()
+            while (job := next_job()) is not None:
+                try:
+                    done(pool.submit(render_one, recipe, *job, threads).result())
+                except BrokenProcessPool:  # the worker died: this process renders the file
+                    with lock:
+                        queue.append(job)
+                    return
+        except BrokenProcessPool:
+            return
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
+    feeders = [threading.Thread(target=feed, args=(pool,), daemon=True) for _ in range(workers)]
+    try:
+        for feeder in feeders:
+            feeder.start()
+        while True:
+            job = next_job()
+            if job is None:
+                if not any(feeder.is_alive() for feeder in feeders):
+                    break
+                time.sleep(0.05)  # a worker still renders; it may die and leave its file to this process
+                continue
+            advance = None if progress is None else increments(progress)
+            result = render_one(recipe, *job, threads, advance, chain)
+            with lock:
+                results.append(result)  # its progress was reported as it went
+    finally:
+        with lock:
+            queue.clear()  # on Ctrl-C: the workers take no further file
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    order = {source: i for i, (source, _) in enumerate(jobs)}
+    return sorted(results, key=lambda r: order[r.source])
+
+
+def _render_on_dask(jobs, recipe: ChainRecipe, cluster: str, threads: int,
                     progress: Callable[[int], None] | None) -> list[FileResult]:
     from distributed import Client, as_completed
     from distributed.scheduler import KilledWorker
-    local = None
     try:
-        if cluster is None:
-            local = start_local_cluster(workers)
-        try:
-            client = Client(local if local is not None else cluster, timeout="20s")
-        except OSError as exc:
-            raise DreamfxError(f"--cluster {cluster}: no Dask scheduler answered ({exc}): start one with "
-                               "`dask scheduler` and workers with `dask worker ADDRESS`") from None
-        with client:
-            futures = {client.submit(render_one, recipe, source, destination, threads, pure=False,
-                                     key=f"dreamfx-{i}-{source.name}"): (source, destination)
-                       for i, (source, destination) in enumerate(jobs)}
-            results = []
-            for future in as_completed(futures):
-                source, destination = futures[future]
-                try:
-                    result = future.result()
-                except KilledWorker as exc:
-                    result = FileResult(source, destination, error=f"its worker died on every try ({exc})")
-                except Exception as exc:  # an unexpected error in the worker: name it, go on with the rest
-                    result = FileResult(source, destination, error=f"{type(exc).__name__}: {exc}")
-                results.append(result)
-                if progress is not None:
-                    progress(result.frames)
-    finally:
-        if local is not None:
-            local.close()
+        client = Client(cluster, timeout="20s")
+    except OSError as exc:
+        raise DreamfxError(f"--cluster {cluster}: no Dask scheduler answered ({exc}): start one with "
+                           "`dask scheduler` and workers with `dask worker ADDRESS`") from None
+    with client:
+        futures = {client.submit(render_one, recipe, source, destination, threads, pure=False,
+                                 key=f"dreamfx-{i}-{source.name}"): (source, destination)
+                   for i, (source, destination) in enumerate(jobs)}
+        results = []
+        for future in as_completed(futures):
+            source, destination = futures[future]
+            try:
+                result = future.result()
+            except KilledWorker as exc:
+                result = FileResult(source, destination, error=f"its worker died on every try ({exc})")
+            except Exception as exc:  # an unexpected error in the worker: name it, go on with the rest
+                result = FileResult(source, destination, error=f"{type(exc).__name__}: {exc}")
+            results.append(result)
+            if progress is not None:
+                progress(result.frames)
     order = {source: i for i, (source, _) in enumerate(jobs)}
     return sorted(results, key=lambda r: order[r.source])

@@ -146,7 +146,7 @@ def cli() -> None:
 @click.option("--automation", type=click.Path(path_type=Path), help="Play the dream from this MIDI file (the map "
               "of dreamfx live; e.g. a live --record), applied chunk by chunk.")
 @click.option("--jobs", "-j", type=click.IntRange(1), default=1, show_default=True,
-              help="Render files in this many worker processes (a local Dask cluster; threads per worker: cores / N).")
+              help="Render files in this many processes (this one and N - 1 workers; threads each: cores / N).")
 @click.option("--cluster", metavar="ADDRESS", help="Render files on the workers of this Dask scheduler "
               "(tcp://host:8786); IN and OUT must be paths every worker sees.")
 @click.option("--threads", type=click.IntRange(1), help="Torch threads per file's render [default: cores / jobs; "
@@ -163,12 +163,12 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
     total = sum(probe_audio(inp) for inp, _ in pairs)  # every input opens before any output is written
     if automation is not None:
         Automation(automation)  # a missing or bad MIDI file fails here, before any work
-    chain = build_chain(preset, model, chain_spec, **overrides)  # so does a bad preset or option
     recipe = ChainRecipe(str(preset), model, chain_spec, tuple(sorted(overrides.items())),
                          None if automation is None else str(automation.resolve()), buffer_size, batch)
+    chain = recipe.build()  # so does a bad preset or option; this process renders with it
     with progress_bar(total, "dreaming") as bar:
         summary = render_files([(inp.resolve(), out.resolve()) for inp, out in pairs], recipe, workers=jobs,
-                               cluster=cluster, threads=threads, progress=bar.update)
+                               cluster=cluster, threads=threads, progress=bar.update, chain=chain)
     if len(pairs) == 1 and summary.failed:
         raise DreamfxError(summary.failed[0].error)
     click.echo(summary.line(), err=bool(summary.failed))

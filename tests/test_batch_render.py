@@ -68,6 +68,20 @@ def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measu
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")
 
 
+def test_two_jobs_share_the_files_between_this_process_and_a_worker(folder, tmp_path, measured):
+    """--jobs 2: this process renders while a worker process starts, then both take the next file when free
+    (files slow enough to render that the worker, started in about 3 s, gets some)."""
+    slow = ChainRecipe(overrides=(("iterations", 16),), batch=16)
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    assert not render_files(jobs_of(folder, alone), slow, threads=1).failed
+    summary = render_files(jobs_of(folder, shared), slow, workers=2, threads=1)
+    assert not summary.failed, summary.line()
+    where = {r.worker for r in summary.results}
+    measured(f"--jobs 2 on 4 files of 3 s: {summary.line()}; rendered in {sorted(where)}")
+    assert f"pid {os.getpid()}" in where and len(where) == 2  # here, and in the worker
+    assert_same_files(alone, shared, measured, "this process and one worker")
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A local Dask cluster of two worker processes, started here (loopback only)."""

@@ -119,8 +119,11 @@ def test_ctrl_c_leaves_no_partial_output(workdir):
     long = workdir / "long.wav"
     write_audio(long, np.tile(excerpt(5.0, 44100), 8), 44100)  # 40 s: long enough to interrupt
     out = workdir / "out.wav"
+    # SIGINT's default action in the child, whatever this process inherited (a shell's background job ignores
+    # SIGINT, and so would the child: then the render ran to the end)
     proc = subprocess.Popen([sys.executable, "-m", "dreamfx.cli", "process", str(long), str(out), "--iterations", "32"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4.0)
     assert proc.poll() is None, "the render finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
