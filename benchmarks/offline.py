@@ -6,8 +6,9 @@
   the whole file), real-time factor and retention on the same clip (needs models/mel.safetensors, see
   training/train.py).
 * ``memory``: peak RSS of a fresh process rendering 1, 10 and 60 minutes in blocks (a 1-iteration dream).
-* ``workers``: a folder of short files rendered in one process, with --jobs 1/2 and on a local Dask cluster
-  of 2 workers started beforehand; throughput = seconds of audio per second of wall time.
+* ``workers``: folders of real recordings (4 x 12 s, and N x 30 s) rendered by ``dreamfx process`` with
+  --jobs 1 and 2 (the whole command: start-up included) and on a local Dask cluster of 2 workers started
+  beforehand; throughput = seconds of audio per second of wall time.
 
     python benchmarks/offline.py [rtf seed memory workers] [--repeats 3] [--files 16]
 """
@@ -115,38 +116,55 @@ def memory(work: Path) -> None:
         source.unlink()
 
 
+def real_recordings(seconds: float, count: int) -> list[tuple[np.ndarray, int]]:
+    """``count`` excerpts of ``seconds`` from real recordings (Debian's asc-music, GPL; the example clip if it
+    is not installed), cut one after another from each piece."""
+    pieces = sorted(Path("/usr/share/games/asc/music").glob("*.mp3")) or [EXAMPLE]
+    excerpts = []
+    for i in range(count):
+        audio, sr = read_audio(pieces[i % len(pieces)])
+        start = (10 + (i // len(pieces)) * seconds) * sr
+        excerpts.append((audio[:, int(start):int(start + seconds * sr)], sr))
+    return excerpts
+
+
 def workers(work: Path, files: int) -> None:
-    audio, sr = read_audio(EXAMPLE)
-    folder = work / "in"
-    folder.mkdir()
-    for i in range(files):
-        write_audio(folder / f"clip{i:02d}.wav", np.roll(audio, i * sr // 3, axis=1), sr)
-    total = files * audio.shape[1] / sr
-    recipe = ChainRecipe(batch=16)
-    print(f"\n## workers: {files} files of {audio.shape[1] / sr:.0f} s, default preset (wall time includes starting "
-          "the workers, except for the cluster started beforehand)")
-    print("| how | wall | audio s per wall s | vs one process |")
-    print("|---|---|---|---|")
-    runs = [("one process, 2 threads", dict(threads=2)), ("one process, 1 thread", dict(threads=1)),
-            ("--jobs 2 (1 thread each)", dict(workers=2))]
-    baseline = None
+    """``dreamfx process FOLDER OUT --jobs 1`` and ``--jobs 2`` on a folder of short files and one of longer
+    files, each the whole command's wall time (start-up included, as a user waits for it); and the same folder
+    through render_files on a local Dask cluster of 2 workers started beforehand."""
+    print("\n## workers: default preset; wall time of the whole `dreamfx process` command (start-up included), "
+          "and of render_files on a Dask cluster started beforehand")
+    print("| folder | how | wall | audio s per wall s | vs --jobs 1 |")
+    print("|---|---|---|---|---|")
     with start_local_cluster(2) as cluster:
-        runs.append(("local Dask cluster, 2 workers", dict(cluster=cluster.scheduler_address)))
-        for label, options in runs:
-            out = work / label.replace(" ", "_").replace(",", "")
-            jobs = [(p, out / p.name) for p in sorted(folder.glob("*.wav"))]
+        for label, seconds, count in (("4 x 12 s", 12.0, 4), (f"{files} x 30 s", 30.0, files)):
+            folder = work / label.replace(" ", "")
+            folder.mkdir()
+            for i, (audio, sr) in enumerate(real_recordings(seconds, count)):
+                write_audio(folder / f"clip{i:02d}.wav", audio, sr)
+            total, baseline = seconds * count, None
+            for jobs in (1, 2):
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", str(folder),
+                                str(work / f"{folder.name}-jobs{jobs}"), "--jobs", str(jobs)], check=True,
+                               capture_output=True)
+                wall = time.perf_counter() - started
+                baseline = baseline or wall
+                print(f"| {label} | dreamfx process --jobs {jobs} | {wall:.1f} s | {total / wall:.2f} | "
+                      f"{baseline / wall:.2f}x |", flush=True)
+            jobs = [(p, work / f"{folder.name}-dask" / p.name) for p in sorted(folder.glob("*.wav"))]
             started = time.perf_counter()
-            summary = render_files(jobs, recipe, **options)
+            summary = render_files(jobs, ChainRecipe(batch=16), cluster=cluster.scheduler_address)
             wall = time.perf_counter() - started
             assert not summary.failed, summary.line()
-            baseline = baseline or wall
-            print(f"| {label} | {wall:.1f} s | {total / wall:.2f} | {baseline / wall:.2f}x |")
+            print(f"| {label} | Dask cluster, 2 workers (started before) | {wall:.1f} s | {total / wall:.2f} | "
+                  f"{baseline / wall:.2f}x |", flush=True)
 
 
 @click.command()
 @click.argument("parts", nargs=-1, type=click.Choice(["rtf", "seed", "memory", "workers"]))
 @click.option("--repeats", default=3, show_default=True)
-@click.option("--files", default=16, show_default=True, help="Files in the folder of the workers part.")
+@click.option("--files", default=8, show_default=True, help="Files in the long folder of the workers part.")
 def main(parts, repeats: int, files: int) -> None:
     parts = parts or ("rtf", "seed", "memory", "workers")
     print(f"{time.strftime('%Y-%m-%d')} · {machine()}")

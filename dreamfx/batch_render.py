@@ -4,13 +4,13 @@
     dreamfx process in/ out/ --jobs 2                  # here and in 1 worker process (N jobs: N - 1 workers)
     dreamfx process in/ out/ --cluster tcp://host:8786  # the workers of a running Dask scheduler
 
-``--jobs N`` renders here, with the chain already built, while N - 1 worker processes start
-(a fresh interpreter, torch and the chain: about 3 s on 2 cores) and then take files
-from the same list as they become free: no time is lost to start-up, so a folder of a
-few short files gains as much as a long one.  (A local Dask cluster started its workers
-before the first file: about 5 s, which made ``--jobs 2`` on four 12-second files only
-1.2x faster than ``--jobs 1``.)  A worker process that dies leaves its file to this
-process.
+``--jobs N`` renders here while N - 1 worker processes, forked as the command starts
+(before any torch computation, see :class:`WorkerProcesses`), build their chains, and
+then every process takes the next file from the same list when it is free, so a folder
+of a few short files gains nearly as much as a long one.  (A local Dask cluster started
+its workers before the first file: about 5 s, which made ``--jobs 2`` on four 12-second
+files only 1.2x faster than ``--jobs 1``.)  A worker process that dies leaves its file
+to this process.
 
 Each file is one task.  A worker builds the chain from a :class:`ChainRecipe` (the
 preset's name or path, the model and the overrides: plain values; the preset and
@@ -119,11 +119,14 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
     recipe's, already built) or the recipe's chain built here.  A DreamfxError (bad input, bad preset) becomes
     the result's error line; anything else propagates (Dask then retries the task elsewhere)."""
     import torch
+    from threadpoolctl import threadpool_limits
     from dreamfx.file_render import render_file
     from dreamfx.midi import Automation, MidiControl
     torch.set_num_threads(threads)
     started = time.perf_counter()
     result = FileResult(Path(source), Path(destination), worker=_worker_name())
+    # numpy's BLAS takes the same count: its own pool (a thread per core) beside every process's torch threads
+    # made the processes of --jobs 2 compete for the cores
     try:
         if recipe.automation:  # the automation moves the chain's parameters: a fresh chain for every file
             chain = recipe.build()
@@ -132,8 +135,10 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
         attach = None if recipe.automation is None else lambda sr, channels: Automation(recipe.automation).attach(
             MidiControl(chain.dream_effects[0]), sr, channels)
         result.destination.parent.mkdir(parents=True, exist_ok=True)
-        result.sample_rate, result.frames = render_file(chain, source, destination, buffer_size=recipe.buffer_size,
-                                                        before=attach, progress=progress)
+        with threadpool_limits(threads):
+            result.sample_rate, result.frames = render_file(chain, source, destination,
+                                                            buffer_size=recipe.buffer_size, before=attach,
+                                                            progress=progress)
     except DreamfxError as exc:
         result.error = str(exc)
     result.seconds = time.perf_counter() - started
@@ -162,21 +167,29 @@ def _worker_name() -> str:
 
 def render_files(jobs: list[tuple[Path, Path]], recipe: ChainRecipe, *, workers: int = 1, cluster: str | None = None,
                  threads: int | None = None, progress: Callable[[int], None] | None = None,
-                 chain=None) -> RunSummary:
+                 chain=None, started_workers: WorkerProcesses | None = None) -> RunSummary:
     """Render every (source, destination) of ``jobs``: here and in ``workers`` - 1 local worker processes, or on
     the Dask scheduler at ``cluster``.  ``threads``: torch threads per render (default: cores / workers here, 1
     on a cluster).  ``progress(samples)`` is called with the samples done since its last call.  ``chain``: the
-    recipe's chain if the caller built it already (this process renders with it)."""
+    recipe's chain if the caller built it already (this process renders with it); ``started_workers``: the
+    worker processes if the caller started them already (they are closed here)."""
     started = time.perf_counter()
     summary = RunSummary()
     if threads is None:
         threads = 1 if cluster else max(1, (os.cpu_count() or 1) // workers)
+    local = started_workers
+    if local is None and cluster is None and min(workers, len(jobs)) > 1:
+        local = WorkerProcesses(recipe, min(workers, len(jobs)) - 1)
+    stopped = True
     try:
         if cluster is None:
-            summary.results = _render_here_and_in_workers(jobs, recipe, workers - 1, threads, progress, chain)
+            summary.results = _render_here_and_in_workers(jobs, recipe, local, threads, progress, chain)
         else:
             summary.results = _render_on_dask(jobs, recipe, cluster, threads, progress)
+        stopped = False
     finally:
+        if local is not None:
+            local.close(stop=stopped)
         summary.partial_files_removed = sum(remove_partial_files(destination) for _, destination in jobs)
         summary.seconds = time.perf_counter() - started
     return summary
@@ -193,10 +206,34 @@ def start_local_cluster(workers: int, host: str | None = None):
                             host=host)
 
 
-def _render_here_and_in_workers(jobs, recipe: ChainRecipe, workers: int, threads: int,
+class WorkerProcesses:
+    """``count`` worker processes, started as soon as this is made (each builds the recipe's chain), so that
+    they start while the caller does its own start-up.  Close with :meth:`close`.
+
+    fork: copy this process (a fraction of a second) instead of starting fresh interpreters that import torch
+    (about 3 s each).  Only where no torch computation has run in this process yet: a forked child of a
+    process whose OpenMP threads have run hangs in its first parallel region on more than one thread
+    (measured).  ``dreamfx process`` forks before it builds anything; otherwise workers are spawned.
+    """
+
+    def __init__(self, recipe: ChainRecipe, count: int, fork: bool = False):
+        self.recipe = recipe
+        context = multiprocessing.get_context("fork" if fork else "spawn")
+        self.pool = ProcessPoolExecutor(count, mp_context=context)
+        self.started = [self.pool.submit(_build_chain_here, recipe) for _ in range(count)]
+
+    def close(self, stop: bool = False) -> None:
+        """Let the workers end (``stop``: end them now, their files unfinished, e.g. on Ctrl-C)."""
+        if stop:
+            for process in list(self.pool._processes.values()):  # the executor has no public way to stop them
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _render_here_and_in_workers(jobs, recipe: ChainRecipe, workers: WorkerProcesses | None, threads: int,
                                 progress: Callable[[int], None] | None, chain) -> list[FileResult]:
-    """Render ``jobs`` in this process and in ``workers`` worker processes, each taking the next file when it is
-    free (see the module doc); in the order of ``jobs``."""
+    """Render ``jobs`` in this process and in ``workers``, each taking the next file when it is free (see the
+    module doc); in the order of ``jobs``."""
     queue = collections.deque(jobs)
     lock = threading.Lock()
     results: list[FileResult] = []
@@ -205,47 +242,46 @@ def _render_here_and_in_workers(jobs, recipe: ChainRecipe, workers: int, threads
         with lock:
             return queue.popleft() if queue else None
 
-    def done(result: FileResult) -> None:
-        with lock:
-            results.append(result)
-        if progress is not None:
-            progress(result.frames)
-
-    def feed(pool) -> None:
-        """One worker's turn: start it (its chain built), then hand it files until none is left."""
+    def feed(started) -> None:
+        """One worker's turn: once it has started, hand it files until none is left."""
         try:
-            pool.submit(_build_chain_here, recipe).result()
-            while (job := next_job()) is not None:
-                try:
-                    done(pool.submit(render_one, recipe, *job, threads).result())
-                except BrokenProcessPool:  # the worker died: this process renders the file
-                    with lock:
-                        queue.append(job)
-                    return
-        except BrokenProcessPool:
+            started.result()
+        except Exception:  # noqa: BLE001 - it could not start (its error is this process's too): no share for it
             return
+        while (job := next_job()) is not None:
+            try:
+                result = workers.pool.submit(render_one, recipe, *job, threads).result()
+            except BrokenProcessPool:  # the worker died: this process renders the file
+                with lock:
+                    queue.append(job)
+                return
+            except Exception as exc:  # noqa: BLE001 - an unexpected error in the worker: name it, go on
+                result = FileResult(job[0], job[1], error=f"{type(exc).__name__}: {exc}")
+            with lock:
+                results.append(result)
+            if progress is not None:
+                progress(result.frames)
 
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
-    feeders = [threading.Thread(target=feed, args=(pool,), daemon=True) for _ in range(workers)]
+    feeders = [threading.Thread(target=feed, args=(started,), daemon=True)
+               for started in (workers.started if workers is not None else ())]
     try:
         for feeder in feeders:
             feeder.start()
         while True:
             job = next_job()
-            if job is None:
-                if not any(feeder.is_alive() for feeder in feeders):
-                    break
+            if job is None and any(feeder.is_alive() for feeder in feeders):
                 time.sleep(0.05)  # a worker still renders; it may die and leave its file to this process
                 continue
+            job = job or next_job()  # (one that died just now has left its file)
+            if job is None:
+                break
             advance = None if progress is None else increments(progress)
             result = render_one(recipe, *job, threads, advance, chain)
             with lock:
                 results.append(result)  # its progress was reported as it went
     finally:
         with lock:
-            queue.clear()  # on Ctrl-C: the workers take no further file
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            queue.clear()  # on Ctrl-C or an error: the workers take no further file
     order = {source: i for i, (source, _) in enumerate(jobs)}
     return sorted(results, key=lambda r: order[r.source])
 

@@ -136,7 +136,7 @@ class Chain(list):
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Run audio through every stage; same layout and length as the input.
 
-        ``buffer_size`` is passed to the dream stages (pedalboard plugins always get :data:`PLUGIN_BLOCK`);
+        ``buffer_size`` is passed to the dream stages (pedalboard plugins get the FIFO's piece as theirs);
         ``progress`` too (called with samples done).
         """
         audio, restore = to_channels_first(input_array, None if reset else self._stream_channels)
@@ -150,7 +150,7 @@ class Chain(list):
         if self.native_plugins and audio.shape[1]:
             if not self._plugin_blocks.whole_pieces:
                 self._ensure_piece_size(sample_rate)
-                self._feed_first_dream_whole_chunks(sample_rate, audio.shape[0])
+                self._first_dream_on_whole_chunks(sample_rate, audio.shape[0])
             audio = self._plugin_blocks(audio, stages)
         else:
             audio = stages(audio)
@@ -159,12 +159,14 @@ class Chain(list):
 
     __call__ = process
 
-    def _feed_first_dream_whole_chunks(self, sample_rate: float, channels: int) -> None:
-        """Behind the FIFO the first dream gets whole chunks: at the stream's start, let it skip its own wait."""
+    def _first_dream_on_whole_chunks(self, sample_rate: float, channels: int) -> None:
+        """Behind the FIFO the first dream gets whole chunks: unless it already takes them, its stream starts
+        here (as the FIFO's does) without its own wait for a chunk."""
         dreams = self.dream_effects
         if dreams:
             engine = dreams[0].engine(sample_rate, channels)
             if not engine.whole_chunks:
+                engine.reset()
                 engine.take_whole_chunks()
 
     def _stages(self, audio: np.ndarray, sample_rate: float, buffer_size: int,

@@ -157,18 +157,28 @@ def cli() -> None:
 def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_size, automation, jobs, cluster,
             threads, batch, **overrides) -> None:
     """Dream IN (a file, or a folder of files) into OUT (a file, or a folder)."""
-    from dreamfx.batch_render import ChainRecipe, render_files
+    from dreamfx.batch_render import ChainRecipe, WorkerProcesses, render_files
     from dreamfx.midi import Automation
     pairs = collect_jobs(src, dst, overwrite)
-    total = sum(probe_audio(inp) for inp, _ in pairs)  # every input opens before any output is written
-    if automation is not None:
-        Automation(automation)  # a missing or bad MIDI file fails here, before any work
     recipe = ChainRecipe(str(preset), model, chain_spec, tuple(sorted(overrides.items())),
                          None if automation is None else str(automation.resolve()), buffer_size, batch)
-    chain = recipe.build()  # so does a bad preset or option; this process renders with it
+    workers = min(jobs, len(pairs))
+    # --jobs: the worker processes start now, while this one checks the inputs and builds its chain; forked, as
+    # no torch computation has run in this process yet
+    started = WorkerProcesses(recipe, workers - 1, fork=True) if cluster is None and workers > 1 else None
+    try:
+        total = sum(probe_audio(inp) for inp, _ in pairs)  # every input opens before any output is written
+        if automation is not None:
+            Automation(automation)  # a missing or bad MIDI file fails here, before any work
+        chain = recipe.build()  # so does a bad preset or option; this process renders with it
+    except BaseException:
+        if started is not None:
+            started.close()
+        raise
     with progress_bar(total, "dreaming") as bar:
         summary = render_files([(inp.resolve(), out.resolve()) for inp, out in pairs], recipe, workers=jobs,
-                               cluster=cluster, threads=threads, progress=bar.update, chain=chain)
+                               cluster=cluster, threads=threads, progress=bar.update, chain=chain,
+                               started_workers=started)
     if len(pairs) == 1 and summary.failed:
         raise DreamfxError(summary.failed[0].error)
     click.echo(summary.line(), err=bool(summary.failed))

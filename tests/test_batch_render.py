@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.batch_render import ChainRecipe, render_files, start_local_cluster
-from dreamfx.cli import cli
+from dreamfx.batch_render import ChainRecipe, WorkerProcesses, render_files, start_local_cluster
 from dreamfx.models import example_clip_path
 
 # the default preset's chain with a faster dream, whose chunks are dreamt in batches (no consistency projection)
@@ -60,11 +60,13 @@ def assert_same_files(a, b, measured, label):
 
 
 def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measured):
+    """The command as a user runs it (its worker forked as it starts)."""
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["process", str(folder), str(out), "--no-consistency", "--iterations", "2",
-                                         "--jobs", "2"])  # --batch 16 by default
-    assert result.exit_code == 0, result.output
-    assert "rendered 4 of 4 file(s)" in result.output
+    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", str(folder), str(out),
+                             "--no-consistency", "--iterations", "2", "--jobs", "2"],  # --batch 16 by default
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "rendered 4 of 4 file(s)" in result.stdout
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")
 
 
@@ -80,6 +82,32 @@ def test_two_jobs_share_the_files_between_this_process_and_a_worker(folder, tmp_
     measured(f"--jobs 2 on 4 files of 3 s: {summary.line()}; rendered in {sorted(where)}")
     assert f"pid {os.getpid()}" in where and len(where) == 2  # here, and in the worker
     assert_same_files(alone, shared, measured, "this process and one worker")
+
+
+def test_a_worker_process_killed_mid_file_leaves_its_file_to_this_process(folder, tmp_path, measured):
+    """--jobs 2 with the worker killed (SIGKILL) while both processes write a file: this process renders the
+    worker's file too, and every output equals a render in one process."""
+    slow = ChainRecipe(overrides=(("iterations", 16),), batch=16)
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    assert not render_files(jobs_of(folder, alone), slow, threads=1).failed
+    workers = WorkerProcesses(slow, 1)
+    done = {}
+    runner = threading.Thread(target=lambda: done.update(summary=render_files(
+        jobs_of(folder, shared), slow, workers=2, threads=1, started_workers=workers)))
+    runner.start()
+    killed, deadline = None, time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and runner.is_alive():
+        if len(list(shared.rglob(".*.part.wav"))) == 2:  # this process and the worker are both writing
+            killed = next(iter(workers.pool._processes))
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    runner.join(timeout=300)
+    summary = done["summary"]
+    measured(f"--jobs 2, worker (pid {killed}) killed mid-file: {summary.line()}; rendered in "
+             f"{sorted({r.worker for r in summary.results})}")
+    assert killed is not None, "the worker was never caught writing a file"
+    assert not summary.failed and {r.worker for r in summary.results} <= {f"pid {os.getpid()}", f"pid {killed}"}
+    assert_same_files(alone, shared, measured, "this process, after its worker was killed mid-file")
 
 
 @pytest.fixture(scope="module")
