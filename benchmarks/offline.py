@@ -128,36 +128,41 @@ def real_recordings(seconds: float, count: int) -> list[tuple[np.ndarray, int]]:
     return excerpts
 
 
-def workers(work: Path, files: int) -> None:
+def workers(work: Path, files: int, repeats: int) -> None:
     """``dreamfx process FOLDER OUT --jobs 1`` and ``--jobs 2`` on a folder of short files and one of longer
-    files, each the whole command's wall time (start-up included, as a user waits for it); and the same folder
-    through render_files on a local Dask cluster of 2 workers started beforehand."""
+    files, each the whole command's wall time (start-up included, as a user waits for it), the two run
+    alternately ``repeats`` times (this VM's speed drifts by 20 % within minutes: the ratio is of medians of
+    neighbouring runs); and the same folder through render_files on a local Dask cluster started beforehand."""
     print("\n## workers: default preset; wall time of the whole `dreamfx process` command (start-up included), "
-          "and of render_files on a Dask cluster started beforehand")
-    print("| folder | how | wall | audio s per wall s | vs --jobs 1 |")
-    print("|---|---|---|---|---|")
+          f"median of {repeats} alternating runs; render_files on a Dask cluster started beforehand")
+    print("| folder | how | wall (median) | all runs | audio s per wall s | vs --jobs 1 |")
+    print("|---|---|---|---|---|---|")
     with start_local_cluster(2) as cluster:
         for label, seconds, count in (("4 x 12 s", 12.0, 4), (f"{files} x 30 s", 30.0, files)):
             folder = work / label.replace(" ", "")
             folder.mkdir()
             for i, (audio, sr) in enumerate(real_recordings(seconds, count)):
                 write_audio(folder / f"clip{i:02d}.wav", audio, sr)
-            total, baseline = seconds * count, None
+            walls: dict[int, list[float]] = {1: [], 2: []}
+            for repeat in range(repeats):
+                for jobs in (1, 2):
+                    started = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", str(folder),
+                                    str(work / f"{folder.name}-jobs{jobs}-{repeat}"), "--jobs", str(jobs)],
+                                   check=True, capture_output=True)
+                    walls[jobs].append(time.perf_counter() - started)
+            total, baseline = seconds * count, float(np.median(walls[1]))
             for jobs in (1, 2):
-                started = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", str(folder),
-                                str(work / f"{folder.name}-jobs{jobs}"), "--jobs", str(jobs)], check=True,
-                               capture_output=True)
-                wall = time.perf_counter() - started
-                baseline = baseline or wall
-                print(f"| {label} | dreamfx process --jobs {jobs} | {wall:.1f} s | {total / wall:.2f} | "
-                      f"{baseline / wall:.2f}x |", flush=True)
+                wall = float(np.median(walls[jobs]))
+                print(f"| {label} | dreamfx process --jobs {jobs} | {wall:.1f} s | "
+                      f"{', '.join(f'{w:.1f}' for w in walls[jobs])} | {total / wall:.2f} | {baseline / wall:.2f}x |",
+                      flush=True)
             jobs = [(p, work / f"{folder.name}-dask" / p.name) for p in sorted(folder.glob("*.wav"))]
             started = time.perf_counter()
             summary = render_files(jobs, ChainRecipe(batch=16), cluster=cluster.scheduler_address)
             wall = time.perf_counter() - started
             assert not summary.failed, summary.line()
-            print(f"| {label} | Dask cluster, 2 workers (started before) | {wall:.1f} s | {total / wall:.2f} | "
+            print(f"| {label} | Dask cluster, 2 workers (started before) | {wall:.1f} s | | {total / wall:.2f} | "
                   f"{baseline / wall:.2f}x |", flush=True)
 
 
@@ -177,7 +182,7 @@ def main(parts, repeats: int, files: int) -> None:
             elif part == "memory":
                 memory(Path(tmp))
             else:
-                workers(Path(tmp), files)
+                workers(Path(tmp), files, repeats)
 
 
 if __name__ == "__main__":

@@ -186,8 +186,8 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
         raise SystemExit(1)
     sr = summary.results[0].sample_rate
     latency = chain.latency_samples(sr)
-    click.echo(f"wrote {len(pairs)} file(s) to {dst} (dream latency {latency} samples = {1000 * latency / sr:.1f} ms, "
-               "compensated)")
+    click.echo(f"wrote {len(pairs)} file(s) to {dst} (the chain's latency, {latency} samples = "
+               f"{1000 * latency / sr:.1f} ms, compensated)")
 
 
 @cli.command()

@@ -33,7 +33,7 @@ import pytest
 
 from dreamfx.chain import Chain
 from dreamfx.effect import DreamEffect
-from tests.conftest import require_module, require_system
+from tests.conftest import excerpt, require_module, require_system
 
 SR, BLOCK = 48000, 256
 
@@ -402,7 +402,8 @@ def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, w
 def test_overload_degrades_to_fewer_iterations(jack_server, measured):
     from dreamfx.live import LiveProcessor
     effect = DreamEffect(intensity=0.8, iterations=256)  # far more than a chunk's time allows
-    processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK)
+    # the headroom a measurement would give such a dream (at most a chunk), without a minute of measuring
+    processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK, headroom=effect.chunk_samples(SR))
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         thread, result = run_in_background(processor, 5.0, jack_server)
@@ -520,6 +521,28 @@ def drive(processor, signal: np.ndarray, on_chunk=None) -> np.ndarray:
                 on_chunk(processor.stats.chunks)
             processor.process_chunk()
     return out
+
+
+def test_a_whole_chain_live_equals_its_offline_render():
+    """Chorus, a dream, Reverb and Limiter run by the live processor (its compiled callback's logic and its
+    worker, driven block by block without a device) give the chain's offline render, delayed by the live
+    latency: the pedalboard plugins get the same whole chunks live as offline.  (The deadline is set far off,
+    so every chunk gets all its iterations, as offline.)"""
+    import pedalboard
+    from dreamfx.live import LiveProcessor
+
+    def chain() -> Chain:
+        return Chain([pedalboard.Chorus(), DreamEffect(intensity=0.8, iterations=2), pedalboard.Reverb(),
+                      pedalboard.Limiter(threshold_db=-3)])
+    signal = excerpt(4.0, SR)  # the example clip, a real recording, resampled to 48 kHz
+    processor = LiveProcessor(chain(), SR, 2, BLOCK, load_target=50.0, headroom=1024)
+    live = drive(processor, signal)
+    offline = chain()(signal, SR)
+    latency, n = processor.latency, signal.shape[1] // BLOCK * BLOCK
+    engine = processor.engine.stats
+    assert engine.reduced_chunks == 0 and engine.deadline_dry_chunks == 0 and processor.stats.late_blocks == 0
+    assert np.abs(offline - signal).max() > 0.05  # the chain changed the audio
+    assert np.abs(live[:, latency:n] - offline[:, :n - latency]).max() <= 1e-6
 
 
 def test_preset_switch_crossfades_without_a_click():
