@@ -125,8 +125,6 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
     torch.set_num_threads(threads)
     started = time.perf_counter()
     result = FileResult(Path(source), Path(destination), worker=_worker_name())
-    # numpy's BLAS takes the same count: its own pool (a thread per core) beside every process's torch threads
-    # made the processes of --jobs 2 compete for the cores
     try:
         if recipe.automation:  # the automation moves the chain's parameters: a fresh chain for every file
             chain = recipe.build()
@@ -135,6 +133,8 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
         attach = None if recipe.automation is None else lambda sr, channels: Automation(recipe.automation).attach(
             MidiControl(chain.dream_effects[0]), sr, channels)
         result.destination.parent.mkdir(parents=True, exist_ok=True)
+        # numpy's BLAS takes the same count: its own pool (a thread per core) beside every process's torch
+        # threads made the processes of --jobs 2 compete for the cores
         with threadpool_limits(threads):
             result.sample_rate, result.frames = render_file(chain, source, destination,
                                                             buffer_size=recipe.buffer_size, before=attach,
@@ -217,7 +217,6 @@ class WorkerProcesses:
     """
 
     def __init__(self, recipe: ChainRecipe, count: int, fork: bool = False):
-        self.recipe = recipe
         context = multiprocessing.get_context("fork" if fork else "spawn")
         self.pool = ProcessPoolExecutor(count, mp_context=context)
         self.started = [self.pool.submit(_build_chain_here, recipe) for _ in range(count)]

@@ -118,19 +118,12 @@ class Chain(list):
         """From now until the next reset, accept only whole chunks of the first dream (from a chunk boundary) and
         drop the wait for one: the latency shrinks by ``chunk - 1`` samples.  For a caller that already waits
         for whole chunks (the live worker).  Call right after :meth:`reset`."""
-        dreams = self.dream_effects
-        if not dreams:
+        if not self.dream_effects:
             raise DreamfxError("take_whole_chunks needs a dream in the chain: its chunk is the unit")
-        self._plugin_blocks.reset()
-        dreams[0].engine(sample_rate, channels).take_whole_chunks()
+        self._plugin_blocks.resize(self.piece_samples(sample_rate))
+        self._first_dream_on_whole_chunks(sample_rate, channels)
         if self.native_plugins:
-            self._ensure_piece_size(sample_rate)
             self._plugin_blocks.take_whole_pieces()
-
-    def _ensure_piece_size(self, sample_rate: float) -> None:
-        size = self.piece_samples(sample_rate)
-        if self._plugin_blocks.size != size:
-            object.__setattr__(self, "_plugin_blocks", FixedBlocks(size))
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -149,7 +142,7 @@ class Chain(list):
         stages = functools.partial(self._stages, sample_rate=sample_rate, buffer_size=buffer_size, progress=progress)
         if self.native_plugins and audio.shape[1]:
             if not self._plugin_blocks.whole_pieces:
-                self._ensure_piece_size(sample_rate)
+                self._plugin_blocks.resize(self.piece_samples(sample_rate))
                 self._first_dream_on_whole_chunks(sample_rate, audio.shape[0])
             audio = self._plugin_blocks(audio, stages)
         else:
@@ -160,8 +153,8 @@ class Chain(list):
     __call__ = process
 
     def _first_dream_on_whole_chunks(self, sample_rate: float, channels: int) -> None:
-        """Behind the FIFO the first dream gets whole chunks: unless it already takes them, its stream starts
-        here (as the FIFO's does) without its own wait for a chunk."""
+        """The first dream gets whole chunks (behind the FIFO, or from the live worker): unless it already takes
+        them, its stream starts here (as the FIFO's does) without its own wait for a chunk."""
         dreams = self.dream_effects
         if dreams:
             engine = dreams[0].engine(sample_rate, channels)

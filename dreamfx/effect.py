@@ -413,8 +413,7 @@ class DreamEffect:
         batch = self.batch_block(sample_rate)
         # whole chunks per piece, so an engine that takes whole chunks only gets them (any piece gives the same)
         step = -(-buffer_size // engine.chunk_samples) * engine.chunk_samples if batch == 1 else batch
-        if self._batch_blocks.size != batch:
-            self._batch_blocks = FixedBlocks(batch)
+        self._batch_blocks.resize(batch)
         if reset:
             self._batch_blocks.reset()
             return restore(engine.render(audio, step, progress))

@@ -47,7 +47,8 @@ def render_file(chain, source: str | Path, destination: str | Path, *, buffer_si
         def render(block: np.ndarray) -> np.ndarray:
             nonlocal to_drop
             out = chain(block, sample_rate, buffer_size=buffer_size, reset=False)
-            drop, to_drop = min(to_drop, out.shape[1]), to_drop - min(to_drop, out.shape[1])
+            drop = min(to_drop, out.shape[1])
+            to_drop -= drop
             return out[:, drop:]
         with open_output(destination, sample_rate, channels, bit_depth) as write:
             fed = 0

@@ -34,7 +34,6 @@ class FixedBlocks:
         self.size = size
         self.held: np.ndarray | None = None   # (channels, < size) input short of a whole piece
         self.ready: np.ndarray | None = None  # (channels, m) output not yet returned
-
         self.whole_pieces = False             # the caller sends whole pieces only: no delay
 
     @property
@@ -47,6 +46,12 @@ class FixedBlocks:
         """Forget the stream: the next block starts a new one (held input dropped, delay line silent)."""
         self.held = self.ready = None
         self.whole_pieces = False
+
+    def resize(self, size: int) -> None:
+        """Pieces of ``size`` samples from now on; a new size starts a new stream."""
+        if size != self.size:
+            self.size = size
+            self.reset()
 
     def take_whole_pieces(self) -> None:
         """Until the next reset, accept only blocks of whole pieces and pass them on at once (no delay): for a

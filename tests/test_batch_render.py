@@ -19,6 +19,8 @@ from dreamfx.models import example_clip_path
 
 # the default preset's chain with a faster dream, whose chunks are dreamt in batches (no consistency projection)
 RECIPE = ChainRecipe(overrides=(("consistency", False), ("iterations", 2)), batch=16)
+# files slow enough to render (3 s of audio in about 3 s) that a worker, started in about 3 s, gets some
+SLOW = ChainRecipe(overrides=(("iterations", 16),), batch=16)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,14 @@ def serial(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("serial")
     summary = render_files(jobs_of(folder, out), RECIPE, threads=1)
     assert not summary.failed, summary.line()
+    return out
+
+
+@pytest.fixture(scope="module")
+def slow_serial(folder, tmp_path_factory):
+    """The folder rendered here on 1 thread with SLOW."""
+    out = tmp_path_factory.mktemp("slow-serial")
+    assert not render_files(jobs_of(folder, out), SLOW, threads=1).failed
     return out
 
 
@@ -70,13 +80,11 @@ def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measu
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")
 
 
-def test_two_jobs_share_the_files_between_this_process_and_a_worker(folder, tmp_path, measured):
+def test_two_jobs_share_the_files_between_this_process_and_a_worker(folder, slow_serial, tmp_path, measured):
     """--jobs 2: this process renders while a worker process starts, then both take the next file when free
     (files slow enough to render that the worker, started in about 3 s, gets some)."""
-    slow = ChainRecipe(overrides=(("iterations", 16),), batch=16)
-    alone, shared = tmp_path / "alone", tmp_path / "shared"
-    assert not render_files(jobs_of(folder, alone), slow, threads=1).failed
-    summary = render_files(jobs_of(folder, shared), slow, workers=2, threads=1)
+    alone, shared = slow_serial, tmp_path / "shared"
+    summary = render_files(jobs_of(folder, shared), SLOW, workers=2, threads=1)
     assert not summary.failed, summary.line()
     where = {r.worker for r in summary.results}
     measured(f"--jobs 2 on 4 files of 3 s: {summary.line()}; rendered in {sorted(where)}")
@@ -84,16 +92,14 @@ def test_two_jobs_share_the_files_between_this_process_and_a_worker(folder, tmp_
     assert_same_files(alone, shared, measured, "this process and one worker")
 
 
-def test_a_worker_process_killed_mid_file_leaves_its_file_to_this_process(folder, tmp_path, measured):
+def test_a_worker_process_killed_mid_file_leaves_its_file_to_this_process(folder, slow_serial, tmp_path, measured):
     """--jobs 2 with the worker killed (SIGKILL) while both processes write a file: this process renders the
     worker's file too, and every output equals a render in one process."""
-    slow = ChainRecipe(overrides=(("iterations", 16),), batch=16)
-    alone, shared = tmp_path / "alone", tmp_path / "shared"
-    assert not render_files(jobs_of(folder, alone), slow, threads=1).failed
-    workers = WorkerProcesses(slow, 1)
+    alone, shared = slow_serial, tmp_path / "shared"
+    workers = WorkerProcesses(SLOW, 1)
     done = {}
     runner = threading.Thread(target=lambda: done.update(summary=render_files(
-        jobs_of(folder, shared), slow, workers=2, threads=1, started_workers=workers)))
+        jobs_of(folder, shared), SLOW, workers=2, threads=1, started_workers=workers)))
     runner.start()
     killed, deadline = None, time.monotonic() + 120
     while killed is None and time.monotonic() < deadline and runner.is_alive():

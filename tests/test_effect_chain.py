@@ -10,6 +10,7 @@ from pedalboard.io import AudioFile
 from dreamfx import Chain, DreamEffect, DreamfxError
 from dreamfx.audio_io import read_audio, write_audio
 from dreamfx.chain import PLUGIN_BLOCK
+from dreamfx.validate import stream
 from tests.conftest import excerpt
 
 
@@ -83,20 +84,13 @@ def test_chain_reverb_dream_compressor_renders_a_file(workdir, example):
     assert Chain([chain[0], chain[2]]).latency_samples(sr) == PLUGIN_BLOCK - 1  # plugins alone: pieces of 256
 
 
-def block_pattern(name: str, n: int) -> list[int]:
+def block_pattern(name: str, n: int) -> int | list[int]:
     """Block sizes covering n samples: a constant size, or random sizes up to 512 or 8192 (as hosts send
     around loop points and automation)."""
     if name.isdigit():
-        return [int(name)] * -(-n // int(name))
+        return int(name)
     sizes = np.random.default_rng(len(name)).integers(1, int(name.split("-")[1]) + 1, n).tolist()
     return sizes[:int(np.searchsorted(np.cumsum(sizes), n)) + 1]
-
-
-def stream_blocks(process, audio: np.ndarray, sizes: list[int]) -> np.ndarray:
-    """process(block) over ``audio`` (channels, n) cut into ``sizes``, concatenated."""
-    edges = np.cumsum([0] + sizes)
-    return np.concatenate([process(audio[:, a:b]) for a, b in zip(edges[:-1], edges[1:]) if a < audio.shape[1]],
-                          axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +111,9 @@ def test_a_whole_chain_streams_as_it_renders_offline(whole_chain_render, pattern
     by the reported latency; the same pedalboard plugins fed those blocks directly differ (the measure sees it)."""
     chain, audio, sr, offline = whole_chain_render
     latency, sizes = chain.latency_samples(sr), block_pattern(pattern, audio.shape[1])
-    chain.reset()
-    streamed = stream_blocks(lambda block: chain(block, sr, reset=False), audio, sizes)
+    streamed = stream(chain, audio, sr, sizes)
     difference = float(np.abs(streamed[:, latency:] - offline[:, :audio.shape[1] - latency]).max())
-    chorus = pedalboard.Chorus()
-    direct = stream_blocks(lambda block: chorus(block, sr, reset=False), audio, sizes)
+    direct = stream(pedalboard.Chorus(), audio, sr, sizes)
     direct_difference = float(np.abs(direct - pedalboard.Chorus()(audio, sr)).max())
     measured(f"whole chain in blocks of {pattern}: max difference from the offline render {difference:.1e} "
              f"(latency {latency}); a Chorus fed the same blocks directly: {direct_difference:.2g}")
