@@ -23,7 +23,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from dreamfx.dream import Objective, StepFunction, StepInputs, ascent_update, dreamed_logmag, first_step_inputs
+from dreamfx.dream import (Objective, StepFunction, StepInputs, TransformDraw, Transforms, ascent_update, dreamed_logmag,
+                          first_step_inputs, transformed)
 from dreamfx.errors import DreamfxError
 from dreamfx.files import SEAL_KEY, seal_intact
 from dreamfx.models import SHIPPED_MODELS, DreamNet, ModelSpec, load_model, model_path, read_metadata
@@ -148,16 +149,25 @@ def check_dream_step(meta: dict, path: Path) -> None:
 # --- backends ------------------------------------------------------------------------------------
 class TorchBackend:
     """The reference: DreamNet in torch, gradients by autograd (the dream's smooth surrogate rules,
-    :mod:`dreamfx.surrogate`), on CUDA when available."""
+    :mod:`dreamfx.surrogate`), on CUDA when available.
+
+    members: an ensemble, ``(name, network, weight)`` dreaming with ``model`` (weight 1): the objective is the
+    weighted mean of the networks' (:meth:`Objective.for_member`); they must share the model's STFT.
+    """
 
     name = "torch"
     default_objective = None
 
-    def __init__(self, model: DreamNet, device: torch.device):
+    def __init__(self, model: DreamNet, device: torch.device, members: list[tuple[str, DreamNet, float]] = ()):
         self.model, self.spec, self.device = model.smooth_gradients(*DREAM_TEMPERATURES).to(device), model.spec, device
         # What the dream differentiates: the model itself, or for a mel-image model the same network fed the
         # log-mel image directly (the engine dreams mel magnitudes, see DreamEngine).
         self.dream_model = mel_image_view(model).to(device) if model.frontend.dream_domain == "mel" else model
+        if members and self.dream_model is not model:
+            raise DreamfxError("a mel-image model (frontend 'mel') cannot dream in an ensemble: its dream runs on "
+                               "the mel image, the others' on STFT bins")
+        self.members = [(name, net.smooth_gradients(*DREAM_TEMPERATURES).to(device), float(weight))
+                        for name, net, weight in members]
 
     @property
     def mel_filterbank(self) -> torch.Tensor | None:
@@ -165,23 +175,64 @@ class TorchBackend:
         return self.model.frontend.filterbank if self.dream_model is not self.model else None
 
     def check_objective(self, objective: Objective) -> None:
-        """Every objective the model validates is served."""
+        """Every objective the model validates is served; an ensemble's members must know it too."""
+        for name, net, _ in self.members:
+            objective.for_member(self.spec, net.spec, name).validate(net.spec)
+
+    def check_transforms(self, transforms: Transforms) -> None:
+        """Autograd takes the gradient through any transforms."""
 
     def warm_up(self) -> None:
         """Nothing to build: autograd needs no graphs."""
 
     def prepare(self, sample_rate: int) -> StftConfig:
-        return self.model.configure(sample_rate)
+        stft = self.model.configure(sample_rate)
+        for name, net, _ in self.members:
+            if net.configure(sample_rate) != stft:
+                raise DreamfxError(f"ensemble member {name} analyses audio with {net.stft}, the model with {stft}: "
+                                   "an ensemble's networks must share the STFT settings")
+        return stft
 
     def step_function(self, objective: Objective) -> StepFunction:
-        def step(inputs: StepInputs):
+        """One iteration: :meth:`gradient`, then the ascent step."""
+        gradient = self.gradient(objective)
+
+        def step(inputs: StepInputs, draw: TransformDraw | None = None):
+            grad, value = gradient(inputs, draw)
+            return ascent_update(inputs, grad), value
+        return step
+
+    def gradient(self, objective: Objective):
+        """(inputs, draw) -> (gradient (B, n_bins, K), objective (B,)) with respect to the delta.
+
+        Alone, the model's objective and its gradient.  In an ensemble, each network's gradient is scaled to
+        a mean magnitude of 1 per item (a robust network's gradient is far smaller than a tagger's: summed raw,
+        the tagger alone would steer), then weighted: the weighted mean of the networks' normalised gradients,
+        and the weighted mean of their objectives.  With a TransformDraw, every network's objective is
+        averaged over the draw's transformed copies of the window.
+        """
+        total = 1.0 + sum(weight for _, _, weight in self.members)
+        terms = [(self.dream_model, objective, 1.0 / total)] + [
+            (net, objective.for_member(self.spec, net.spec, name), weight / total) for name, net, weight in self.members]
+
+        def gradient(inputs: StepInputs, draw: TransformDraw | None = None):
+            grad, value = 0.0, 0.0
             with torch.enable_grad():
                 delta = inputs.delta.detach().requires_grad_()
                 window = torch.cat([inputs.context_logmag, dreamed_logmag(inputs.magnitude, delta)], dim=-1)
-                value = objective(self.dream_model, torch.roll(window, int(inputs.shift), dims=-1))
-                (grad,) = torch.autograd.grad(value.sum(), delta)
-            return ascent_update(inputs, grad), value.detach()
-        return step
+                window = torch.roll(window, int(inputs.shift), dims=-1)
+                if draw is not None:
+                    window = transformed(window, draw)
+                for net, part, weight in terms:
+                    term = part(net, window)
+                    if draw is not None:
+                        term = term.reshape(delta.shape[0], -1).mean(dim=1)
+                    (term_grad,) = torch.autograd.grad(term.sum(), delta, retain_graph=len(terms) > 1)
+                    if len(terms) > 1:
+                        term_grad = term_grad / term_grad.abs().mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
+                    grad, value = grad + weight * term_grad, value + weight * term.detach()
+            return grad, value
+        return gradient
 
     def evaluate(self, objective: Objective, logmag: torch.Tensor) -> torch.Tensor:
         """Objective values (B,) of windows logmag (B, n_bins, T)."""
@@ -221,6 +272,11 @@ class GraphBackend:
                 f"layer {objective.graph_layer!r}"
             raise DreamfxError(f"{self.source} was exported for objectives on {built!r}; the request needs {asked}: "
                                "export one for it with `dreamfx export MODEL --what dream-step ...`")
+
+    def check_transforms(self, transforms: Transforms) -> None:
+        if transforms.active:
+            raise DreamfxError(f"transforms run on the torch backend only (the {self.name} dream step takes one "
+                               "window, untransformed): use backend='torch', or drop the transforms")
 
     def prepare(self, sample_rate: int) -> StftConfig:
         stft = self.spec.stft_for(sample_rate)
@@ -294,14 +350,28 @@ class OnnxGraph:
 
 
 def open_backend(model: str | Path | DreamNet | None = None, backend: str = "auto",
-                 device: str = "auto") -> TorchBackend | GraphBackend:
+                 device: str = "auto", ensemble: dict | None = None) -> TorchBackend | GraphBackend:
     """A backend for ``model`` (a DreamNet, a model file, or None for the bundled default).
 
-    backend "auto": torch for safetensors models, otherwise the file's own kind.
+    backend "auto": torch for safetensors models, otherwise the file's own kind.  ensemble: ``{model: weight}``
+    of networks (names or safetensors files) dreaming with it, the model's own weight being 1 (torch only).
     """
     if backend not in BACKENDS:
         raise DreamfxError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     torch_device = resolve_device(check_torch_device(device))
+    if ensemble is not None and not isinstance(ensemble, dict):
+        raise DreamfxError(f"ensemble must be a table of model: weight, got {ensemble!r}: e.g. "
+                           "ensemble = {\"tags-robust\" = 1.0}")
+    if ensemble:
+        if backend not in ("auto", "torch"):
+            raise DreamfxError(f"an ensemble dreams on the torch backend only, not {backend!r} (an exported step "
+                               "holds one network): use backend='torch', or drop the ensemble")
+        for name, weight in ensemble.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+                raise DreamfxError(f"ensemble weight {weight!r} of {name!r} must be a number > 0")
+        net = model if isinstance(model, DreamNet) else load_model(model_path(model))
+        return TorchBackend(net, torch_device, [(str(name), load_model(model_path(name)), weight)
+                                                for name, weight in ensemble.items()])
     if isinstance(model, DreamNet):
         kind, path = "safetensors", None
     else:

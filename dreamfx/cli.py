@@ -47,6 +47,10 @@ def dream_options(f):
         click.option("--consistency/--no-consistency", default=None, help="Project the change after every "
                      "iteration onto what overlap-add can deliver (the dream survives resynthesis)."),
         click.option("--band", "band_hz", type=float, nargs=2, help="Confine the dream to LOW HIGH Hz."),
+        click.option("--ensemble", help="Networks that dream with the model toward the same tag, with weights "
+                     "(the model's is 1): tags-robust=1.0 (torch backend)."),
+        click.option("--transforms", help="Random transforms each iteration's gradient is averaged over: "
+                     "samples=4,shift_bins=3,gain_db=3,tilt_db=1.5,noise_db=2 (torch backend)."),
         click.option("--backend", type=click.Choice(BACKENDS), help="Where the dream runs (default: the "
                      "preset's; auto = torch for safetensors models, else the exported file's kind)."),
         click.option("--device", help="auto, cpu or cuda."),
@@ -67,6 +71,9 @@ def build_chain(preset: str | Preset, model, chain_spec: str | None, **overrides
         value = overrides.get(single)
         if value is not None and "=" in value:
             overrides[single], overrides[blend] = None, _parse_blend(value, single)
+    for table in ("ensemble", "transforms"):
+        if isinstance(overrides.get(table), str):
+            overrides[table] = _parse_blend(overrides[table], table)
     if chain_spec:
         stages = [s.strip() for s in chain_spec.split(",") if s.strip()]
         for s in stages:
@@ -86,8 +93,9 @@ def _parse_blend(text: str, option: str) -> dict[str, float]:
         try:
             blend[name.strip()] = float(weight)
         except ValueError:
-            raise DreamfxError(f"--{option} {text!r}: write a blend as name=weight pairs, e.g. jazz=0.6,metal=0.4 "
-                               "(classes) or conv2=0.5,conv4=0.5 (layers)") from None
+            raise DreamfxError(f"--{option} {text!r}: write name=value pairs, e.g. jazz=0.6,metal=0.4 (classes), "
+                               "conv2=0.5,conv4=0.5 (layers), tags-robust=1 (ensemble), samples=4,shift_bins=2 "
+                               "(transforms)") from None
     return blend
 
 

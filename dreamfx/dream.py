@@ -9,6 +9,12 @@ One iteration is a *step* (:class:`StepInputs` -> new delta, objective value),
 run by a backend (:mod:`dreamfx.backends`): torch autograd, or an exported graph
 with an analytic gradient (:mod:`dreamfx.dream_step`).  Both call
 :func:`ascent_update`, so the update rule exists once.
+
+A dream others hear (torch backend): the gradient can be taken through random
+small :class:`Transforms` of the window, averaged (expectation over
+transformation), and the objective can be an ensemble's (the backend's member
+networks, :meth:`Objective.for_member`).  The draws come from the chunk's own
+generator, so streaming and offline renders draw the same.
 """
 
 from __future__ import annotations
@@ -151,9 +157,113 @@ class Objective:
         act = model.activations(logmag, until=self.layer)[self.layer]
         return act.square().mean(dim=(2, 3)) @ w
 
+    def for_member(self, spec: ModelSpec, member: ModelSpec, member_name: str) -> Objective:
+        """The same objective for an ensemble member (``member``, its metadata; ``spec``: the dreaming model's).
+
+        Classes (or a blend of them) only: the member's class of the same name, or, for a member that holds
+        the model's whole tag list under a prefix (``msd:jazz``, ``mtt:piano``), the prefixed one."""
+        if self.kind != "class":
+            raise DreamfxError(f"an ensemble dreams toward classes or tags (target / targets), not a {self.kind!r} "
+                               f"objective: the networks' layers differ; set a target, or drop the ensemble")
+        names = set(member.class_names)
+        prefix = next((p + ":" for p in {c.split(":")[0] for c in member.class_names if ":" in c}
+                       if [c[len(p) + 1:] for c in member.class_names if c.startswith(p + ":")]
+                       == list(spec.class_names)), "")
+        if not prefix and not set(spec.class_names) <= names:
+            raise DreamfxError(f"ensemble member {member_name} does not know this model's tags (it has "
+                               f"{', '.join(member.class_names[:6])}, ...): use members trained on the same tags")
+        rename = lambda name: name if name in names and not prefix else prefix + name  # noqa: E731
+        return Objective("class", target=None if self.target is None else rename(self.target),
+                         blend=tuple((rename(name), weight) for name, weight in self.blend))
+
     def gain(self, before: float, after: float) -> float:
         """Log-gain for energies (ln after/before), plain difference for logits."""
         return float(np.log(after / before)) if self.is_energy else after - before
+
+
+@dataclass(frozen=True)
+class Transforms:
+    """Random small changes of the dream window that each iteration's gradient is averaged over.
+
+    samples: transformed copies per iteration (the gradient is their mean);
+    shift_bins: largest shift along frequency, STFT bins (edges repeated);
+    gain_db: largest level change; tilt_db: largest spectral tilt, dB per
+    octave around bin :data:`TILT_PIVOT_BIN` (over at most +-4 octaves);
+    noise_db: standard deviation of noise added to every bin's level, dB.
+    Each draw is uniform in +-its largest value (the noise Gaussian).
+    """
+
+    samples: int = 1
+    shift_bins: int = 0
+    gain_db: float = 0.0
+    tilt_db: float = 0.0
+    noise_db: float = 0.0
+
+    LIMITS = {"samples": (1, 16), "shift_bins": (0, 16), "gain_db": (0.0, 12.0), "tilt_db": (0.0, 6.0),
+              "noise_db": (0.0, 12.0)}
+
+    @classmethod
+    def parse(cls, value) -> Transforms:
+        """From a Transforms, None (none) or a dict of the fields; DreamfxError naming a bad key or value."""
+        if value is None or isinstance(value, Transforms):
+            return value or cls()
+        if not isinstance(value, dict):
+            raise DreamfxError(f"transforms must be a table of {', '.join(cls.LIMITS)}, got {value!r}: e.g. "
+                               "transforms = {samples = 4, shift_bins = 2, gain_db = 3.0}")
+        for key, item in value.items():
+            if key not in cls.LIMITS:
+                raise DreamfxError(f"unknown transform {key!r}: use {', '.join(cls.LIMITS)}")
+            low, high = cls.LIMITS[key]
+            kind = type(low)
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or (kind is int and item != int(item)) \
+                    or not low <= item <= high:
+                raise DreamfxError(f"transform {key} = {item!r} is out of range: use {kind.__name__} {low}..{high}")
+        return cls(**{key: type(cls.LIMITS[key][0])(item) for key, item in value.items()})
+
+    @property
+    def active(self) -> bool:
+        return self != Transforms()
+
+    def as_dict(self) -> dict:
+        return {key: getattr(self, key) for key in self.LIMITS if getattr(self, key) != getattr(Transforms(), key)}
+
+    def draw(self, rng: np.random.Generator, n_bins: int, frames: int) -> TransformDraw:
+        """One iteration's draws for one batch item (``samples`` of each)."""
+        s, unit = self.samples, float(np.log(10) / 20)  # dB -> natural-log magnitude
+        noise = rng.standard_normal((s, n_bins, frames), dtype=np.float32) * np.float32(self.noise_db * unit) \
+            if self.noise_db else np.zeros((s, 1, 1), np.float32)
+        uniform = lambda largest: torch.from_numpy((rng.uniform(-1, 1, s) * largest * unit).astype(np.float32))  # noqa: E731
+        return TransformDraw(torch.from_numpy(rng.integers(-self.shift_bins, self.shift_bins + 1, s)),
+                             uniform(self.gain_db), uniform(self.tilt_db), torch.from_numpy(noise))
+
+
+TILT_PIVOT_BIN = 32  # the tilt's pivot: about 1 kHz for the taggers (31.25 Hz bins), 690 Hz for the genre models
+
+
+class TransformDraw(NamedTuple):
+    """Draws of :meth:`Transforms.draw`, stacked (B, S, ...) by :func:`stack_draws`: shift (B, S) int64 bins,
+    gain (B, S) and tilt (B, S) natural-log units (tilt per octave), noise (B, S, n_bins or 1, T or 1)."""
+
+    shift: torch.Tensor
+    gain: torch.Tensor
+    tilt: torch.Tensor
+    noise: torch.Tensor
+
+
+def stack_draws(draws: list[TransformDraw]) -> TransformDraw:
+    return TransformDraw(*(torch.stack(parts) for parts in zip(*draws)))
+
+
+def transformed(window: torch.Tensor, draw: TransformDraw) -> torch.Tensor:
+    """Window logmag (B, n_bins, T) -> (B * S, n_bins, T): each item's S transformed copies (differentiable)."""
+    b, n, t = window.shape
+    s = draw.shift.shape[1]
+    device = window.device
+    index = (torch.arange(n, device=device) - draw.shift.to(device)[..., None]).clamp(0, n - 1)  # (B, S, n)
+    shifted = torch.gather(window[:, None].expand(b, s, n, t), 2, index[..., None].expand(b, s, n, t))
+    octaves = torch.log2(torch.arange(n, device=device).clamp_min(1) / TILT_PIVOT_BIN).clamp(-4, 4)  # (n,)
+    level = draw.gain.to(device)[..., None] + draw.tilt.to(device)[..., None] * octaves  # (B, S, n)
+    return (shifted + level[..., None] + draw.noise.to(device)).reshape(b * s, n, t)
 
 
 class StepInputs(NamedTuple):
@@ -180,7 +290,7 @@ class StepInputs(NamedTuple):
     preserve_level: torch.Tensor
 
 
-StepFunction = Callable[[StepInputs], tuple[torch.Tensor, torch.Tensor]]
+StepFunction = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # (StepInputs[, TransformDraw]) -> (delta, value)
 
 
 def dreamed_logmag(magnitude: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -241,19 +351,21 @@ def octave_radius(radius: int, max_radius: int, octaves: int, stage: int) -> int
     return min(max_radius, (radius + 1) * 2 ** (octaves - 1 - stage) - 1)
 
 
-def step_by_shift(step_function: StepFunction, inputs: StepInputs, shifts: list[int]) -> tuple[torch.Tensor,
-                                                                                              torch.Tensor]:
+def step_by_shift(step_function: StepFunction, inputs: StepInputs, shifts: list[int],
+                  draw: TransformDraw | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One iteration of a batch whose items roll their windows by ``shifts`` (one per item, frames): the items
-    of each shift run together (a step graph takes one shift).  Returns (delta (B, n_bins, K), value (B,))."""
+    of each shift run together (a step graph takes one shift), with their ``draw`` of transforms when given.
+    Returns (delta (B, n_bins, K), value (B,))."""
     device = inputs.delta.device
+    extra = () if draw is None else (draw,)
     if len(set(shifts)) == 1:
-        return step_function(inputs._replace(shift=torch.tensor(shifts[0], device=device)))
+        return step_function(inputs._replace(shift=torch.tensor(shifts[0], device=device)), *extra)
     delta, value = torch.empty_like(inputs.delta), torch.empty(len(shifts), device=device)
     for shift in sorted(set(shifts)):
         items = torch.tensor([i for i, s in enumerate(shifts) if s == shift], device=device)
         part_delta, part_value = step_function(inputs._replace(
             context_logmag=inputs.context_logmag[items], magnitude=inputs.magnitude[items], delta=inputs.delta[items],
-            shift=torch.tensor(shift, device=device)))
+            shift=torch.tensor(shift, device=device)), *(TransformDraw(*(t[items.cpu()] for t in d)) for d in extra))
         delta[items], value[items] = part_delta, part_value
     return delta, value
 
@@ -264,7 +376,8 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
           smooth_bins: int = 0, smooth_frames: int = 0, preserve_level: bool = False, octaves: int = 1,
           may_continue: Callable[[int], bool] | None = None,
           trace: list[float] | None = None,
-          project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, int]:
+          project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          transforms: Transforms = Transforms()) -> tuple[torch.Tensor, int]:
     """Gradient ascent on the log-magnitude of the last ``n_new`` frames.
 
     step_function: one iteration (a backend's ``step``); weights: the objective's.
@@ -286,7 +399,9 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     over the batch) before each iteration is appended to it.  project(delta):
     applied after every iteration (then bounded again), e.g. the change that
     overlap-add can deliver, so every later iteration starts from a
-    spectrogram that audio can have.
+    spectrogram that audio can have.  transforms: each iteration's gradient is
+    the mean over random transformed copies of the window (drawn from ``rng``
+    after the jitter; a backend whose step takes a TransformDraw).
     """
     device, frames = magnitude.device, magnitude.shape[-1]
     inputs = first_step_inputs(torch.log(magnitude[..., :-n_new] + LOG_EPS), magnitude[..., -n_new:], weights,
@@ -298,12 +413,14 @@ def dream(step_function: StepFunction, weights: torch.Tensor, magnitude: torch.T
     generators = rng if isinstance(rng, list) else [rng] * magnitude.shape[0]
     for done in range(iterations):
         shifts = [int(g.integers(-jitter, jitter + 1)) % frames if jitter else 0 for g in generators]
+        draw = stack_draws([transforms.draw(g, magnitude.shape[1], frames) for g in generators]) \
+            if transforms.active else None
         if may_continue is not None and not may_continue(done):
             return inputs.delta, done
         if kernels:
             smooth_freq, smooth_time = kernels[done * octaves // iterations]
             inputs = inputs._replace(smooth_freq=smooth_freq.to(device), smooth_time=smooth_time.to(device))
-        delta, value = step_by_shift(step_function, inputs, shifts)
+        delta, value = step_by_shift(step_function, inputs, shifts, draw)
         if trace is not None:
             trace.append(float(value.mean()))
         if project is not None:

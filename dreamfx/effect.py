@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from dreamfx.backends import open_backend
-from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective
+from dreamfx.dream import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, Transforms
 from dreamfx.engine import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
 from dreamfx.fixed_blocks import FixedBlocks
@@ -65,7 +65,7 @@ MAX_WINDOW_PART = 512  # largest chunk_frames / context_frames (a tagger's 3.1 s
 # Parameters that can change while audio runs, in the order they are applied (layer before channel/target).
 TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers",
            "seed", "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level",
-           "band_hz", "reconstruction", "phase_iterations", "consistency")
+           "band_hz", "reconstruction", "phase_iterations", "consistency", "transforms")
 
 
 def _read_only(name: str, doc: str) -> property:
@@ -88,6 +88,10 @@ class DreamEffect:
     default: the model's own, 8 / 24 for the genre models).
     backend: "auto", "torch", "torchscript" or "onnxruntime" (see :mod:`dreamfx.backends`).
     device: "auto" (CUDA when available), "cpu" or "cuda".
+    ensemble: ``{model: weight}``, networks that dream with ``model`` (weight 1) toward the same tag (torch
+    backend; fixed at construction), so that what changes is what several networks hear.
+    transforms: random small transforms of the window each iteration's gradient is averaged over, e.g.
+    ``{"samples": 4, "shift_bins": 2, "gain_db": 3.0}`` (:class:`~dreamfx.dream.Transforms`; torch backend).
     """
 
     is_effect = True
@@ -125,8 +129,9 @@ class DreamEffect:
                  preserve_level: bool = True, reconstruction: str = "input-phase", phase_iterations: int = 8,
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
-                 device: str = "auto"):
-        self._backend = open_backend(model, backend, device)
+                 device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None):
+        self._backend = open_backend(model, backend, device, ensemble)
+        self._ensemble = dict(ensemble) if ensemble else None
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
         self._model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
         self._backend_name, self._device_name = backend, device
@@ -139,17 +144,20 @@ class DreamEffect:
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
         self.band_hz = band_hz
-        self._set_objective(self.backend.default_objective or Objective())
+        self.settings.objective = self.backend.default_objective or Objective()  # checked below, as asked
         self.octaves, self.memory = octaves, memory
         self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
-        self.consistency = consistency
+        self.consistency, self.transforms = consistency, transforms
         for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
                             ("targets", targets), ("layers", layers)):
             if value is not None:
                 setattr(self, name, value)
+        self._set_objective(self.settings.objective)
         self._engine: DreamEngine | None = None
         self._batch_blocks = FixedBlocks(1)  # offline batches' pieces (see batch_block)
 
+    ensemble = _read_only("ensemble", "The networks dreaming with the model, {model: weight} (the model's weight "
+                          "is 1), or None; chosen when the effect is built.")
     model_source = _read_only("model_source", "What the effect was built from, for presets: 'default', a file "
                               "path, or None (a DreamNet in memory).")
     backend_name = _read_only("backend_name", "The backend asked for at construction ('auto', 'torch', ...).")
@@ -203,6 +211,18 @@ class DreamEffect:
             raise DreamfxError(f"band_hz must be two frequencies (low, high) with 0 <= low < high, got {band!r}: "
                                "e.g. effect.band_hz = (200, 4000)")
         self.settings.band_hz = (float(band[0]), float(band[1]))
+
+    @property
+    def transforms(self) -> dict | None:
+        """Random transforms of the window each iteration's gradient is averaged over (the fields of
+        :class:`~dreamfx.dream.Transforms` that are set), or None."""
+        return self.settings.transforms.as_dict() or None
+
+    @transforms.setter
+    def transforms(self, value: dict | None) -> None:
+        parsed = Transforms.parse(value)
+        self.backend.check_transforms(parsed)
+        self.settings.transforms = parsed
 
     # --- objective: layer energy, one channel of it, or a class logit ------------
     def _set_objective(self, objective: Objective, parameter: str = "objective") -> None:
@@ -329,13 +349,14 @@ class DreamEffect:
             raise DreamfxError("this DreamEffect was built from an in-memory model, which a preset cannot name: "
                                "save it with dreamfx.models.save_model and build the effect from that file")
         params = {"model": self.model_source, "backend": self.backend_name, "device": self.device_name,
-                  "chunk_frames": self.chunk_frames, "context_frames": self.context_frames}
+                  "chunk_frames": self.chunk_frames, "context_frames": self.context_frames, "ensemble": self.ensemble}
         params.update({name: getattr(self, name) for name in TUNABLE})
         params["band_hz"] = list(self.band_hz)
         if params["channels"] is not None:  # TOML keys are strings
             params["channels"] = {str(k): w for k, w in params["channels"].items()}
         for name, unset in (("channel", None), ("channels", None), ("target", None), ("targets", None),
-                            ("layers", None), ("band_hz", [0.0, float("inf")])):
+                            ("layers", None), ("band_hz", [0.0, float("inf")]), ("ensemble", None),
+                            ("transforms", None)):
             if params[name] == unset:
                 del params[name]
         return params

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from dreamfx.backends import GraphBackend, TorchBackend
-from dreamfx.dream import Objective, dream, level_preserved
+from dreamfx.dream import Objective, Transforms, dream, level_preserved
 from dreamfx.ringbuffer import RingBuffer
 from dreamfx.spectral import LOG_EPS, OverlapAdd, StftConfig, stft
 
@@ -73,6 +73,7 @@ class DreamSettings:
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
     offline_batch: int = 1      # offline: chunks dreamed in one batch (1: chunk by chunk, as streaming)
     objective: Objective = field(default_factory=Objective)
+    transforms: Transforms = field(default_factory=Transforms)  # the gradient's random transforms (torch backend)
 
 
 @dataclass
@@ -262,7 +263,7 @@ class DreamEngine:
             if self._dreams(settings, ramp) and not settings.consistency:
                 key = (settings.iterations, settings.step, settings.max_gain_db, settings.jitter,
                        settings.smooth_bins, settings.smooth_frames, settings.preserve_level, settings.octaves,
-                       settings.objective)
+                       settings.objective, settings.transforms)
                 batches.setdefault(key, []).append((index, window))
             ramp = (settings.intensity, settings.mix)
             context = window[..., -c:]
@@ -302,7 +303,8 @@ class DreamEngine:
                      may_continue=self._within_deadline(),
                      trace=None if self.objective_trace is None else self.objective_trace.setdefault(
                          self.chunk_index, []),
-                     project=self._projection(downmix) if mel is None and s.consistency else None)
+                     project=self._projection(downmix) if mel is None and s.consistency else None,
+                     transforms=s.transforms)
 
     def _gain(self, downmix: torch.Tensor, s: DreamSettings, planned: torch.Tensor | None) -> torch.Tensor:
         """Spectral gain (1, n_bins, K) for the new frames' downmix spectrum (1, n_bins, K), complex, with

@@ -33,15 +33,16 @@ FORMAT_VERSION = 1
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 
 
-# Models shipped in the package, by name: the compact genre model trained here, and two taggers trained on
-# real music, ported from musicnn (ISC licence, see assets/LICENSE-musicnn.txt; training/port_musicnn.py).
+# Models shipped in the package, by name: the compact genre model trained here, two taggers trained on real
+# music, ported from musicnn (ISC licence, see assets/LICENSE-musicnn.txt; training/port_musicnn.py), and a
+# student of both trained robustly here on real recordings, to dream with them (training/distill.py).
 SHIPPED_MODELS = {"default": "default_model.safetensors", "msd-vgg": "msd_vgg.safetensors",
-                  "mtt-vgg": "mtt_vgg.safetensors"}
+                  "mtt-vgg": "mtt_vgg.safetensors", "tags-robust": "tags_robust.safetensors"}
 
 
 def model_path(model: str | Path | None = None) -> Path:
-    """The file of a shipped model's name (``"default"``, ``"msd-vgg"``, ``"mtt-vgg"``; None: the default),
-    or ``model`` itself as a file path."""
+    """The file of a shipped model's name (``"default"``, ``"msd-vgg"``, ``"mtt-vgg"``, ``"tags-robust"``; None:
+    the default), or ``model`` itself as a file path."""
     model = "default" if model is None else model
     if isinstance(model, str) and model in SHIPPED_MODELS:
         return Path(str(resources.files("dreamfx") / "assets" / SHIPPED_MODELS[model]))

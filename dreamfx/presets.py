@@ -53,7 +53,7 @@ PRESET_DIR = next((d for d in (Path(__file__).resolve().parent.parent / "presets
                                Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
                   Path(sys.prefix) / "share" / "dreamfx" / "presets")
 TOP_KEYS = ("version", "name", "description", "dream", "midi", "chain")
-CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames")  # fixed once built
+CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames", "ensemble")  # fixed once built
 DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
 MIDI_KEYS = ("cc", "notes", "programs")
 OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers")  # each picks what to dream
@@ -92,6 +92,10 @@ class Preset:
             params = {k: v for k, v in params.items() if k not in OBJECTIVE_KEYS}
         params.update(overrides)
         construction = {k: params[k] for k in CONSTRUCTION_KEYS[1:] if k in params}
+        if isinstance(construction.get("ensemble"), dict):  # its members are checked against the objective asked
+            construction.update({k: params[k] for k in OBJECTIVE_KEYS + ("layer",) if k in params})
+            construction["ensemble"] = {str(self._model_path(name, "ensemble")): weight
+                                        for name, weight in construction["ensemble"].items()}
         try:
             effect = DreamEffect(self._model_path(params.get("model", "default")), **construction)
         except DreamfxError as exc:
@@ -105,9 +109,9 @@ class Preset:
                     raise DreamfxError(f"{self.where}: dream.{key} = {value!r}: {exc}") from None
         return effect
 
-    def _model_path(self, model) -> str | Path:
+    def _model_path(self, model, key: str = "model") -> str | Path:
         if not isinstance(model, str):
-            raise DreamfxError(f"{self.where}: dream.model = {model!r}: must be a shipped model's name "
+            raise DreamfxError(f"{self.where}: dream.{key} = {model!r}: must be a shipped model's name "
                                f"({', '.join(SHIPPED_MODELS)}) or a model file's path")
         if model in SHIPPED_MODELS:
             return model
@@ -115,7 +119,7 @@ class Preset:
         if not path.is_absolute() and self.path is not None:
             path = self.path.parent / path
         if not path.is_file():
-            raise DreamfxError(f"{self.where}: dream.model = {model!r}: no such file (a relative path is relative "
+            raise DreamfxError(f"{self.where}: dream.{key} = {model!r}: no such file (a relative path is relative "
                                f"to the preset file) and no shipped model ({', '.join(SHIPPED_MODELS)})")
         return path
 

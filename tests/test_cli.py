@@ -84,7 +84,7 @@ BAD_INPUTS = [
     ("unknown layer", lambda d, c: ["process", str(c), str(d / "o.wav"), "--layer", "conv7"], "unknown layer 'conv7'"),
     ("unknown class", lambda d, c: ["process", str(c), str(d / "o.wav"), "--target", "polka"], "unknown target class"),
     ("bad layer blend", lambda d, c: ["process", str(c), str(d / "o.wav"), "--layer", "conv2=half"],
-     "--layer 'conv2=half': write a blend as name=weight pairs"),
+     "--layer 'conv2=half': write name=value pairs"),
     ("intensity out of range", lambda d, c: ["process", str(c), str(d / "o.wav"), "--intensity", "3"],
      "intensity must be a number in 0.0..1.0"),
     ("output is the input", lambda d, c: ["process", str(c), str(c), "--overwrite"], "refusing to overwrite the input"),

@@ -1,0 +1,174 @@
+"""Do other networks hear the dream?  Dream with some networks, judge with networks the dream never used.
+
+On excerpts of real recordings from the *test* split of training/real_recordings.py (never used for training
+or tuning), for each lever (alone and combined) and each tag, the dream stage of the tag's preset is run with the
+lever's settings, and measured:
+
+* dreamer: the dreaming network's probability of the tag, before -> after (mean over 3 s patches);
+* held out: the judge trained for judging only (judge-deep) and every other network that knows the tag and did
+  not dream (the other tag set's tagger, the genre model, the robust student), before -> after; "hits": the
+  share of recordings where judge-deep's probability rose >= 1.5x and by >= 0.05;
+* specific: the share of recordings where judge-deep hears more of the tag after this dream than after the
+  dream toward the rival tag of the same tag set (jazz <-> heavy metal, piano <-> guitar), same lever;
+* kept: correlation of chroma and of the onset envelope with the input's (the song stays recognisable);
+* retention of the dream through resynthesis (dreamfx.metrics; the dreaming model's objective); offline RTF.
+
+Then the four presets as shipped, whole chains, on the same recordings.
+
+    python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+from common import machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
+
+from dreamfx import DreamEffect  # noqa: E402
+from dreamfx.metrics import measure_retention  # noqa: E402
+from dreamfx.presets import load_preset  # noqa: E402
+from dreamfx.testing.transfer import judges_of, kept, load_judges  # noqa: E402
+from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
+
+SAMPLE_RATE = 44100
+TAGS = {"msd:jazz": "msd-jazz", "msd:heavy metal": "msd-heavy-metal", "mtt:piano": "mtt-piano",
+        "mtt:guitar": "mtt-guitar"}  # tag -> its preset
+RIVAL = {"msd:jazz": "msd:heavy metal", "msd:heavy metal": "msd:jazz", "mtt:piano": "mtt:guitar",
+         "mtt:guitar": "mtt:piano"}
+TAGGER = {"msd": "msd-vgg", "mtt": "mtt-vgg"}
+ROBUST = "tags-robust"
+TRANSFORMS = {"samples": 4, "shift_bins": 3, "gain_db": 3.0, "tilt_db": 1.5, "noise_db": 2.0}
+# lever -> (dreaming model: "tagger" or ROBUST, overrides of the preset's dream settings)
+LEVERS = {
+    "none (the taggers' presets before)": ("tagger", {"ensemble": None, "transforms": None, "smooth_bins": 2,
+                                                      "smooth_frames": 1, "octaves": 1}),
+    "prior: smooth 16 x 8, 3 octaves": ("tagger", {"ensemble": None, "transforms": None, "smooth_bins": 16,
+                                                   "smooth_frames": 8, "octaves": 3}),
+    "transforms": ("tagger", {"ensemble": None, "transforms": TRANSFORMS}),
+    "ensemble: tagger + robust student": ("tagger", {"ensemble": {ROBUST: 1.0}, "transforms": None}),
+    "robust student alone": (ROBUST, {"ensemble": None, "transforms": None}),
+    "robust student + transforms": (ROBUST, {"ensemble": None, "transforms": TRANSFORMS}),
+    "ensemble + transforms": ("tagger", {"ensemble": {ROBUST: 1.0}, "transforms": TRANSFORMS}),
+    "the presets' dream now": ("tagger", {}),
+}
+JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", ROBUST]
+_cache: dict = {}
+
+
+def excerpts(split: str, count: int, seconds: float) -> list[tuple[str, np.ndarray]]:
+    """``count`` excerpts of ``seconds`` from ``split``, spread over its recordings (repeating them when it has
+    fewer), a third of the way in."""
+    import soundfile
+    files = recordings(split)
+    picked = [files[round(i * (len(files) - 1) / max(1, count - 1))] for i in range(count)]
+    return [(f"{package_of(p).name}/{p.name}",
+             read_recording(p, SAMPLE_RATE, soundfile.info(str(p)).duration / 3, seconds)) for p in picked]
+
+
+def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
+    """The dream stage of ``tag``'s preset with ``lever``'s settings (None: the setting removed), and the names
+    of its networks."""
+    model, overrides = LEVERS[lever]
+    preset = load_preset(TAGS[tag])
+    preset.dream.update({"model": ROBUST, "target": tag} if model == ROBUST else {})
+    preset.dream.update(overrides)
+    preset.dream = {k: v for k, v in preset.dream.items() if v is not None}
+    effect = preset.dream_effect()
+    return effect, {effect.model_source, *(effect.ensemble or {})}
+
+
+def measure(task: tuple) -> dict:
+    """One render and its verdicts: task = (recording index, tag, lever or "preset")."""
+    torch.set_num_threads(1)
+    index, tag, lever = task
+    name, audio = _cache["excerpts"][index]
+    started = time.perf_counter()
+    if lever == "preset":
+        chain = load_preset(TAGS[tag]).build_chain()
+        dreamers = {chain.dream_effects[0].model_source, *(chain.dream_effects[0].ensemble or {})}
+        out, retention = chain(audio, SAMPLE_RATE), float("nan")
+    else:
+        effect, dreamers = dream_effect(tag, lever)
+        report = measure_retention(effect, audio, SAMPLE_RATE)
+        out, retention = report.output, report.retention
+    seconds = time.perf_counter() - started
+    judges = _cache["judges"]
+    dreamer = next(j for j in judges if j.name in dreamers)
+    verdicts = {j.name: (j.probability(audio, SAMPLE_RATE, tag), j.probability(out, SAMPLE_RATE, tag))
+                for j in [dreamer] + judges_of(tag, dreamers, judges)}
+    chroma, onsets = kept(audio, out, SAMPLE_RATE)
+    return {"recording": name, "tag": tag, "lever": lever, "dreamer": dreamer.name, "verdicts": verdicts,
+            "rival_judge": judges[0].probability(out, SAMPLE_RATE, RIVAL[tag]),
+            "kept": (chroma, onsets), "retention": retention, "rtf": seconds / (audio.shape[1] / SAMPLE_RATE)}
+
+
+def start_worker(split: str, count: int, seconds: float) -> None:
+    _cache["excerpts"] = excerpts(split, count, seconds)
+    _cache["judges"] = load_judges(JUDGES)
+
+
+def table(rows: list[dict], group: str, tags: list[str]) -> None:
+    """Print one line per ``group`` value (lever or preset) over ``rows``."""
+    print(f"| {group} | tag | dreamer before -> after | judge-deep before -> after | hits (>= 1.5x, +0.05) | "
+          "other held-out judges (mean after / before) | specific | kept chroma / onsets | retention | RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    by_key = {(r["lever"], r["tag"], r["recording"]): r for r in rows}
+    for lever in dict.fromkeys(r["lever"] for r in rows):
+        for tag in tags:
+            mine = [r for r in rows if r["lever"] == lever and r["tag"] == tag]
+            if not mine:
+                continue
+            d0, d1 = np.mean([r["verdicts"][r["dreamer"]] for r in mine], axis=0)
+            j = np.array([r["verdicts"]["judge-deep"] for r in mine if "judge-deep" in r["verdicts"]])
+            hits = np.mean([(b >= 1.5 * a) and (b >= a + 0.05) for a, b in j]) if len(j) else float("nan")
+            others = sorted({k for r in mine for k in r["verdicts"] if k not in ("judge-deep", r["dreamer"])})
+            other_text = ", ".join(
+                f"{k} {np.mean([r['verdicts'][k][1] for r in mine]) / np.mean([r['verdicts'][k][0] for r in mine]):.2f}x"
+                for k in others) or "-"
+            rivals = [by_key.get((lever, RIVAL[tag], r["recording"])) for r in mine]
+            specific = np.mean([r["verdicts"]["judge-deep"][1] > rival["rival_judge"]
+                                for r, rival in zip(mine, rivals) if rival is not None]) \
+                if all(rivals) else float("nan")
+            chroma, onsets = np.mean([r["kept"] for r in mine], axis=0)
+            print(f"| {lever} | {tag} | {d0:.3f} -> {d1:.3f} | {j[:, 0].mean():.3f} -> {j[:, 1].mean():.3f} | "
+                  f"{hits:.0%} | {other_text} | {specific:.0%} | {chroma:.2f} / {onsets:.2f} | "
+                  f"{np.nanmean([r['retention'] for r in mine]):.2f} | {np.mean([r['rtf'] for r in mine]):.2f} |")
+
+
+@click.command()
+@click.option("--split", type=click.Choice(["test", "tune"]), default="test", show_default=True,
+              help="test: the verdict (never tuned on); tune: for choosing settings")
+@click.option("--recordings", "count", default=10, show_default=True)
+@click.option("--seconds", default=8.0, show_default=True)
+@click.option("--jobs", default=2, show_default=True)
+@click.option("--levers", default=",".join(LEVERS), show_default=False, help="comma-separated lever names")
+@click.option("--presets/--no-presets", default=True)
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
+def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, save: Path | None) -> None:
+    print(f"# transfer: {machine()}; {count} excerpts of {seconds:g} s from the {split} split")
+    chosen = [lever for lever in levers.split(",") if lever]
+    tasks = [(i, tag, lever) for lever in chosen for tag in TAGS for i in range(count)]
+    tasks += [(i, tag, "preset") for tag in TAGS for i in range(count)] if presets else []
+    started = time.time()
+    with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
+        rows = list(pool.map(measure, tasks))
+    if save:
+        save.write_text(json.dumps(rows, indent=1))
+    print(f"recordings: {', '.join(dict.fromkeys(r['recording'] for r in rows))}; {time.time() - started:.0f} s\n")
+    table([r for r in rows if r["lever"] != "preset"], "lever", list(TAGS))
+    if presets:
+        print()
+        table([r for r in rows if r["lever"] == "preset"], "preset (whole chain)", list(TAGS))
+
+
+if __name__ == "__main__":
+    main()

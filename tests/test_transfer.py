@@ -1,0 +1,137 @@
+"""Dreams other networks hear (issue 22): ensembles, gradients through random transforms, and the tagger presets
+judged by a network that never dreams (judge-deep, trained for judging only: training/distill.py).
+
+Real clips: excerpts of Debian's asc-music recordings (installed by .ci/run; the test split of
+training/real_recordings.py: no network was trained on them and no preset was tuned on them).
+benchmarks/transfer.py measures the same on ten recordings, lever by lever.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import require_system
+
+from dreamfx import DreamEffect, load_preset
+from dreamfx.backends import open_backend
+from dreamfx.dream import Objective, Transforms, first_step_inputs, stack_draws
+from dreamfx.errors import DreamfxError
+from dreamfx.metrics import measure_retention
+from dreamfx.spectral import LOG_EPS, analyze_signal
+from dreamfx.testing.transfer import load_judges
+from training.real_recordings import read_recording, recordings
+
+SR = 44100
+SECONDS = 6.0
+TAGGER_PRESETS = {"msd-jazz": "msd:jazz", "msd-heavy-metal": "msd:heavy metal", "mtt-piano": "mtt:piano",
+                  "mtt-guitar": "mtt:guitar"}
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, np.ndarray]:
+    """name -> (2, SECONDS) float32 at 44.1 kHz: an excerpt of each asc-music recording, a third of the way in."""
+    paths = [p for p in recordings("test") if "asc" in str(p)]
+    if not paths:
+        require_system("/usr/share/games/asc/music", "asc-music")
+    return {p.stem: read_recording(p, SR, 60.0, SECONDS) for p in paths}
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_judges(["judge-deep"])[0]
+
+
+def window_inputs(backend, audio: np.ndarray, frames: int = 260, new: int = 128):
+    """First-step inputs of one dream window of ``audio``'s downmix (its first ``frames`` frames)."""
+    stft = backend.prepare(SR)
+    magnitude = analyze_signal(audio.mean(axis=0), stft).abs()[None, :, :frames]
+    return first_step_inputs(torch.log(magnitude[..., :-new] + LOG_EPS), magnitude[..., -new:],
+                             torch.ones(1), step=0.15, max_gain_db=18.0)
+
+
+def test_ensemble_gradient_is_the_weighted_sum_of_its_members(clips, measured):
+    """msd-vgg + 0.5 x tags-robust toward jazz: the ensemble's gradient is (1 n(g_msd) + 0.5 n(g_robust)) / 1.5,
+    n(g) = g / mean|g| (each network's gradient normalised), the robust student dreaming toward its own name
+    of the tag (msd:jazz).  Through a draw of 3 transforms, msd-vgg's gradient is the mean of the three
+    single-transform gradients."""
+    audio = next(iter(clips.values()))
+    ensemble = open_backend("msd-vgg", "torch", "cpu", ensemble={"tags-robust": 0.5})
+    alone = {name: open_backend(name, "torch", "cpu") for name in ("msd-vgg", "tags-robust")}
+    inputs = window_inputs(ensemble, audio)
+    objective = Objective("class", target="jazz")
+    grad, value = ensemble.gradient(objective)(inputs)
+    parts = {name: backend.gradient(objective if name == "msd-vgg" else Objective("class", target="msd:jazz"))(
+        window_inputs(backend, audio)) for name, backend in alone.items()}
+    normalised = {name: g / g.abs().mean() for name, (g, _) in parts.items()}
+    expected = (normalised["msd-vgg"] + 0.5 * normalised["tags-robust"]) / 1.5
+    error = float((grad - expected).abs().max() / expected.abs().max())
+    assert error < 1e-5, error
+    assert torch.allclose(value, (parts["msd-vgg"][1] + 0.5 * parts["tags-robust"][1]) / 1.5, rtol=1e-5)
+    assert float(parts["tags-robust"][0].abs().max()) > 0 and float(parts["msd-vgg"][0].abs().max()) > 0
+
+    transforms = Transforms(samples=3, shift_bins=3, gain_db=3.0, tilt_db=1.5, noise_db=2.0)
+    draw = stack_draws([transforms.draw(np.random.default_rng(7), inputs.magnitude.shape[1], 260)])
+    gradient = alone["msd-vgg"].gradient(objective)
+    mean_grad, _ = gradient(inputs, draw)
+    singles = [gradient(inputs, type(draw)(*(t[:, i:i + 1] for t in draw)))[0] for i in range(3)]
+    transform_error = float((mean_grad - sum(singles) / 3).abs().max() / mean_grad.abs().max())
+    measured(f"ensemble gradient vs the weighted sum of its members': max relative difference {error:.1e}; "
+             f"through 3 transforms vs the mean of the three: {transform_error:.1e}")
+    assert transform_error < 1e-5
+    assert float((singles[0] - singles[1]).abs().max()) > 0  # the transforms do change the gradient
+
+
+def test_transformed_ensemble_dream_repeats_and_streams_as_offline(clips):
+    """Draws come from each chunk's own generator (seed, chunk index): the same render twice, and streamed in
+    random blocks, bit for bit; another seed draws other transforms."""
+    audio = next(iter(clips.values()))[:, :int(4 * SR)]
+    effect = DreamEffect("msd-vgg", target="jazz", iterations=3, step=0.15, ensemble={"tags-robust": 1.0},
+                         transforms={"samples": 2, "shift_bins": 2, "gain_db": 3.0, "tilt_db": 1.0, "noise_db": 1.0})
+    offline = effect(audio, SR)
+    assert np.array_equal(offline, effect(audio, SR))
+    rng = np.random.default_rng(3)
+    cuts = np.cumsum(rng.integers(1, 4097, 200))
+    cuts = [0, *cuts[cuts < audio.shape[1]], audio.shape[1]]
+    effect.reset()
+    streamed = np.concatenate([effect.process(audio[:, a:b], SR, reset=False) for a, b in zip(cuts, cuts[1:])], 1)
+    latency = effect.latency_samples(SR)
+    assert np.array_equal(streamed[:, latency:], offline[:, :audio.shape[1] - latency])
+    effect.seed = 1
+    assert not np.array_equal(effect(audio, SR), offline)
+
+
+def test_ensembles_and_transforms_refuse_what_they_cannot_do():
+    """One line each: a layer objective in an ensemble, a member of other tags, an exported backend, a bad
+    transform."""
+    cases = [
+        (lambda: DreamEffect("msd-vgg", layer="conv3", ensemble={"tags-robust": 1.0}), "an ensemble dreams toward"),
+        (lambda: DreamEffect("msd-vgg", target="jazz", ensemble={"default": 1.0}), "does not know this model's tags"),
+        (lambda: DreamEffect("msd-vgg", target="jazz", ensemble={"tags-robust": 1.0}, backend="onnxruntime"),
+         "torch backend only"),
+        (lambda: DreamEffect("msd-vgg", target="jazz", ensemble={"tags-robust": -1}), "must be a number > 0"),
+        (lambda: DreamEffect("msd-vgg", target="jazz", transforms={"shift": 2}), "unknown transform 'shift'"),
+        (lambda: DreamEffect("msd-vgg", target="jazz", transforms={"samples": 99}), "out of range"),
+    ]
+    for build, message in cases:
+        with pytest.raises(DreamfxError, match=message) as info:
+            build()
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("preset", list(TAGGER_PRESETS))
+def test_tagger_preset_is_heard_by_a_network_that_never_dreams(preset, clips, judge, measured):
+    """The whole preset chain on each real clip: judge-deep's probability of the preset's tag rises >= 1.5x and
+    by >= 0.05 on at least one clip (benchmarks/transfer.py: how often, on ten recordings); the dream's
+    retention through resynthesis >= 0.9."""
+    tag = TAGGER_PRESETS[preset]
+    chain = load_preset(preset).build_chain()
+    figures = {}
+    for name, audio in clips.items():
+        figures[name] = (judge.probability(audio, SR, tag), judge.probability(chain(audio, SR), SR, tag))
+    retention = measure_retention(load_preset(preset).dream_effect(), next(iter(clips.values())), SR).retention
+    measured(f"{preset}: judge-deep's {tag} before -> after: " +
+             ", ".join(f"{name} {a:.3f} -> {b:.3f}" for name, (a, b) in figures.items()) +
+             f"; retention {retention:.3f}")
+    assert any(b >= 1.5 * a and b >= a + 0.05 for a, b in figures.values()), figures
+    assert retention >= 0.9

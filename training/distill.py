@@ -1,0 +1,212 @@
+"""Distil the real-music taggers (msd-vgg, mtt-vgg) into networks of other architectures, on real recordings.
+
+Read top to bottom: configuration, the teachers' cache, the networks, the training loop, held-out agreement, save.
+
+    python -m training.distill cache data/distill           # teachers' tags on the train split (~10 min, 2 cores)
+    python -m training.distill train data/distill --kind robust -o dreamfx/assets/tags_robust.safetensors
+    python -m training.distill train data/distill --kind judge -o benchmarks/judges/judge_deep.safetensors
+
+Students learn the 100 tag probabilities of both teachers (``msd:<tag>``, ``mtt:<tag>``) on 2.1 s windows of
+the train split of :mod:`training.real_recordings` (tune and test recordings are never seen).
+
+* ``robust``: dreams in ensembles with the taggers (same STFT, so one dream step serves all).  Trained
+  adversarially in the log-magnitude domain (each batch also through the worst change within +-ADV_DB, found by
+  one signed-gradient step from a random start, Wong et al. 2020's fast adversarial training), so that its input
+  gradient points at changes of the sound rather than at its own blind spots (Madry et al. 2018; Santurkar et
+  al. 2019).
+* ``judge``: never dreams; a deeper network on another STFT (22.05 kHz, n_fft 1024) for judging dreams made by
+  other networks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+
+from dreamfx.models import DreamNet, build_metadata, load_model, save_model
+from dreamfx.spectral import StftConfig, log_magnitude, stft
+from training.real_recordings import package_of, read_mono, recordings
+
+# ---- configuration --------------------------------------------------------
+SEED = 2026
+SAMPLE_RATE = 16000
+TEACHERS = ("msd-vgg", "mtt-vgg")
+WINDOW_FRAMES = 260            # the taggers' dream window (chunk 128 + context 132 frames of hop 128)
+TEACHER_STFT = StftConfig(SAMPLE_RATE, 512, 128)
+WINDOW_SAMPLES = (WINDOW_FRAMES - 1) * TEACHER_STFT.hop + TEACHER_STFT.n_fft
+MAX_WINDOWS_PER_RECORDING = 40  # windows every WINDOW_SAMPLES, from the start
+HOLDOUT_EVERY = 10             # every 10th recording of the train split: held out to measure agreement
+EPOCHS = {"robust": 6, "judge": 6}
+BATCH = 32
+LEARNING_RATE = 2e-3
+WEIGHT_DECAY = 1e-3
+GAIN_JITTER_DB = 6.0           # random level change per example (the teachers' tags barely move with level)
+ADV_DB = 3.0                   # robust training: L-inf radius of the adversarial change, dB
+KINDS = {
+    # kind: (STFT, frontend, architecture, pools over (freq, time) per block)
+    "robust": (TEACHER_STFT, {"frontend": "mel_in_the_loop", "n_mels": 64, "fmin": 30.0, "fmax": 8000.0},
+               "compact", [[2, 2, 2, 2], [2, 2, 2, 2], [2, 3, 2, 2], None]),
+    "judge": (StftConfig(22050, 1024, 256), {"frontend": "mel_in_the_loop", "n_mels": 80, "fmin": 30.0,
+                                             "fmax": 11025.0}, "deep", None),
+}
+
+
+# ---- the teachers' cache ---------------------------------------------------
+def teacher_tags() -> list[str]:
+    """The students' outputs: ``msd:<tag>`` then ``mtt:<tag>``."""
+    return [f"{name.split('-')[0]}:{tag}" for name in TEACHERS for tag in load_model(name).class_names]
+
+
+def window_logmag(audio: torch.Tensor, cfg: StftConfig) -> torch.Tensor:
+    """(B, samples) audio at 16 kHz -> (B, n_bins, frames) natural-log magnitude on ``cfg`` (resampled by
+    pedalboard first when ``cfg`` is at another rate is not needed: the STFT is scaled to keep its duration)."""
+    return log_magnitude(stft(audio, cfg))
+
+
+@click.group()
+def main() -> None:
+    """Distil the taggers into a robust student or a judge."""
+
+
+@main.command()
+@click.argument("cache", type=click.Path(file_okay=False, path_type=Path))
+def cache(cache: Path) -> None:
+    """Cut the train split into windows and store them with both teachers' logits in CACHE/teachers.safetensors."""
+    torch.manual_seed(SEED)
+    started = time.time()
+    teachers = [load_model(name) for name in TEACHERS]
+    for t in teachers:
+        t.configure(SAMPLE_RATE)
+    windows, logits, recording = [], [], []
+    files = recordings("train")
+    with click.progressbar(files, label="teachers on the train split") as bar:
+        for index, path in enumerate(bar):
+            audio = torch.from_numpy(read_mono(path, SAMPLE_RATE))
+            count = min(MAX_WINDOWS_PER_RECORDING, len(audio) // WINDOW_SAMPLES)
+            if count == 0:
+                continue
+            cut = audio[:count * WINDOW_SAMPLES].reshape(count, WINDOW_SAMPLES)
+            with torch.no_grad():
+                logmag = window_logmag(cut, TEACHER_STFT)
+                logits.append(torch.cat([t(logmag) for t in teachers], dim=1))
+            windows.append(cut.half())
+            recording += [index] * count
+    cache.mkdir(parents=True, exist_ok=True)
+    safetensors.torch.save_file({"windows": torch.cat(windows), "logits": torch.cat(logits),
+                                 "recording": torch.tensor(recording)}, str(cache / "teachers.safetensors"))
+    (cache / "recordings.json").write_text(json.dumps(
+        [{"path": str(p), "package": package_of(p).name, "licence": package_of(p).licence} for p in files], indent=1))
+    click.echo(f"{len(recording)} windows of {len(files)} recordings in {time.time() - started:.0f} s -> {cache}")
+
+
+# ---- the networks ------------------------------------------------------------
+def student(kind: str, tags: list[str]) -> DreamNet:
+    """A new network of ``kind`` ("robust" or "judge") with ``tags`` as its classes."""
+    cfg, frontend, architecture, pools = KINDS[kind]
+    front = dict(frontend)
+    meta = build_metadata(tags, frontend=front.pop("frontend"), architecture=architecture, sample_rate=cfg.sample_rate,
+                          n_fft=cfg.n_fft, hop=cfg.hop, **front)
+    meta["task"] = "tagging"
+    if pools is not None:
+        meta["pools"] = pools
+    if kind == "robust":
+        meta["dream_window"] = {"chunk_frames": 128, "context_frames": 132}  # the taggers' own window
+    return DreamNet(meta)
+
+
+def adversarial(model: DreamNet, logmag: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``logmag`` plus the change within +-ADV_DB that most raises the loss: one signed-gradient step of 1.25
+    radii from a uniform random start, clipped to the radius (Wong et al. 2020)."""
+    radius = ADV_DB / 20 * float(np.log(10))
+    delta = ((torch.rand_like(logmag) * 2 - 1) * radius).requires_grad_(True)
+    loss = F.binary_cross_entropy_with_logits(model(logmag + delta), target)
+    (grad,) = torch.autograd.grad(loss, delta)
+    return logmag + (delta.detach() + 1.25 * radius * grad.sign()).clamp(-radius, radius)
+
+
+# ---- training ----------------------------------------------------------------
+@main.command()
+@click.argument("cache", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(list(KINDS)), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--epochs", type=int, default=None, help="default: EPOCHS[kind]")
+def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
+    """Train a student of KIND on the teachers' tags in CACHE and write it to OUTPUT."""
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    started = time.time()
+    epochs = epochs or EPOCHS[kind]
+    data = safetensors.torch.load_file(str(cache / "teachers.safetensors"))
+    held_out = data["recording"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    train_idx, test_idx = np.flatnonzero(~held_out.numpy()), np.flatnonzero(held_out.numpy())
+    targets = torch.sigmoid(data["logits"])
+    model = student(kind, teacher_tags())
+    cfg = model.configure(SAMPLE_RATE)
+
+    def inputs(indices) -> torch.Tensor:
+        return window_logmag(data["windows"][indices].float(), cfg)
+
+    steps = len(train_idx) // BATCH
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LEARNING_RATE, total_steps=epochs * steps)
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(train_idx)
+        losses = []
+        for s in range(steps):
+            batch = order[s * BATCH:(s + 1) * BATCH]
+            gain = torch.from_numpy(rng.uniform(-1, 1, (len(batch), 1, 1)).astype(np.float32)) * GAIN_JITTER_DB / 20 \
+                * float(np.log(10))
+            x, y = inputs(batch) + gain, targets[batch]
+            loss = F.binary_cross_entropy_with_logits(model(x), y)
+            if kind == "robust":
+                loss = 0.5 * loss + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        click.echo(f"epoch {epoch + 1:3d}/{epochs}  loss {np.mean(losses):.4f}  ({time.time() - started:.0f} s)")
+    model.eval()
+    agreement = agreement_with_teachers(model, inputs, targets, test_idx)
+    model.meta["training"] = {
+        "teachers": list(TEACHERS), "data": "train split of training/real_recordings.py",
+        "recordings": json.loads((cache / "recordings.json").read_text()),
+        "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
+        "seed": SEED, "epochs": epochs, "batch": BATCH, "gain_jitter_db": GAIN_JITTER_DB,
+        "adversarial": {"radius_db": ADV_DB, "method": "FGSM, random start"} if kind == "robust" else None,
+        "held_out_agreement": agreement, "train_seconds": round(time.time() - started, 1),
+        "torch": torch.__version__,
+        "licence": "weights: distilled from musicnn's MSD_vgg and MTT_vgg (ISC licence, see LICENSE-musicnn.txt); "
+                   "recordings' licences listed per file",
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, output)
+    click.echo(json.dumps(agreement, indent=1))
+    click.echo(f"{kind} written to {output} in {time.time() - started:.0f} s")
+
+
+def agreement_with_teachers(model: DreamNet, inputs, targets: torch.Tensor, indices: np.ndarray) -> dict:
+    """On held-out windows: mean Spearman correlation of the tag probabilities with the teachers' (per tag
+    set), and how often the teacher's top tag is in the student's top 5."""
+    from scipy.stats import spearmanr
+    with torch.no_grad():
+        probs = torch.cat([torch.sigmoid(model(inputs(indices[i:i + 64]))) for i in range(0, len(indices), 64)])
+    result = {}
+    for t, name in enumerate(TEACHERS):
+        mine, theirs = probs[:, 50 * t:50 * (t + 1)].numpy(), targets[indices, 50 * t:50 * (t + 1)].numpy()
+        rho = np.mean([spearmanr(a, b)[0] for a, b in zip(mine, theirs)])
+        top5 = np.mean([np.argmax(b) in np.argsort(-a)[:5] for a, b in zip(mine, theirs)])
+        result[name] = {"rank_correlation": round(float(rho), 3), "teacher_top_in_top5": round(float(top5), 3)}
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Real recordings from Debian's game-music packages, split by package so nothing leaks between uses.
+
+    train  the students' and judges' distillation (training/distill.py)
+    tune   choosing the presets' dream settings
+    test   held-out: the transfer benchmark's verdicts (benchmarks/transfer.py), never tuned on
+
+Every package's licence is in ``/usr/share/doc/PACKAGE/copyright`` (summarised in :data:`PACKAGES`).  Never
+used here: wesnoth's music packages and nexuiz-music, kept for independent checks.  Install with
+
+    apt-get install -y asc-music drascula-music hyperrogue-music warzone2100-music xmoto-data supertux-data
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    glob: str        # the music files, relative to /
+    licence: str     # summary of /usr/share/doc/<name>/copyright for these files
+    split: str       # "train", "tune" or "test"
+
+
+PACKAGES = (
+    Package("warzone2100-music", "usr/share/games/warzone2100/music/albums/*/*.opus",
+            "CC-BY-SA-3.0 / CC0 (soundtrack of Warzone 2100)", "train"),
+    Package("supertux-data", "usr/share/games/supertux2/music/*/*.ogg",
+            "CC-BY-SA-3.0 / CC-BY-SA-4.0 / GPL-2+ (SuperTux music)", "train"),
+    Package("drascula-music", "usr/share/scummvm/drascula/audio/*.ogg", "Drascula-License (free redistribution)",
+            "train"),
+    Package("xmoto-data", "usr/share/games/xmoto/Textures/Musics/*.ogg", "GPL-2+ (X-Moto music)", "tune"),
+    Package("hyperrogue-music", "usr/share/hyperrogue/music/*.ogg",
+            "CC-BY-SA-3.0 / CC-BY-3.0 / CC-BY-SA-4.0 / CC0 (HyperRogue soundtrack)", "test"),
+    Package("asc-music", "usr/share/games/asc/music/*.mp3", "GPL-2+ (Advanced Strategic Command music)", "test"),
+)
+SPLITS = ("train", "tune", "test")
+INSTALL = "apt-get install -y " + " ".join(p.name for p in PACKAGES)
+
+
+def recordings(split: str) -> list[Path]:
+    """The installed recordings of ``split``, sorted (packages not installed contribute none)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    return sorted(path for p in PACKAGES if p.split == split for path in Path("/").glob(p.glob))
+
+
+def package_of(path: Path) -> Package:
+    """The package a recording came from."""
+    return next(p for p in PACKAGES if Path(path).match("/" + p.glob))
+
+
+def read_recording(path: Path, sample_rate: int, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """(channels, samples) float32 of ``path`` (or of ``seconds`` from ``start_s``) at ``sample_rate``
+    (libsndfile decodes mp3, ogg and opus; soxr resamples)."""
+    import librosa
+    import soundfile
+    info = soundfile.info(str(path))
+    start = int(start_s * info.samplerate)
+    frames = -1 if seconds is None else int(seconds * info.samplerate)
+    audio, rate = soundfile.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    return librosa.resample(np.ascontiguousarray(audio.T), orig_sr=rate, target_sr=sample_rate, res_type="soxr_hq")
+
+
+def read_mono(path: Path, sample_rate: int, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:
+    """(samples,) float32 downmix of :func:`read_recording`."""
+    return read_recording(path, sample_rate, start_s, seconds).mean(axis=0)
