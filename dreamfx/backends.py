@@ -151,8 +151,9 @@ class TorchBackend:
     """The reference: DreamNet in torch, gradients by autograd (the dream's smooth surrogate rules,
     :mod:`dreamfx.surrogate`), on CUDA when available.
 
-    members: an ensemble, ``(name, network, weight)`` dreaming with ``model`` (weight 1): the objective is the
-    weighted mean of the networks' (:meth:`Objective.for_member`); they must share the model's STFT.
+    members: an ensemble, ``(name, network, weight)`` dreaming with ``model`` (weight 1) toward the same tag
+    (:meth:`Objective.for_member`): the step follows the weighted mean of the networks' normalised gradients
+    (:meth:`gradient`); they must share the model's STFT.
     """
 
     name = "torch"
@@ -213,7 +214,8 @@ class TorchBackend:
         """
         total = 1.0 + sum(weight for _, _, weight in self.members)
         terms = [(self.dream_model, objective, 1.0 / total)] + [
-            (net, objective.for_member(self.spec, net.spec, name), weight / total) for name, net, weight in self.members]
+            (net, objective.for_member(self.spec, net.spec, name), weight / total)
+            for name, net, weight in self.members]
 
         def gradient(inputs: StepInputs, draw: TransformDraw | None = None):
             grad, value = 0.0, 0.0

@@ -28,8 +28,8 @@ def dream_options(f):
     """Options that override the preset's dream parameters (None = keep the preset's)."""
     options = [
         click.option("--preset", default="default", show_default=True, help="Preset name in presets/ or a .toml path."),
-        click.option("--model", help="A shipped model (default, msd-vgg, mtt-vgg) or a model file (.safetensors, "
-                     ".onnx, .pt); default: the preset's."),
+        click.option("--model", help="A shipped model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust) or a model "
+                     "file (.safetensors, .onnx, .pt); default: the preset's."),
         click.option("--intensity", type=float, help="Dream depth 0..1 (0 = bypass)."),
         click.option("--iterations", type=int, help="Dream iterations per chunk."),
         click.option("--step", type=float, help="Step size per iteration."),
@@ -202,7 +202,8 @@ def process(src: Path, dst: Path, preset, model, chain_spec, overwrite, buffer_s
 @click.argument("model", required=False, default="default")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole metadata as JSON.")
 def info(model: str, as_json: bool) -> None:
-    """Describe MODEL: a shipped model (default, msd-vgg, mtt-vgg) or a safetensors / exported file."""
+    """Describe MODEL: a shipped model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust) or a safetensors /
+    exported file."""
     from dreamfx.backends import read_model_metadata
     path = model_path(model)
     meta = read_model_metadata(path)
@@ -243,8 +244,8 @@ def info(model: str, as_json: bool) -> None:
 @click.option("--sample-rate", type=int, default=44100, show_default=True, help="The graph's sample rate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def export_command(model, output, fmt, what, layer, channel, target, sample_rate, overwrite) -> None:
-    """Export MODEL (a shipped model: default, msd-vgg, mtt-vgg; or a safetensors file) to ONNX or TorchScript,
-    metadata inside."""
+    """Export MODEL (a shipped model: default, msd-vgg, mtt-vgg, tags-plain, tags-robust; or a safetensors file)
+    to ONNX or TorchScript, metadata inside."""
     from dreamfx.dream import Objective
     from dreamfx.export import export_model
     from dreamfx.models import load_model
@@ -531,8 +532,8 @@ def validate_command(targets, strictness, seconds, jobs, as_json, known) -> None
     """Hammer presets, models and exports with a plugin validator's battery: block sizes and sample rates,
     NaN bursts, latency, parameter fuzz and automation, state round trips, damaged files.
 
-    TARGET: a preset (name or .toml), a model (default, msd-vgg, mtt-vgg or a .safetensors file) or an
-    export (.onnx, .pt); model:NAME where a preset has the same name.  None: every shipped preset and model.
+    TARGET: a preset (name or .toml), a model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust or a
+    .safetensors file) or an export (.onnx, .pt); model:NAME where a preset has the same name.  None: every shipped preset and model.
     One line per check; exit status 1 when any check fails.
     """
     from dreamfx.validate import shipped_targets, summary, validate

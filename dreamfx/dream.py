@@ -212,12 +212,13 @@ class Transforms:
                                "transforms = {samples = 4, shift_bins = 2, gain_db = 3.0}")
         for key, item in value.items():
             if key not in cls.LIMITS:
-                raise DreamfxError(f"unknown transform {key!r}: use {', '.join(cls.LIMITS)}")
+                raise DreamfxError(f"transforms has no {key!r}: use {', '.join(cls.LIMITS)}")
             low, high = cls.LIMITS[key]
             kind = type(low)
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or (kind is int and item != int(item)) \
-                    or not low <= item <= high:
-                raise DreamfxError(f"transform {key} = {item!r} is out of range: use {kind.__name__} {low}..{high}")
+            if isinstance(item, bool) or not isinstance(item, (int, float)) or not low <= item <= high \
+                    or (kind is int and item != int(item)):
+                raise DreamfxError(f"transforms.{key} = {item!r}: use {'an integer' if kind is int else 'a number'} "
+                                   f"in {low}..{high}")
         return cls(**{key: type(cls.LIMITS[key][0])(item) for key, item in value.items()})
 
     @property
@@ -232,9 +233,10 @@ class Transforms:
         s, unit = self.samples, float(np.log(10) / 20)  # dB -> natural-log magnitude
         noise = rng.standard_normal((s, n_bins, frames), dtype=np.float32) * np.float32(self.noise_db * unit) \
             if self.noise_db else np.zeros((s, 1, 1), np.float32)
-        uniform = lambda largest: torch.from_numpy((rng.uniform(-1, 1, s) * largest * unit).astype(np.float32))  # noqa: E731
-        return TransformDraw(torch.from_numpy(rng.integers(-self.shift_bins, self.shift_bins + 1, s)),
-                             uniform(self.gain_db), uniform(self.tilt_db), torch.from_numpy(noise))
+        shift = torch.from_numpy(rng.integers(-self.shift_bins, self.shift_bins + 1, s))
+        gain, tilt = (torch.from_numpy((rng.uniform(-1, 1, s) * largest * unit).astype(np.float32))
+                      for largest in (self.gain_db, self.tilt_db))
+        return TransformDraw(shift, gain, tilt, torch.from_numpy(noise))
 
 
 TILT_PIVOT_BIN = 32  # the tilt's pivot: about 1 kHz for the taggers (31.25 Hz bins), 690 Hz for the genre models

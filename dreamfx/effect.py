@@ -144,7 +144,8 @@ class DreamEffect:
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
         self.band_hz = band_hz
-        self.settings.objective = self.backend.default_objective or Objective()  # checked below, as asked
+        self.settings.objective = self.backend.default_objective or Objective()
+        self._building = True  # the objective is checked against the backend once all its parts are set
         self.octaves, self.memory = octaves, memory
         self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
         self.consistency, self.transforms = consistency, transforms
@@ -152,6 +153,7 @@ class DreamEffect:
                             ("targets", targets), ("layers", layers)):
             if value is not None:
                 setattr(self, name, value)
+        self._building = False
         self._set_objective(self.settings.objective)
         self._engine: DreamEngine | None = None
         self._batch_blocks = FixedBlocks(1)  # offline batches' pieces (see batch_block)
@@ -230,7 +232,8 @@ class DreamEffect:
         (the attribute that was set)."""
         try:
             objective.validate(self.spec)
-            self.backend.check_objective(objective)
+            if not self._building:
+                self.backend.check_objective(objective)
         except DreamfxError as exc:
             raise DreamfxError(str(exc) if parameter in str(exc) else f"{parameter}: {exc}") from None
         self.settings.objective = objective

@@ -37,7 +37,8 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 # music, ported from musicnn (ISC licence, see assets/LICENSE-musicnn.txt; training/port_musicnn.py), and a
 # student of both trained robustly here on real recordings, to dream with them (training/distill.py).
 SHIPPED_MODELS = {"default": "default_model.safetensors", "msd-vgg": "msd_vgg.safetensors",
-                  "mtt-vgg": "mtt_vgg.safetensors", "tags-robust": "tags_robust.safetensors"}
+                  "mtt-vgg": "mtt_vgg.safetensors", "tags-robust": "tags_robust.safetensors",
+                  "tags-plain": "tags_plain.safetensors"}
 
 
 def model_path(model: str | Path | None = None) -> Path:

@@ -5,7 +5,7 @@
     description = "one line"
 
     [dream]                 # DreamEffect parameters (see DreamEffect)
-    model = "default"       # a shipped model ("default", "msd-vgg", "mtt-vgg") or a .safetensors / .onnx / .pt
+    model = "default"       # a shipped model ("default", "msd-vgg", "mtt-vgg", "tags-plain", "tags-robust") or a file
                             # path, relative to this file
     intensity = 0.8
     layer = "conv3"

@@ -28,6 +28,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from dreamfx.chain import FLOAT32_TINY, Chain
+from dreamfx.dream import Transforms
 from dreamfx.effect import RECONSTRUCTIONS, DreamEffect, _Flag, _Range, parameter_names
 from dreamfx.errors import DreamfxError
 from dreamfx.metrics import perturbation_snr, snr_db
@@ -440,11 +441,23 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
         a, b = sorted(rng.uniform(0, 20000, 2))
         return ((a, b), True) if rng.random() < 0.5 else ([(b, a), (-1.0, 100.0), (100.0,), "200-4000", None,
                                                            (float("nan"), 1.0)][rng.integers(6)], False)
+    if name == "transforms":
+        torch_only = True if effect.backend_name in ("auto", "torch") else None  # refused by exported steps
+        if rng.random() < 0.5:
+            keys = rng.choice(len(Transforms.LIMITS), size=1 + int(rng.integers(len(Transforms.LIMITS))), replace=False)
+            picked = {key: Transforms.LIMITS[key] for key in np.array(list(Transforms.LIMITS))[keys]}
+            return {key: int(rng.integers(low, high, endpoint=True)) if isinstance(low, int) else
+                    float(rng.uniform(low, high)) for key, (low, high) in picked.items()}, torch_only
+        return [{"samples": 0}, {"shift": 2}, {"gain_db": -1.0}, {"noise_db": "2"}, {"samples": 2.5}, [4], "x",
+                {"tilt_db": float("nan")}][rng.integers(8)], False
     layers, classes = list(spec.layer_names[:-1]), list(spec.class_names)
     n_channels = spec.channels[layers.index(effect.layer)]
     # An exported dream step serves the objectives of its graph's layer only, and a channel objective's channels
-    # may not exist in another layer: refusing a valid name is right there too (in one line naming it).
+    # may not exist in another layer, and an ensemble dreams toward classes only: refusing a valid name is right
+    # there too (in one line naming it).
     either = None if spec.exported_graph_layer is not None else True
+    if effect.ensemble and name in ("layer", "channel", "channels", "layers"):
+        either = None
     if name == "layer":
         return (layers[rng.integers(len(layers))], either if effect.objective != "channel" else None) if rng.random() < 0.5 \
             else ([f"conv{len(layers) + 1}", "logits", 3, None, ""][rng.integers(5)], False)
@@ -469,8 +482,9 @@ def _settings_state(effect: DreamEffect) -> dict:
 
 def _restore(effect: DreamEffect, state: dict) -> None:
     for name, value in state.items():
-        if name == "objective":
-            value = type(effect.settings.objective)(**value)
+        current = getattr(effect.settings, name)
+        if dataclasses.is_dataclass(current):  # objective, transforms: asdict made them dicts
+            value = type(current)(**value)
         setattr(effect.settings, name, value)
 
 

@@ -4,7 +4,8 @@ Read top to bottom: configuration, the teachers' cache, the networks, the traini
 
     python -m training.distill cache data/distill           # teachers' tags on the train split (~10 min, 2 cores)
     python -m training.distill train data/distill --kind robust -o dreamfx/assets/tags_robust.safetensors
-    python -m training.distill train data/distill --kind judge -o benchmarks/judges/judge_deep.safetensors
+    python -m training.distill train data/distill --kind plain -o dreamfx/assets/tags_plain.safetensors
+    python -m training.distill train data/distill --kind judge -o tests/data/judge_deep.safetensors
 
 Students learn the 100 tag probabilities of both teachers (``msd:<tag>``, ``mtt:<tag>``) on 2.1 s windows of
 the train split of :mod:`training.real_recordings` (tune and test recordings are never seen).
@@ -14,6 +15,7 @@ the train split of :mod:`training.real_recordings` (tune and test recordings are
   one signed-gradient step from a random start, Wong et al. 2020's fast adversarial training), so that its input
   gradient points at changes of the sound rather than at its own blind spots (Madry et al. 2018; Santurkar et
   al. 2019).
+* ``plain``: the robust student's architecture trained without the adversary (the lever's control).
 * ``judge``: never dreams; a deeper network on another STFT (22.05 kHz, n_fft 1024) for judging dreams made by
   other networks.
 """
@@ -43,16 +45,21 @@ TEACHER_STFT = StftConfig(SAMPLE_RATE, 512, 128)
 WINDOW_SAMPLES = (WINDOW_FRAMES - 1) * TEACHER_STFT.hop + TEACHER_STFT.n_fft
 MAX_WINDOWS_PER_RECORDING = 40  # windows every WINDOW_SAMPLES, from the start
 HOLDOUT_EVERY = 10             # every 10th recording of the train split: held out to measure agreement
-EPOCHS = {"robust": 6, "judge": 6}
+EPOCHS = {"robust": 6, "plain": 6, "judge": 6}
 BATCH = 32
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-3
 GAIN_JITTER_DB = 6.0           # random level change per example (the teachers' tags barely move with level)
 ADV_DB = 3.0                   # robust training: L-inf radius of the adversarial change, dB
+# (STFT, frontend, architecture, pools over (freq, time) per block: the 260-frame window reaches the head whole)
+STUDENT = (TEACHER_STFT, {"frontend": "mel_in_the_loop", "n_mels": 64, "fmin": 30.0, "fmax": 8000.0}, "compact",
+           [[2, 2, 2, 2], [2, 2, 2, 2], [2, 3, 2, 2], None])
+LICENCE = ("Trained by dreamfx (training/distill.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
+           "MTT_vgg (ISC licence, Music Technology Group, Universitat Pompeu Fabra: see LICENSE-musicnn.txt beside "
+           "this file), heard on Debian recordings listed in training.recordings, each under its own licence.")
 KINDS = {
-    # kind: (STFT, frontend, architecture, pools over (freq, time) per block)
-    "robust": (TEACHER_STFT, {"frontend": "mel_in_the_loop", "n_mels": 64, "fmin": 30.0, "fmax": 8000.0},
-               "compact", [[2, 2, 2, 2], [2, 2, 2, 2], [2, 3, 2, 2], None]),
+    "robust": STUDENT,
+    "plain": STUDENT,
     "judge": (StftConfig(22050, 1024, 256), {"frontend": "mel_in_the_loop", "n_mels": 80, "fmin": 30.0,
                                              "fmax": 11025.0}, "deep", None),
 }
@@ -116,7 +123,7 @@ def student(kind: str, tags: list[str]) -> DreamNet:
     meta["task"] = "tagging"
     if pools is not None:
         meta["pools"] = pools
-    if kind == "robust":
+    if kind != "judge":
         meta["dream_window"] = {"chunk_frames": 128, "context_frames": 132}  # the taggers' own window
     return DreamNet(meta)
 
@@ -184,9 +191,8 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
         "adversarial": {"radius_db": ADV_DB, "method": "FGSM, random start"} if kind == "robust" else None,
         "held_out_agreement": agreement, "train_seconds": round(time.time() - started, 1),
         "torch": torch.__version__,
-        "licence": "weights: distilled from musicnn's MSD_vgg and MTT_vgg (ISC licence, see LICENSE-musicnn.txt); "
-                   "recordings' licences listed per file",
     }
+    model.meta["licence"] = LICENCE
     output.parent.mkdir(parents=True, exist_ok=True)
     save_model(model, output)
     click.echo(json.dumps(agreement, indent=1))

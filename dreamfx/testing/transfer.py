@@ -65,9 +65,14 @@ def judges_of(tag: str, dreamers: set[str], judges: list[Judge]) -> list[Judge]:
 
 def kept(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> tuple[float, float]:
     """How recognisable the song stays: Pearson correlations of the chroma (12 x frames, flattened) and of the
-    onset-strength envelope of the downmixes of ``dry`` and ``wet`` (channels, samples), aligned."""
+    onset-strength envelope of the downmixes of ``dry`` and ``wet`` (channels, samples), aligned.
+
+    The chroma is taken from a constant-Q transform: an STFT chroma (2048-point frames, 21.5 Hz bins at 44.1 kHz)
+    cannot resolve low pitch classes, so a change of timbre leaks into it (measured on a real recording:
+    pedalboard's Chorus 0.84, Reverb 0.83 with STFT chroma, 0.93 / 0.96 with CQT chroma; another song 0.01).
+    """
     import librosa
     a, b = dry.mean(axis=0), wet.mean(axis=0)
-    chroma = [librosa.feature.chroma_stft(y=x, sr=sample_rate, hop_length=1024).ravel() for x in (a, b)]
+    chroma = [librosa.feature.chroma_cqt(y=x, sr=sample_rate, hop_length=1024).ravel() for x in (a, b)]
     onsets = [librosa.onset.onset_strength(y=x, sr=sample_rate, hop_length=512) for x in (a, b)]
     return float(np.corrcoef(*chroma)[0, 1]), float(np.corrcoef(*onsets)[0, 1])
