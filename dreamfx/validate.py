@@ -442,7 +442,7 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
         return ((a, b), True) if rng.random() < 0.5 else ([(b, a), (-1.0, 100.0), (100.0,), "200-4000", None,
                                                            (float("nan"), 1.0)][rng.integers(6)], False)
     if name == "transforms":
-        torch_only = True if effect.backend_name in ("auto", "torch") else None  # refused by exported steps
+        torch_only = True if effect.backend.name == "torch" else None  # refused by exported steps
         if rng.random() < 0.5:
             keys = rng.choice(len(Transforms.LIMITS), size=1 + int(rng.integers(len(Transforms.LIMITS))), replace=False)
             picked = {key: Transforms.LIMITS[key] for key in np.array(list(Transforms.LIMITS))[keys]}
