@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (th
 from dreamfx import DreamEffect  # noqa: E402
 from dreamfx.metrics import measure_retention  # noqa: E402
 from dreamfx.presets import load_preset  # noqa: E402
-from dreamfx.testing.transfer import judges_of, kept, load_judges  # noqa: E402
+from dreamfx.testing.transfer import TAG_SETS, judges_of, kept, load_judges  # noqa: E402
 from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
 
 SAMPLE_RATE = 44100
@@ -45,7 +45,7 @@ TAGS = {"msd:jazz": "msd-jazz", "msd:heavy metal": "msd-heavy-metal", "mtt:piano
         "mtt:guitar": "mtt-guitar"}  # tag -> its preset
 RIVAL = {"msd:jazz": "msd:heavy metal", "msd:heavy metal": "msd:jazz", "mtt:piano": "mtt:guitar",
          "mtt:guitar": "mtt:piano"}
-TAGGER = {"msd": "msd-vgg", "mtt": "mtt-vgg"}  # the tag set's VGG, the "tagger" of a lever
+TAGGER = {tag_set: model for model, tag_set in TAG_SETS.items()}  # the tag set's VGG, a lever's "tagger"
 ROBUST, PLAIN = "tags-robust", "tags-plain"
 TRANSFORMS = {"samples": 4, "shift_bins": 3, "gain_db": 3.0, "tilt_db": 1.5, "noise_db": 2.0}
 BEFORE = {"ensemble": None, "transforms": None, "smooth_bins": 2, "smooth_frames": 1, "octaves": 1, "iterations": 6,

@@ -72,8 +72,8 @@ def teacher_tags() -> list[str]:
 
 
 def window_logmag(audio: torch.Tensor, cfg: StftConfig) -> torch.Tensor:
-    """(B, samples) audio at 16 kHz -> (B, n_bins, frames) natural-log magnitude on ``cfg`` (resampled by
-    pedalboard first when ``cfg`` is at another rate is not needed: the STFT is scaled to keep its duration)."""
+    """(B, samples) audio at 16 kHz -> (B, n_bins, frames) natural-log magnitude on ``cfg``, a network's STFT
+    configured for 16 kHz (its frame duration and bin spacing kept)."""
     return log_magnitude(stft(audio, cfg))
 
 
