@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (th
 
 from dreamfx import DreamEffect  # noqa: E402
 from dreamfx.audio_io import read_audio  # noqa: E402
-from dreamfx.dream import Objective, first_step_inputs  # noqa: E402
+from dreamfx.dream import first_step_inputs  # noqa: E402
 from dreamfx.metrics import measure_retention  # noqa: E402
 from dreamfx.models import example_clip_path, load_model, patch_logits  # noqa: E402
 from dreamfx.presets import load_preset, preset_names  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_audio, write_audio
+from dreamfx.audio_io import READ_FORMATS, check_output_path, probe_audio, read_audio
 from dreamfx.backends import BACKENDS
 from dreamfx.errors import DreamfxError
 from dreamfx.midi import PARAMETERS as MIDI_PARAMETERS
@@ -322,7 +322,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     """
     import torch
     from dreamfx.live import LiveProcessor, run_live, soak_summary
-    from dreamfx.midi import MidiControl, open_midi_input
+    from dreamfx.midi import MidiControl, close_midi_port, open_midi_input
     from dreamfx.presets import PRESET_DIR, preset_names, preset_path
     if not 16 <= blocksize <= 8192:
         raise DreamfxError(f"--blocksize must be in 16..8192, got {blocksize}")
@@ -376,7 +376,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         stats = processor.stats
     finally:
         if midi_in is not None:
-            midi_in.delete()  # the port and its JACK / ALSA client
+            close_midi_port(midi_in)
     if record is not None:
         control.save_recording(record, samplerate)
         click.echo(f"recorded {len(control.recorded)} MIDI messages to {record}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -181,7 +182,8 @@ def midi_systems():
 def open_midi_input(control: MidiControl, port: str | int | None = None, virtual: str | None = None):
     """Open a MIDI input feeding ``control``: an existing port (name part or number) or a new virtual port.
 
-    Uses the first running MIDI system (JACK, then ALSA).  Returns the rtmidi.MidiIn (close_port() to stop).
+    Uses the first running MIDI system (JACK, then ALSA).  Returns the rtmidi.MidiIn (close it with
+    :func:`close_midi_port`).
     """
     _, _, midi_in = next(midi_systems(), (None, None, None))
     if midi_in is None:
@@ -193,6 +195,23 @@ def open_midi_input(control: MidiControl, port: str | int | None = None, virtual
         midi_in.open_port(find_port(midi_in.get_ports(), port))
     control.source = midi_in.get_message
     return midi_in
+
+
+SETTLE_S = 0.2  # how long JACK's notifications of a closed port are given before its client goes
+
+
+def close_midi_port(midi) -> None:
+    """Close an rtmidi input or output: its port, then (SETTLE_S later) its JACK or ALSA client.
+
+    RtMidi 5 unregisters a JACK port and closes the client at once; jack2 then cancels the client's
+    notification and process threads asynchronously (pthread_cancel), possibly while the notification thread
+    still handles the unregistration it was just sent.  That crashed the test process once in CI (a segfault
+    in a thread without Python, in ``delete()``).  Closing the port first and waiting until JACK's
+    notifications settle closes the client while its threads wait, where cancelling them is safe.
+    """
+    midi.close_port()
+    time.sleep(SETTLE_S)
+    midi.delete()
 
 
 def find_port(ports: list[str], wanted: str | int | None) -> int:

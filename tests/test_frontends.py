@@ -14,7 +14,6 @@ import torch
 
 from dreamfx import DreamEffect, DreamfxError
 from dreamfx.backends import open_backend
-from dreamfx.dream import Objective
 from dreamfx.dream_step import ObjectiveGradient
 from dreamfx.metrics import measure_retention, snr_db
 from dreamfx.models import DreamNet, build_metadata, load_model

@@ -10,7 +10,6 @@ import subprocess
 import threading
 from pathlib import Path
 
-import numpy as np
 from click.testing import CliRunner
 
 from dreamfx.cli import cli

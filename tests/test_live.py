@@ -358,7 +358,7 @@ def trajectory(effect: DreamEffect, engine) -> list:
 def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, workdir):
     import rtmidi
     from dreamfx.live import LiveProcessor
-    from dreamfx.midi import Automation, MidiControl, open_midi_input
+    from dreamfx.midi import Automation, MidiControl, close_midi_port, open_midi_input
     effect = DreamEffect(intensity=0.2, iterations=2)
     control = MidiControl(effect)
     processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK, control=control)
@@ -380,8 +380,8 @@ def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, w
     sender.send_message([0x80, 61, 0])
     time.sleep(0.5)
     thread.join()
-    sender.delete()  # closes the port and the JACK client (close_port alone leaves the client in the graph)
-    port.delete()
+    close_midi_port(sender)
+    close_midi_port(port)
     assert "error" not in result, result.get("error")
     intensities = [i for _, i, _ in live]
     sweep = intensities[intensities.index(0.0):intensities.index(1.0) + 1]  # from CC value 0 to 127
@@ -423,7 +423,7 @@ def test_overload_degrades_to_fewer_iterations(jack_server, measured):
 
 def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
     from dreamfx.live import LiveProcessor
-    from dreamfx.midi import MidiControl, open_midi_input
+    from dreamfx.midi import MidiControl, close_midi_port, open_midi_input
     from dreamfx.presets import load_preset
 
     def factory(name):
@@ -449,8 +449,8 @@ def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
     sender.send_message([0xB0, 20, 0])    # the learned binding survives the switch
     time.sleep(0.5)
     thread.join()
-    sender.delete()  # closes the port and the JACK client (close_port alone leaves the client in the graph)
-    port.delete()
+    close_midi_port(sender)
+    close_midi_port(port)
     assert "error" not in result, result.get("error")
     stats = result["stats"]
     assert control.learned == [(20, "mix")] and learned_mix == pytest.approx(64 / 127)
@@ -618,6 +618,7 @@ def jack_midi_sender(port_name: str, wait: float = 60.0):
 
 
 def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
+    from dreamfx.midi import close_midi_port
     from dreamfx.presets import load_preset, save_preset
     mine = workdir / "mine.toml"
     save_preset(load_preset("default"), mine)
@@ -628,7 +629,7 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     time.sleep(1.0)
     sender.send_message([0xB0, 21, 100])
     out, err = cli.communicate(timeout=120)
-    sender.delete()
+    close_midi_port(sender)
     assert cli.returncode == 0, err
     assert f"MIDI learn: CC21 -> step; saved to {mine}" in out
     learned = load_preset(mine)

@@ -8,11 +8,8 @@ benchmarks/smoothness.py measures the same stage by stage and per gradient rule.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 from conftest import require_system
 
 from dreamfx import DreamEffect, load_preset
