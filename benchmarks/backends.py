@@ -22,10 +22,10 @@ from common import best_time, machine
 
 from dreamfx import DreamEffect
 from dreamfx.audio_io import read_audio
-from dreamfx.backends import BACKENDS
-from dreamfx.models import example_clip_path
-from dreamfx.dream import StepInputs, first_step_inputs
-from dreamfx.spectral import LOG_EPS, analyze_signal
+from dreamfx.engine.backends import BACKENDS
+from dreamfx.nets.models import example_clip_path
+from dreamfx.dream.ascent import StepInputs, first_step_inputs
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
 
 EXAMPLE = example_clip_path()
 

@@ -7,7 +7,7 @@ the same dream settings otherwise (the default preset's dream):
 
 * accuracy of the classifier on held-out 32-frame windows (and whole clips);
 * retention: objective gain measured on the re-analysed output audio / gain on
-  the dreamed spectrogram (dreamfx.metrics), and that gain on the audio itself;
+  the dreamed spectrogram (dreamfx.validate.metrics), and that gain on the audio itself;
 * spectral convergence of the output against the magnitude the dream asked for;
 * run time (real-time factor of the render, measure included).
 
@@ -33,12 +33,12 @@ from common import machine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ is not installed with the package
 
 from dreamfx.audio_io import read_audio
-from dreamfx.effect import DreamEffect
-from dreamfx.figures import before_after_figure
-from dreamfx.metrics import measure_retention
-from dreamfx.models import default_model_path, load_model
-from dreamfx.presets import load_preset
-from dreamfx.reconstruction import griffin_lim
+from dreamfx.plugin.effect import DreamEffect
+from dreamfx.render.figures import before_after_figure
+from dreamfx.validate.metrics import measure_retention
+from dreamfx.nets.models import default_model_path, load_model
+from dreamfx.plugin.presets import load_preset
+from dreamfx.engine.reconstruction import griffin_lim
 from training.dataset import scan, split
 from training.evaluate import DREAM_WINDOW, HOLDOUT_EVERY, evaluate_model
 

@@ -44,13 +44,14 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: b
     control_xruns = control_run(samplerate, blocksize, seconds, hog) if control else None
     import torch
     torch.set_num_threads(threads)
-    from dreamfx import load_preset
+    from dreamfx import Chain
     from dreamfx.testing.jack_dummy import DummyJackServer
     from dreamfx.testing.sched_trace import SchedulerTrace
-    from dreamfx.live import LiveProcessor, run_live, soak_summary
+    from dreamfx.live.processor import LiveProcessor
+    from dreamfx.live.stream import run_live, soak_summary
     log = tempfile.NamedTemporaryFile(suffix=".log")  # jackd's messages: the clients late at each xrun
     with DummyJackServer(f"dreamfx-bench-{os.getpid()}", samplerate, blocksize, Path(log.name)) as server:
-        chain = load_preset(preset).build_chain(**({"intensity": 0.0} if bypass else {}))
+        chain = Chain.from_preset(preset, **({"intensity": 0.0} if bypass else {}))
         processor = LiveProcessor(chain, samplerate, 2, blocksize, preset_name=preset, realtime=realtime)
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
         traces = Path(tempfile.mkdtemp(prefix="dreamfx-xruns-"))

@@ -25,11 +25,12 @@ import click
 import numpy as np
 from common import best_time, machine
 
-from dreamfx import DreamEffect, load_preset
+from dreamfx import Chain, DreamEffect
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.batch_render import ChainRecipe, render_files, start_local_cluster
-from dreamfx.metrics import snr_db
-from dreamfx.models import example_clip_path
+from dreamfx.recipe import ChainRecipe
+from dreamfx.render.folder import render_files, start_local_cluster
+from dreamfx.validate.metrics import snr_db
+from dreamfx.nets.models import example_clip_path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = example_clip_path()
@@ -55,7 +56,7 @@ def rtf(repeats: int) -> None:
     for preset in ("default", "metal-hallucination", "drum-ghosts"):
         for backend in ("torch", "onnxruntime", "torchscript"):
             effect = DreamEffect.from_preset(preset, backend=backend)
-            chain = load_preset(preset).build_chain(backend=backend)
+            chain = Chain.from_preset(preset, backend=backend)
             for fx in chain.dream_effects:
                 fx.offline_batch = 16
             effect(audio[:, :sr], sr), chain(audio[:, :sr], sr)  # builds graphs, warms caches
@@ -91,7 +92,7 @@ PEAK_RSS = """
 import resource, sys
 from pathlib import Path
 from dreamfx import Chain, DreamEffect
-from dreamfx.file_render import render_file
+from dreamfx.render.file import render_file
 render_file(Chain([DreamEffect(intensity=0.5, iterations=1)]), Path(sys.argv[1]), Path(sys.argv[2]))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """

@@ -13,9 +13,9 @@ import click
 import pedalboard
 from common import best_time, machine
 
-from dreamfx import DreamEffect, load_preset
+from dreamfx import Chain, DreamEffect
 from dreamfx.audio_io import read_audio
-from dreamfx.models import example_clip_path
+from dreamfx.nets.models import example_clip_path
 
 EXAMPLE = example_clip_path()
 
@@ -26,7 +26,7 @@ def main(repeats: int) -> None:
     audio, sr = read_audio(EXAMPLE)
     seconds = audio.shape[1] / sr
     dream = DreamEffect.from_preset("default")
-    chain = load_preset("default").build_chain()
+    chain = Chain.from_preset("default")
     reverb = pedalboard.Reverb()
     t_dream = best_time(lambda: dream(audio, sr), repeats)
     t_chain = best_time(lambda: chain(audio, sr), repeats)

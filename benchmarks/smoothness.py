@@ -1,6 +1,6 @@
 """How smooth the dream is: the output's change under 1e-7 of input noise, stage by stage, exact vs smooth gradients.
 
-Every figure is a perturbation SNR (dB; dreamfx.metrics.perturbation_snr): the
+Every figure is a perturbation SNR (dB; dreamfx.validate.metrics.perturbation_snr): the
 output for the clip against the output for the clip plus Gaussian noise of
 1e-7 (under one LSB of 24-bit audio); higher is smoother, and 60 dB is issue
 13's bar.  Clips: the example clip and FluidSynth renders of two other genres,
@@ -10,7 +10,7 @@ output for the clip against the output for the clip plus Gaussian noise of
    input phase; + consistency projection; + phase-refine; + the preset's
    chain), for each gradient rule: exact (temperatures 0, the dream before
    issue 13), smooth ReLU masks only, smooth ReLU and pooling at 0.1, and the
-   shipped rule (dreamfx.surrogate.DREAM_TEMPERATURES).
+   shipped rule (dreamfx.nets.surrogate.DREAM_TEMPERATURES).
 2. Every shipped preset's chain, exact vs shipped gradients (worst clip).
 3. Backends with the default preset: TorchScript and onnxruntime against torch.
 4. The cost: offline real-time factor of the default preset, exact vs smooth, side by side.
@@ -31,10 +31,10 @@ from common import best_time, machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the genre clips)
 
-from dreamfx import Chain
-from dreamfx.metrics import perturbation_snr, snr_db
-from dreamfx.presets import load_preset, preset_names
-from dreamfx.surrogate import DREAM_TEMPERATURES
+from dreamfx import Chain, DreamEffect
+from dreamfx.validate.metrics import perturbation_snr, snr_db
+from dreamfx.plugin.presets import load_preset, preset_names
+from dreamfx.nets.surrogate import DREAM_TEMPERATURES
 from training.render_example import clips_of_three_genres
 
 RULES = {"exact": (0.0, 0.0), "smooth ReLU": (0.1, 0.0), "smooth 0.1/0.1": (0.1, 0.1),
@@ -71,9 +71,9 @@ def main(seconds: float, presets: str) -> None:
     click.echo("|---|" + "---|" * (len(STAGES) + 1))
     preset = load_preset("default")
     for rule, temperatures in RULES.items():
-        row = [worst_snr(lambda: with_gradients(Chain([preset.dream_effect(**over)]), temperatures), audio_clips)[0]
+        row = [worst_snr(lambda: with_gradients(Chain([DreamEffect.from_preset(preset, **over)]), temperatures), audio_clips)[0]
                for over in STAGES.values()]
-        row.append(worst_snr(lambda: with_gradients(preset.build_chain(), temperatures), audio_clips)[0])
+        row.append(worst_snr(lambda: with_gradients(Chain.from_preset(preset), temperatures), audio_clips)[0])
         click.echo(f"| {rule} {temperatures} | " + " | ".join(f"{x:.1f}" for x in row) + " |")
 
     click.echo("\n2. every shipped preset's chain: worst perturbation SNR over the clips (dB)")
@@ -83,15 +83,15 @@ def main(seconds: float, presets: str) -> None:
         chain_preset = load_preset(name)
         cells = []
         for temperatures in (RULES["exact"], DREAM_TEMPERATURES):
-            figure, clip = worst_snr(lambda: with_gradients(chain_preset.build_chain(), temperatures), audio_clips)
+            figure, clip = worst_snr(lambda: with_gradients(Chain.from_preset(chain_preset), temperatures), audio_clips)
             cells.append(f"{figure:.1f} ({clip})")
         click.echo(f"| {name} | " + " | ".join(cells) + " |")
 
     click.echo("\n3. default preset, other backends against torch: SNR (dB), max difference")
     for clip, audio in audio_clips.items():
-        reference = preset.build_chain(backend="torch")(audio, sr)
+        reference = Chain.from_preset(preset, backend="torch")(audio, sr)
         for backend in ("torchscript", "onnxruntime"):
-            out = preset.build_chain(backend=backend)(audio, sr)
+            out = Chain.from_preset(preset, backend=backend)(audio, sr)
             click.echo(f"{clip}: {backend} vs torch {snr_db(reference, out):.1f} dB, "
                        f"max difference {np.abs(out - reference).max():.1e}")
 
@@ -99,7 +99,7 @@ def main(seconds: float, presets: str) -> None:
     audio = audio_clips["example"]
     times = {}
     for rule in ("exact", "shipped"):
-        chain = with_gradients(preset.build_chain(), RULES[rule])
+        chain = with_gradients(Chain.from_preset(preset), RULES[rule])
         times[rule] = best_time(lambda: chain(audio, sr), 3) / (audio.shape[1] / sr)
     click.echo(f"exact {times['exact']:.3f}, smooth {times['shipped']:.3f}: smooth / exact = "
                f"{times['shipped'] / times['exact']:.2f}x  ({time.strftime('%Y-%m-%d')})")

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (th
 
 from dreamfx import DreamEffect  # noqa: E402
 from dreamfx.audio_io import read_audio  # noqa: E402
-from dreamfx.dream import first_step_inputs  # noqa: E402
-from dreamfx.metrics import measure_retention  # noqa: E402
-from dreamfx.models import example_clip_path, load_model, patch_logits  # noqa: E402
-from dreamfx.presets import load_preset, preset_names  # noqa: E402
-from dreamfx.spectral import LOG_EPS, analyze_signal  # noqa: E402
+from dreamfx.dream.ascent import first_step_inputs  # noqa: E402
+from dreamfx.validate.metrics import measure_retention  # noqa: E402
+from dreamfx.nets.models import example_clip_path, load_model, patch_logits  # noqa: E402
+from dreamfx.plugin.presets import load_preset, preset_names  # noqa: E402
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal  # noqa: E402
 from training.musicnn_reference import CLIPS, read_clip  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "data" / "musicnn_reference.safetensors"
@@ -81,7 +81,7 @@ def peak_rss_mb(preset: str) -> float:
     """Peak RSS (MB) of a fresh process that renders the example clip through ``preset``'s chain."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over an exec from the forked parent's copy.
     code = (f"from dreamfx import Chain; from dreamfx.audio_io import read_audio; "
-            f"from dreamfx.models import example_clip_path; a, sr = read_audio(example_clip_path()); "
+            f"from dreamfx.nets.models import example_clip_path; a, sr = read_audio(example_clip_path()); "
             f"Chain.from_preset({preset!r})(a, sr); "
             f"print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])")
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -12,7 +12,7 @@ lever's settings, and measured:
 * specific: the share of recordings where judge-deep hears more of the tag after this dream than after the
   dream toward the rival tag of the same tag set (jazz <-> heavy metal, piano <-> guitar), same lever;
 * kept: correlation of chroma and of the onset envelope with the input's (the song stays recognisable);
-* retention of the dream through resynthesis (dreamfx.metrics; the dreaming model's objective); offline RTF.
+* retention of the dream through resynthesis (dreamfx.validate.metrics; the dreaming model's objective); offline RTF.
 
 Then the four presets as shipped, whole chains, on the same recordings.
 
@@ -34,9 +34,9 @@ from common import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
 
-from dreamfx import DreamEffect  # noqa: E402
-from dreamfx.metrics import measure_retention  # noqa: E402
-from dreamfx.presets import load_preset  # noqa: E402
+from dreamfx import Chain, DreamEffect  # noqa: E402
+from dreamfx.validate.metrics import measure_retention  # noqa: E402
+from dreamfx.plugin.presets import load_preset  # noqa: E402
 from dreamfx.testing.transfer import TAG_SETS, judges_of, kept, load_judges  # noqa: E402
 from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
 
@@ -90,7 +90,7 @@ def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
                         {"model": model, "target": tag})
     preset.dream.update(overrides)
     preset.dream = {k: v for k, v in preset.dream.items() if v is not None}
-    effect = preset.dream_effect()
+    effect = DreamEffect.from_preset(preset)
     return effect, {effect.model_source, *(effect.ensemble or {})}
 
 
@@ -101,7 +101,7 @@ def measure(task: tuple) -> dict:
     name, audio = _cache["excerpts"][index]
     started = time.perf_counter()
     if lever == "preset":
-        chain = load_preset(TAGS[tag]).build_chain()
+        chain = Chain.from_preset(TAGS[tag])
         dreamers = {chain.dream_effects[0].model_source, *(chain.dream_effects[0].ensemble or {})}
         out, retention = chain(audio, SAMPLE_RATE), float("nan")
     else:

@@ -1,4 +1,5 @@
-"""Reading and writing audio files through pedalboard.io, with one-line errors and atomic writes.
+"""Audio in memory and in files: the (channels, samples) layout, the NaN/Inf check, and reading and writing
+files through pedalboard.io, with one-line errors and atomic writes.
 
 An output file is written under a temporary name in its destination folder and
 renamed into place only when complete, so an error or Ctrl-C never leaves a
@@ -13,12 +14,37 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile, get_supported_read_formats, get_supported_write_formats
 
-from dreamfx.effect import check_finite
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 
 READ_FORMATS = tuple(get_supported_read_formats())
 WRITE_FORMATS = tuple(get_supported_write_formats())
+
+
+def to_channels_first(array, channels_hint: int | None = None):
+    """Return (float32 (channels, samples) array, function that restores the caller's layout)."""
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        raise DreamfxError(f"audio must be a float32 or float64 numpy array, got "
+                           f"{type(array).__name__}{'' if not isinstance(array, np.ndarray) else ' of ' + str(array.dtype)}")
+    if array.ndim == 1:
+        return array[None].astype(np.float32, copy=False), lambda out: out[0]
+    if array.ndim != 2:
+        raise DreamfxError(f"audio must be 1-D (samples,) or 2-D (channels, samples), got shape {array.shape}")
+    # the longer axis is time; an empty block's other axis is its channels (as pedalboard reads them)
+    channels_last = (array.shape[0] > array.shape[1] > 0 and array.shape[0] != channels_hint) or array.shape[0] == 0
+    if channels_last:
+        return np.ascontiguousarray(array.T, dtype=np.float32), lambda out: out.T
+    return np.ascontiguousarray(array, dtype=np.float32), lambda out: out
+
+
+def check_finite(audio: np.ndarray, what: str, offset: int = 0) -> None:
+    """Raise DreamfxError naming the first NaN/Inf sample of ``audio`` (channels, samples), which starts at sample
+    ``offset`` of ``what``."""
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        channel, sample = (int(i[0]) for i in np.nonzero(bad))
+        raise DreamfxError(f"{what} contains NaN/Inf (first at sample {offset + sample}, channel {channel}): "
+                           "repair or re-export it before dreaming")
 
 
 def open_audio(path: Path):

@@ -5,9 +5,9 @@ that rate is a constant inside):
 
 - ``classifier``: logmag (batch, n_bins, frames) -> logits (batch, n_classes);
   dynamic batch and time axes.
-- ``dream-step``: one dream iteration, :class:`~dreamfx.dream.StepInputs` ->
+- ``dream-step``: one dream iteration, :class:`~dreamfx.dream.ascent.StepInputs` ->
   (new_delta, objective), with the analytic input gradient of
-  :class:`~dreamfx.dream_step.DreamStep`; dynamic batch, context and chunk axes.
+  :class:`~dreamfx.dream.step.DreamStep`; dynamic batch, context and chunk axes.
   The graph serves every objective on its graph layer (a layer's energy or one
   of its channels; for "logits", any class or blend of classes), chosen by the
   ``weights`` input.
@@ -33,15 +33,16 @@ import torch
 from torch import nn
 
 import dreamfx
-from dreamfx import dream, dream_step, frontends, models, surrogate
-from dreamfx.backends import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA
-from dreamfx.dream import Objective, StepInputs, first_step_inputs
-from dreamfx.dream_step import DreamStep
+from dreamfx.dream import ascent as dream_ascent, step as dream_step
+from dreamfx.dsp import frontends
+from dreamfx.nets import models, surrogate
+from dreamfx.dream.ascent import Objective, StepInputs, first_step_inputs
+from dreamfx.dream.step import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA, DreamStep
 from dreamfx.errors import DreamfxError
 from dreamfx.files import SEAL_KEY, UNSEALED, atomic_path, seal
-from dreamfx.models import DreamNet
-from dreamfx.spectral import LOG_EPS
-from dreamfx.surrogate import DREAM_TEMPERATURES
+from dreamfx.nets.models import DreamNet
+from dreamfx.dsp.spectral import LOG_EPS
+from dreamfx.nets.surrogate import DREAM_TEMPERATURES
 
 FORMATS = ("torchscript", "onnx")
 WHATS = ("classifier", "dream-step")
@@ -129,7 +130,7 @@ def cache_dir() -> Path:
 def _cache_key(model: DreamNet, graph_layer: str) -> str:
     digest = hashlib.sha256(json.dumps([model.meta, graph_layer, model.stft.sample_rate, dreamfx.__version__,
                                         torch.__version__], sort_keys=True).encode())
-    for module in (dream, dream_step, models, frontends, surrogate):  # the code that makes the graph
+    for module in (dream_ascent, dream_step, models, frontends, surrogate):  # the code that makes the graph
         digest.update(Path(module.__file__).read_bytes())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from dreamfx.models import example_clip_path
+from dreamfx.nets.models import example_clip_path
 
 EXAMPLE = example_clip_path()
 

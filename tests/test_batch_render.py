@@ -1,4 +1,4 @@
-"""Folders on every core and on a Dask cluster (dreamfx.batch_render): the same files bit for bit as one process,
+"""Folders on every core and on a Dask cluster (dreamfx.render.folder): the same files bit for bit as one process,
 and a worker killed mid-file is survived (its file retried, no partial file left)."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.batch_render import ChainRecipe, WorkerProcesses, render_files, start_local_cluster
-from dreamfx.models import example_clip_path
+from dreamfx.recipe import ChainRecipe
+from dreamfx.render.folder import WorkerProcesses, render_files, start_local_cluster
+from dreamfx.nets.models import example_clip_path
 
 # the default preset's chain with a faster dream, whose chunks are dreamt in batches (no consistency projection)
 RECIPE = ChainRecipe(overrides=(("consistency", False), ("iterations", 2)), batch=16)

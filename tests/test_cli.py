@@ -159,7 +159,7 @@ def test_process_with_midi_automation(clip, workdir):
 def test_export_takes_a_shipped_model_by_name(workdir):
     """`dreamfx export default` (the name presets use) exports the bundled model; a missing file names the
     shipped models and no option export lacks."""
-    from dreamfx.backends import read_model_metadata
+    from dreamfx.engine.backends import read_model_metadata
     out = workdir / "default.pt"
     result = run("export", "default", "-o", str(out), "--format", "torchscript", "--what", "classifier")
     assert result.returncode == 0, result.stderr

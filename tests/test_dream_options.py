@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dreamfx import DreamEffect, DreamfxError
-from dreamfx.dream import Objective
-from dreamfx.metrics import snr_db
-from dreamfx.spectral import LOG_EPS, analyze_signal
+from dreamfx.dream.ascent import Objective
+from dreamfx.validate.metrics import snr_db
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
 from tests.conftest import excerpt
 from tests.test_engine import stream
 

@@ -9,8 +9,8 @@ from pedalboard.io import AudioFile
 
 from dreamfx import Chain, DreamEffect, DreamfxError
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.chain import PLUGIN_BLOCK
-from dreamfx.validate import stream
+from dreamfx.plugin.chain import PLUGIN_BLOCK
+from dreamfx.validate.framework import stream
 from tests.conftest import excerpt
 
 
@@ -187,7 +187,7 @@ def test_a_value_automated_at_time_zero_is_where_the_render_starts(tmp_path):
     """A MIDI file whose first event (time 0) sets CC1 (intensity) to 0: the first chunk is not dreamt at the
     preset's intensity on its way down; it starts at 0, the dry signal exactly (as a DAW starts automation)."""
     import mido
-    from dreamfx.midi import Automation, MidiControl
+    from dreamfx.plugin.midi import Automation, MidiControl
     sr = 22050
     audio = excerpt(1.0, sr)
     song = mido.MidiFile(ticks_per_beat=960)

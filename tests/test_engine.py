@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dreamfx.effect import DreamEffect
-from dreamfx.metrics import measure_retention, snr_db
+from dreamfx.plugin.effect import DreamEffect
+from dreamfx.validate.metrics import measure_retention, snr_db
 from tests.conftest import excerpt
 
 BLOCK_SIZES = (1, 7, 64, 511, 4096, 16384)
@@ -154,7 +154,7 @@ def test_consistent_frames_are_what_overlap_add_delivers():
     """OverlapAdd.consistent: the STFT of a real signal comes back unchanged (bar the last frames, which no later
     frame completes yet); a random spectrogram, which no signal has, is moved, and a second pass barely moves it."""
     import torch
-    from dreamfx.spectral import OverlapAdd, StftConfig, stft
+    from dreamfx.dsp.spectral import OverlapAdd, StftConfig, stft
     cfg, k = StftConfig(22050, 2048, 512), 8
     signal = torch.from_numpy(excerpt(1.0, cfg.sample_rate)[:1, :cfg.pad + 13 * cfg.hop].copy())
     spec = stft(signal, cfg)                         # (1, n_bins, 13)

@@ -14,16 +14,17 @@ import onnx
 import pytest
 import torch
 
-from dreamfx.backends import model_format, open_backend
-from dreamfx.dream import Objective, StepInputs, first_step_inputs
-from dreamfx.dream_step import ObjectiveGradient
-from dreamfx.effect import DreamEffect
+from dreamfx.engine.backends import model_format
+from dreamfx.export.open import open_backend
+from dreamfx.dream.ascent import Objective, StepInputs, first_step_inputs
+from dreamfx.dream.step import ObjectiveGradient
+from dreamfx.plugin.effect import DreamEffect
 from dreamfx.errors import DreamfxError
-from dreamfx.metrics import snr_db
+from dreamfx.validate.metrics import snr_db
 from dreamfx.export import export_model
 from dreamfx.files import SEAL_KEY
-from dreamfx.models import default_model_path, load_model
-from dreamfx.spectral import LOG_EPS, analyze_signal
+from dreamfx.nets.models import default_model_path, load_model
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
 from tests.conftest import excerpt
 
 SR = 44100
@@ -142,7 +143,7 @@ def test_exported_classifier_matches_logits(model, windows, exported, fmt):
 
 def test_every_backend_renders_the_example_alike(example, measured):
     """The whole clip through the engine on each backend, against torch: the analytic step matches autograd
-    to ~1e-6 per iteration and the dream is a smooth function of its input (dreamfx.surrogate), so the
+    to ~1e-6 per iteration and the dream is a smooth function of its input (dreamfx.nets.surrogate), so the
     rounding differences stay under -60 dB (issue 13's bar; tests/test_smoothness.py does the presets)."""
     audio, sr = example
     reference = DreamEffect(intensity=0.8, backend="torch")(audio, sr)
@@ -287,7 +288,7 @@ def test_cli_export_and_info(workdir, exported):
 
 def test_retention_is_measured_alike_on_the_onnxruntime_backend():
     """Backend.evaluate (the step graph's objective output) gives torch's objective values."""
-    from dreamfx.metrics import measure_retention
+    from dreamfx.validate.metrics import measure_retention
     audio = excerpt(3.0, SR)
     reports = {b: measure_retention(DreamEffect(intensity=0.8, backend=b), audio, SR)
                for b in ("torch", "onnxruntime")}

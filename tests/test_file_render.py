@@ -1,4 +1,4 @@
-"""Files rendered in blocks (dreamfx.file_render): equal to the in-memory render, flat in memory, never partial."""
+"""Files rendered in blocks (dreamfx.render.file): equal to the in-memory render, flat in memory, never partial."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pedalboard
 import pytest
 
 from dreamfx.audio_io import read_audio, write_audio
-from dreamfx.chain import Chain
-from dreamfx.effect import DreamEffect
+from dreamfx.plugin.chain import Chain
+from dreamfx.plugin.effect import DreamEffect
 from dreamfx.errors import DreamfxError
-from dreamfx.file_render import render_file
-from dreamfx.models import example_clip_path
-from dreamfx.presets import load_preset
+from dreamfx.render.file import render_file
+from dreamfx.nets.models import example_clip_path
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,7 @@ def clip(tmp_path_factory):
 
 
 @pytest.mark.parametrize("make_chain", [
-    lambda: load_preset("default").build_chain(),
+    lambda: Chain.from_preset("default"),
     lambda: Chain([pedalboard.Reverb(room_size=0.6), DreamEffect(intensity=0.7, iterations=2),
                    pedalboard.Compressor(threshold_db=-20, ratio=4), DreamEffect(intensity=0.5, iterations=1,
                                                                                 layer="conv2"), pedalboard.Limiter()]),
@@ -62,9 +61,9 @@ def test_a_bad_input_leaves_no_output(tmp_path):
 PEAK = """
 import resource, sys, numpy as np
 from pedalboard.io import AudioFile
-from dreamfx.chain import Chain
-from dreamfx.effect import DreamEffect
-from dreamfx.file_render import render_file
+from dreamfx.plugin.chain import Chain
+from dreamfx.plugin.effect import DreamEffect
+from dreamfx.render.file import render_file
 seconds, source, destination = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 noise = np.random.default_rng(0).uniform(-0.3, 0.3, (2, 44100 * 10)).astype(np.float32)
 with AudioFile(source, "w", 44100, 2, bit_depth=16) as f:  # written in 10 s pieces: no whole file in memory

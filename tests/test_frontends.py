@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from dreamfx import DreamEffect, DreamfxError
-from dreamfx.backends import open_backend
-from dreamfx.dream_step import ObjectiveGradient
-from dreamfx.metrics import measure_retention, snr_db
-from dreamfx.models import DreamNet, build_metadata, load_model
-from dreamfx.reconstruction import griffin_lim
+from dreamfx.export.open import open_backend
+from dreamfx.dream.step import ObjectiveGradient
+from dreamfx.validate.metrics import measure_retention, snr_db
+from dreamfx.nets.models import DreamNet, build_metadata, load_model
+from dreamfx.engine.reconstruction import griffin_lim
 from tests.conftest import excerpt
 from tests.test_engine import stream
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from dreamfx.cli import cli
-from dreamfx.presets import preset_names
+from dreamfx.plugin.presets import preset_names
 from tests.conftest import require_system
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

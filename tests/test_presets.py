@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from dreamfx import Chain, DreamEffect, DreamfxError, load_preset
 from dreamfx.cli import cli
-from dreamfx.metrics import snr_db
-from dreamfx.presets import Preset, plugin_parameters, preset_names, save_preset, validate_preset
+from dreamfx.validate.metrics import snr_db
+from dreamfx.plugin.presets import plugin_parameters, preset_names, save_preset
+from dreamfx.recipe import validate_preset
 
 GOOD = '''version = 1
 name = "t"
@@ -110,7 +111,7 @@ def test_shipped_preset_round_trips_exactly(name, tmp_path):
     again = load_preset(tmp_path / "a.toml")
     assert again.document() == first.document()
 
-    chain = again.build_chain()
+    chain = Chain.from_preset(again)
     chain.save_preset(tmp_path / "b.toml", name, first.description, first.midi)
     rebuilt = Chain.from_preset(tmp_path / "b.toml")
     assert [type(p) for p in rebuilt] == [type(p) for p in chain]
@@ -125,7 +126,7 @@ def test_shipped_preset_round_trips_exactly(name, tmp_path):
 
 def dreams_as_delays(chain: Chain, audio: np.ndarray, sr: int) -> np.ndarray:
     """``chain`` with every dream replaced by the pure delay a dream is at intensity 0, at its place: the
-    first dream's latency less the chunk the chain's FIFO waits for in its stead (see dreamfx.chain), a later
+    first dream's latency less the chunk the chain's FIFO waits for in its stead (see dreamfx.plugin.chain), a later
     one's whole latency; the pedalboard plugins between them run offline (their delay compensated); the
     result advanced by the delays, as the chain compensates its latency at its output."""
     delayed, plugins, total = audio, [], 0
@@ -148,10 +149,10 @@ def test_shipped_preset_renders_the_example_clip(name, example, measured):
     dream replaced by a pure delay (a Chorus after the dream meets the same samples either way)."""
     audio, sr = example
     preset = load_preset(name)
-    chain = preset.build_chain()
+    chain = Chain.from_preset(preset)
     out = chain(audio, sr)
-    without_dream = dreams_as_delays(preset.build_chain(), audio, sr)
-    at_zero = preset.build_chain(intensity=0.0)(audio, sr)
+    without_dream = dreams_as_delays(Chain.from_preset(preset), audio, sr)
+    at_zero = Chain.from_preset(preset, intensity=0.0)(audio, sr)
     peak_db = 20 * np.log10(np.abs(out).max())
     dream_db = -snr_db(without_dream, out)  # level of what the dream changed, relative to the dry chain
     null_db = snr_db(without_dream, at_zero)
@@ -222,21 +223,21 @@ def test_cli_layer_blend_is_saved_and_loaded(tmp_path):
     assert saved.exit_code == 0, saved.output
     mine = load_preset(tmp_path / "mine.toml")
     assert mine.dream["layers"] == {"conv2": 0.5, "conv4": 0.5} and "target" not in mine.dream
-    assert mine.dream_effect().layers == {"conv2": 0.5, "conv4": 0.5}
+    assert DreamEffect.from_preset(mine).layers == {"conv2": 0.5, "conv4": 0.5}
 
 
 def test_preset_chooses_the_backend(tmp_path):
     path = tmp_path / "ort.toml"
     path.write_text(edit("[dream]", "[dream]\nbackend = 'onnxruntime'"))
-    dream = load_preset(path).build_chain().dream_effects[0]
+    dream = Chain.from_preset(path).dream_effects[0]
     assert dream.backend.name == "onnxruntime"
-    assert load_preset("default").build_chain(backend="torchscript").dream_effects[0].backend.name == "torchscript"
+    assert Chain.from_preset("default", backend="torchscript").dream_effects[0].backend.name == "torchscript"
 
 
 def test_in_memory_model_cannot_be_saved(tmp_path):
-    from dreamfx.models import load_model, default_model_path
+    from dreamfx.nets.models import load_model, default_model_path
     chain = Chain([DreamEffect(load_model(default_model_path()))])
     with pytest.raises(DreamfxError, match="in-memory model"):
         chain.save_preset(tmp_path / "x.toml", "x")
     assert not (tmp_path / "x.toml").exists()
-    assert Preset.from_chain(Chain([DreamEffect()]), "y").dream["model"] == "default"
+    assert Chain([DreamEffect()]).to_preset("y").dream["model"] == "default"

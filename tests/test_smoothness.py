@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from conftest import require_system
 
-from dreamfx import DreamEffect, load_preset
-from dreamfx.metrics import measure_retention, perturbation_snr, snr_db
-from dreamfx.models import load_model, model_path
-from dreamfx.presets import preset_names
-from dreamfx.spectral import analyze_signal, log_magnitude
-from dreamfx.surrogate import DREAM_TEMPERATURES
+from dreamfx import Chain, DreamEffect, load_preset
+from dreamfx.validate.metrics import measure_retention, perturbation_snr, snr_db
+from dreamfx.nets.models import load_model, model_path
+from dreamfx.plugin.presets import preset_names
+from dreamfx.dsp.spectral import analyze_signal, log_magnitude
+from dreamfx.nets.surrogate import DREAM_TEMPERATURES
 from training.render_example import clips_of_three_genres
 
 SR = 44100
@@ -40,7 +40,7 @@ def test_every_preset_is_a_smooth_function_of_its_input(name, clips, measured):
     renders it (chunks dreamt 16 at a time: tests/test_engine.py checks that against streaming; a dream with
     consistency dreams each chunk at its turn, never in a batch, so its chunks go one by one here: a batch's
     FIFO would only add 16 chunks of silence to dream, 3 s of clip -> 19 s with a tagger's 1.02 s chunks)."""
-    chain = load_preset(name).build_chain()
+    chain = Chain.from_preset(name)
     for effect in chain.dream_effects:
         effect.offline_batch = 1 if effect.consistency else 16
     figures = {clip: perturbation_snr(lambda a: chain(a, SR), audio) for clip, audio in clips.items()}
@@ -53,9 +53,9 @@ def test_backends_render_the_default_preset_alike(clips, measured):
     """onnxruntime and TorchScript against torch, the default preset on every clip: the same dream."""
     preset = load_preset("default")
     for clip, audio in clips.items():
-        reference = preset.build_chain(backend="torch")(audio, SR)
+        reference = Chain.from_preset(preset, backend="torch")(audio, SR)
         for backend in ("torchscript", "onnxruntime"):
-            out = preset.build_chain(backend=backend)(audio, SR)
+            out = Chain.from_preset(preset, backend=backend)(audio, SR)
             snr = snr_db(reference, out)
             measured(f"default preset, {backend} vs torch, {clip}: SNR {snr:.1f} dB, max difference "
                      f"{np.abs(out - reference).max():.1e}")

@@ -23,11 +23,12 @@ from scipy.stats import spearmanr
 
 from dreamfx import DreamEffect
 from dreamfx.audio_io import write_audio
-from dreamfx.backends import OnnxGraph, open_backend, torchscript_graph
-from dreamfx.dream import Objective, first_step_inputs
-from dreamfx.metrics import measure_retention
-from dreamfx.models import load_model, model_path, patch_logits
-from dreamfx.spectral import LOG_EPS, analyze_signal
+from dreamfx.engine.backends import OnnxGraph, torchscript_graph
+from dreamfx.export.open import open_backend
+from dreamfx.dream.ascent import Objective, first_step_inputs
+from dreamfx.validate.metrics import measure_retention
+from dreamfx.nets.models import load_model, model_path, patch_logits
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
 from tests.conftest import excerpt, require_system
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.musicnn_reference import CLIPS, read_clip
@@ -156,7 +157,6 @@ def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, meas
 
 
 def test_models_by_name_everywhere(tmp_path):
-    from dreamfx.presets import load_preset
     run = lambda *a: subprocess.run([sys.executable, "-m", "dreamfx.cli", *a], capture_output=True,  # noqa: E731
                                     text=True, timeout=120)
     info = run("info", "msd-vgg")
@@ -183,7 +183,7 @@ def test_models_by_name_everywhere(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('version = 1\nname = "mine"\n[dream]\nmodel = "msd-vgg"\ntarget = "jazz"\n\n'
                     '[[chain]]\nplugin = "dream"\n')
-    assert load_preset(path).dream_effect().target == "jazz"
+    assert DreamEffect.from_preset(path).target == "jazz"
     for name in TAGGERS:  # the licence notice travels inside each converted file and beside them
         with safe_open(str(model_path(name)), "np") as f:
             assert "Universitat Pompeu Fabra" in json.loads(f.metadata()["dreamfx"])["licence"]

@@ -10,7 +10,7 @@ import torch
 from pedalboard.io import AudioFile
 
 from dreamfx.errors import DreamfxError
-from dreamfx.models import default_model_path, load_model, read_metadata
+from dreamfx.nets.models import default_model_path, load_model, read_metadata
 from tests.conftest import require_system
 from training.dataset import logmag_spectrogram, scan
 from training.genres import GENRES

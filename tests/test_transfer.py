@@ -13,12 +13,12 @@ import pytest
 import torch
 from conftest import require_system
 
-from dreamfx import DreamEffect, load_preset
-from dreamfx.backends import open_backend
-from dreamfx.dream import Objective, Transforms, first_step_inputs, stack_draws
+from dreamfx import Chain, DreamEffect
+from dreamfx.export.open import open_backend
+from dreamfx.dream.ascent import Objective, Transforms, first_step_inputs, stack_draws
 from dreamfx.errors import DreamfxError
-from dreamfx.metrics import measure_retention
-from dreamfx.spectral import LOG_EPS, analyze_signal
+from dreamfx.validate.metrics import measure_retention
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
 from dreamfx.testing.transfer import judges_of, load_judges
 from training.real_recordings import read_recording, recordings
 
@@ -134,7 +134,7 @@ def test_tagger_preset_is_heard_by_networks_that_never_dream(preset, clips, judg
     >= 1.5x and by >= 0.05 (benchmarks/transfer.py: how often, on ten recordings); the dream's retention
     through resynthesis >= 0.9."""
     tag = TAGGER_PRESETS[preset]
-    chain = load_preset(preset).build_chain()
+    chain = Chain.from_preset(preset)
     dream = chain.dream_effects[0]
     held_out = judges_of(tag, {dream.model_source, *(dream.ensemble or {})}, judges)
     figures = {}
@@ -142,7 +142,7 @@ def test_tagger_preset_is_heard_by_networks_that_never_dream(preset, clips, judg
         out = chain(audio, SR)
         for judge in held_out:
             figures[name, judge.name] = (judge.probability(audio, SR, tag), judge.probability(out, SR, tag))
-    retention = measure_retention(load_preset(preset).dream_effect(), next(iter(clips.values())), SR).retention
+    retention = measure_retention(DreamEffect.from_preset(preset), next(iter(clips.values())), SR).retention
     measured(f"{preset}: {tag} before -> after, by networks that did not dream: " +
              ", ".join(f"{clip}/{judge} {a:.3f} -> {b:.3f}" for (clip, judge), (a, b) in figures.items()) +
              f"; retention {retention:.3f}")

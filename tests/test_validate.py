@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from dreamfx import DreamEffect, DreamfxError
-from dreamfx.effect import _Range
-from dreamfx.models import load_model, model_path
-from dreamfx.presets import PRESET_DIR
-from dreamfx.validate import CHECKS, Subject, run_checks, subject_for
+from dreamfx.plugin.effect import _Range
+from dreamfx.nets.models import load_model, model_path
+from dreamfx.plugin.presets import PRESET_DIR
+from dreamfx.validate.battery import run_checks, subject_for
+from dreamfx.validate.framework import CHECKS, Subject
 
 DEFAULT_MODEL = model_path("default")
 

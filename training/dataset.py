@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from pedalboard.io import AudioFile, get_supported_read_formats
 
-from dreamfx.spectral import StftConfig, analyze_signal, log_magnitude
+from dreamfx.dsp.spectral import StftConfig, analyze_signal, log_magnitude
 
 
 @dataclass

@@ -32,8 +32,8 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from dreamfx.models import DreamNet, build_metadata, load_model, save_model
-from dreamfx.spectral import StftConfig, log_magnitude, stft
+from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
+from dreamfx.dsp.spectral import StftConfig, log_magnitude, stft
 from training.real_recordings import package_of, read_mono, recordings
 
 # ---- configuration --------------------------------------------------------

@@ -16,7 +16,7 @@ import click
 import numpy as np
 import torch
 
-from dreamfx.models import DreamNet, load_model
+from dreamfx.nets.models import DreamNet, load_model
 from training.dataset import logmag_spectrogram, scan, split
 
 DREAM_WINDOW = 32          # frames the engine feeds the model (context + chunk)

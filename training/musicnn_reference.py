@@ -37,7 +37,7 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from dreamfx.audio_io import write_audio
-from dreamfx.models import example_clip_path
+from dreamfx.nets.models import example_clip_path
 from training.port_musicnn import MODELS, unpack
 
 ASC_MUSIC = Path("/usr/share/games/asc/music")

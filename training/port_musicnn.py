@@ -18,7 +18,7 @@ Layouts: TensorFlow's VGG sees (batch, time, freq, 1) patches; dreamfx's
 (batch, 1, freq, time).  A conv kernel [time, freq, in, out] becomes torch's
 (out, in, freq, time); the dense layer over the flattened (2 time steps x 128
 channels) pool5 output becomes a Conv1d with kernel 2 over time
-(:class:`dreamfx.models.DreamNet`, head ``dense-over-time``).
+(:class:`dreamfx.nets.models.DreamNet`, head ``dense-over-time``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import click
 import numpy as np
 import torch
 
-from dreamfx.models import FORMAT, FORMAT_VERSION, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, DreamNet, save_model
-from dreamfx.spectral import LOG_EPS
+from dreamfx.nets.models import FORMAT, FORMAT_VERSION, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, DreamNet, save_model
+from dreamfx.dsp.spectral import LOG_EPS
 
 MODELS = {"MSD_vgg": ("msd_vgg.safetensors", "MSD_LABELS", "Million Song Dataset"),
           "MTT_vgg": ("mtt_vgg.safetensors", "MTT_LABELS", "MagnaTagATune")}

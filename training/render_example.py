@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from dreamfx.audio_io import read_audio
-from dreamfx.models import example_clip_path
+from dreamfx.nets.models import example_clip_path
 from training.genres import GENRES, STYLES, compose
 from training.render_dataset import DEFAULT_SOUNDFONT, find_fluidsynth, render_midi
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dreamfx.models import ARCHITECTURES, DreamNet, build_metadata, save_model
-from dreamfx.frontends import FRONTENDS
+from dreamfx.nets.models import ARCHITECTURES, DreamNet, build_metadata, save_model
+from dreamfx.dsp.frontends import FRONTENDS
 from training.dataset import logmag_spectrogram, scan, split
 from training.evaluate import DREAM_WINDOW, HOLDOUT_EVERY, predictions, scores
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dreamfx.models import DreamNet, load_model, patch_logits
+from dreamfx.nets.models import DreamNet, load_model, patch_logits
 
 JUDGE_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "judge_deep.safetensors"
 PATCH_SECONDS = 3.0

@@ -1,0 +1,44 @@
+"""The ``dreamfx`` command line: a thin layer that parses, calls the layers below and prints.
+
+Errors are one line on stderr (``dreamfx: error: ...``) with exit status 2;
+no traceback, no output file left behind.  One module per group of subcommands: render (process, demo,
+analyze, visualize, gallery), models (info, export), live (live, devices), presets, validate; options holds
+what they share.
+
+Layer: the top; may import every layer below.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dreamfx.cli import live, models, presets, render, validate
+from dreamfx.errors import DreamfxError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dreamfx")
+def cli() -> None:
+    """dreamfx: a DeepDream audio effect."""
+
+
+for command in (render.process, render.demo, render.analyze, render.visualize, render.gallery, models.info,
+                models.export_command, live.live, live.devices, presets.presets, validate.validate_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning DreamfxError into a one-line message and exit status 2."""
+    try:
+        cli(standalone_mode=False)
+    except DreamfxError as exc:
+        click.echo(f"dreamfx: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("dreamfx: interrupted; no partial output was kept", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

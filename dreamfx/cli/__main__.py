@@ -1,0 +1,5 @@
+"""python -m dreamfx.cli"""
+
+from dreamfx.cli import main
+
+main()

@@ -1,0 +1,296 @@
+"""Presets: TOML files describing a dream, its MIDI map and the pedalboard chain around it.
+
+    version = 1
+    name = "default"
+    description = "one line"
+
+    [dream]                 # DreamEffect parameters (see DreamEffect)
+    model = "default"       # a shipped model ("default", "msd-vgg", "mtt-vgg", "tags-plain", "tags-robust") or a file
+                            # path, relative to this file
+    intensity = 0.8
+    layer = "conv3"
+    band_hz = [200.0, 4000.0]
+
+    [midi]                  # optional; the default map when absent (see dreamfx.plugin.midi.MidiMap)
+    notes = true
+    programs = ["default", "metal-hallucination"]   # program change n -> programs[n]
+    [midi.cc]
+    1 = "intensity"
+
+    [[chain]]               # stages in order; plugin = "dream" places the dream
+    plugin = "dream"
+    [[chain]]
+    plugin = "Reverb"
+    room_size = 0.3
+
+Presets are data: parsed with tomllib, written with tomli_w, validated key by
+key, never executed.  Every error names the file, the key path, the bad value
+and what is allowed.  Loading, saving and loading again gives the same preset.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pedalboard
+import tomli_w
+
+from dreamfx.errors import DreamfxError
+from dreamfx.files import atomic_path
+from dreamfx.nets.models import SHIPPED_MODELS
+
+PRESET_VERSION = 1
+# The dream parameters that can change while audio runs (DreamEffect's tunable ones), in the order they are
+# applied (layer before channel/target).
+TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers",
+           "seed", "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level",
+           "band_hz", "reconstruction", "phase_iterations", "consistency", "transforms")
+MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
+    "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
+}
+# presets/ of a source checkout (editable install), else the copy a wheel installs under <prefix>/share.
+PRESET_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "presets",
+                               Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
+                  Path(sys.prefix) / "share" / "dreamfx" / "presets")
+TOP_KEYS = ("version", "name", "description", "dream", "midi", "chain")
+CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames", "ensemble")  # fixed once built
+DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
+MIDI_KEYS = ("cc", "notes", "programs")
+OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers")  # each picks what to dream
+NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
+                  "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
+                  "NoiseGate", "PeakFilter", "Phaser", "Reverb")
+
+
+@dataclass
+class MidiMap:
+    """Which controller moves which parameter, and which preset each program change selects."""
+
+    cc: dict[int, str] = field(default_factory=lambda: {1: "intensity", 2: "mix", 3: "iterations", 4: "step",
+                                                         5: "layer"})
+    notes: bool = True  # note-on/off choose the target class
+    programs: tuple[str, ...] = ()  # program change n -> preset programs[n]; empty: the shipped presets, sorted
+
+    def bind(self, number: int, name: str) -> None:
+        """Make controller ``number`` move ``name``, and no other controller move it."""
+        self.cc = {n: p for n, p in self.cc.items() if p != name}
+        self.cc[number] = name
+        self.__post_init__()
+
+    def __post_init__(self):
+        for number, name in self.cc.items():
+            if not (isinstance(number, int) and 0 <= number <= 127):
+                raise DreamfxError(f"MIDI CC number {number!r} is outside 0..127")
+            if name not in MIDI_PARAMETERS:
+                raise DreamfxError(f"MIDI CC {number} maps to unknown parameter {name!r}; use one of "
+                                   f"{', '.join(MIDI_PARAMETERS)}")
+
+
+@dataclass
+class Preset:
+    """A parsed, structurally valid preset; values are checked for good when the chain is built."""
+
+    name: str
+    description: str
+    path: Path | None = None
+    dream: dict = field(default_factory=dict)
+    midi: MidiMap | None = None  # None: the default map
+    chain: list[dict] = field(default_factory=lambda: [{"plugin": "dream"}])
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else f"preset {self.name!r}"
+
+    def midi_map(self) -> MidiMap:
+        return self.midi or MidiMap()
+
+    def model_source(self, model, key: str = "model") -> str | Path:
+        """``model`` (the value of dream.<key>) as a shipped model's name or a model file's path (relative to the
+        preset file)."""
+        if not isinstance(model, str):
+            raise DreamfxError(f"{self.where}: dream.{key} = {model!r}: must be a shipped model's name "
+                               f"({', '.join(SHIPPED_MODELS)}) or a model file's path")
+        if model in SHIPPED_MODELS:
+            return model
+        path = Path(model)
+        if not path.is_absolute() and self.path is not None:
+            path = self.path.parent / path
+        if not path.is_file():
+            raise DreamfxError(f"{self.where}: dream.{key} = {model!r}: no such file (a relative path is relative "
+                               f"to the preset file) and no shipped model ({', '.join(SHIPPED_MODELS)})")
+        return path
+
+    def native_plugin(self, index: int, stage: dict):
+        """The pedalboard plugin of chain[index] (not the dream), its parameters checked and set."""
+        params = dict(stage)
+        name = params.pop("plugin")
+        plugin = getattr(pedalboard, name)()
+        allowed = plugin_parameter_names(plugin)
+        for key, value in params.items():
+            where = f"{self.where}: chain[{index}].{key}"
+            if key not in allowed:
+                raise DreamfxError(f"{where}: {name} has no parameter {key!r}; it takes "
+                                   f"{', '.join(allowed) or 'no parameters'}")
+            current = getattr(plugin, key)
+            if hasattr(type(current), "__members__"):  # an enum (LadderFilter.mode): stored by name
+                members = list(type(current).__members__)
+                if value not in members:
+                    raise DreamfxError(f"{where} = {value!r}: use one of {', '.join(members)}")
+                value = type(current).__members__[value]
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise DreamfxError(f"{where} = {value!r}: must be a number")
+            try:
+                setattr(plugin, key, value)
+            except (TypeError, ValueError) as exc:
+                raise DreamfxError(f"{where} = {value!r}: {str(exc).splitlines()[0]}") from None
+        return plugin
+
+    def document(self) -> dict:
+        """The TOML document of this preset (what :func:`save_preset` writes)."""
+        doc = {"version": PRESET_VERSION, "name": self.name, "description": self.description, "dream": self.dream}
+        if self.midi is not None:
+            m = self.midi
+            doc["midi"] = {"notes": m.notes, "programs": list(m.programs),
+                           "cc": {str(number): name for number, name in sorted(m.cc.items())}}
+        doc["chain"] = self.chain
+        return doc
+
+
+
+def plugin_parameter_names(plugin) -> list[str]:
+    """The settable parameters of a native pedalboard plugin (its properties, e.g. room_size)."""
+    return sorted(k for k, v in vars(type(plugin)).items()
+                  if isinstance(v, property) and v.fset is not None and not k.startswith("_"))
+
+
+def plugin_parameters(plugin) -> dict:
+    """A native plugin's parameter values as TOML values: floats at the float32 precision pedalboard keeps
+    (0.12, not 0.11999999731779099), enums by name."""
+    params = {}
+    for key in plugin_parameter_names(plugin):
+        value = getattr(plugin, key)
+        params[key] = value.name if hasattr(type(value), "__members__") else float(str(np.float32(value)))
+    return params
+
+
+def _fail(where: str, message: str):
+    raise DreamfxError(f"{where}: {message}")
+
+
+def _check_type(where: str, key: str, value, kind, what: str) -> None:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        _fail(where, f"{key} = {value!r}: must be {what}")
+
+
+def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
+    """Check the structure of a parsed TOML document and return a Preset (values are checked by
+    :meth:`Preset.build_chain`)."""
+    for key in data:
+        if key not in TOP_KEYS:
+            _fail(where, f"unknown key {key!r}; allowed top-level keys: {', '.join(TOP_KEYS)}")
+    if data.get("version") != PRESET_VERSION or isinstance(data.get("version"), bool):
+        _fail(where, f"version = {data.get('version')!r}: this dreamfx reads presets with version = {PRESET_VERSION}")
+    name, description = data.get("name", path.stem if path else "preset"), data.get("description", "")
+    _check_type(where, "name", name, str, "a string")
+    _check_type(where, "description", description, str, "a string")
+    dream = data.get("dream", {})
+    _check_type(where, "dream", dream, dict, "a table ([dream])")
+    for key in dream:
+        if key not in DREAM_KEYS:
+            _fail(where, f"dream.{key} is not a dream parameter; allowed: {', '.join(DREAM_KEYS)}")
+    midi = _parse_midi(data["midi"], where) if "midi" in data else None
+    chain = data.get("chain", [{"plugin": "dream"}])
+    if not isinstance(chain, list) or not all(isinstance(s, dict) for s in chain):
+        _fail(where, "chain must be an array of tables ([[chain]])")
+    for i, stage in enumerate(chain):
+        plugin = stage.get("plugin")
+        if plugin != "dream" and plugin not in NATIVE_PLUGINS:
+            _fail(where, f"chain[{i}].plugin = {plugin!r}: use \"dream\" or one of {', '.join(NATIVE_PLUGINS)}")
+        if plugin == "dream" and len(stage) > 1:
+            _fail(where, f"chain[{i}]: the dream stage takes its parameters from [dream], not from the chain entry")
+    if sum(s.get("plugin") == "dream" for s in chain) != 1:
+        _fail(where, "chain must contain exactly one stage with plugin = \"dream\"")
+    return Preset(name, description, path, dict(dream), midi, [dict(s) for s in chain])
+
+
+def _parse_midi(table, where: str) -> MidiMap:
+    _check_type(where, "midi", table, dict, "a table ([midi])")
+    for key in table:
+        if key not in MIDI_KEYS:
+            _fail(where, f"midi.{key} is not a MIDI setting; allowed: {', '.join(MIDI_KEYS)}")
+    cc = table.get("cc", {})
+    _check_type(where, "midi.cc", cc, dict, "a table of controller number = parameter name")
+    numbers = {}
+    for number, name in cc.items():
+        if not number.isdigit() or not 0 <= int(number) <= 127:
+            _fail(where, f"midi.cc.{number}: controller numbers are 0..127")
+        if not isinstance(name, str) or name not in MIDI_PARAMETERS:
+            _fail(where, f"midi.cc.{number} = {name!r}: use one of {', '.join(MIDI_PARAMETERS)}")
+        numbers[int(number)] = name
+    notes = table.get("notes", True)
+    _check_type(where, "midi.notes", notes, bool, "true or false")
+    programs = table.get("programs", [])
+    if not isinstance(programs, list) or not all(isinstance(p, str) for p in programs) or len(programs) > 128:
+        _fail(where, f"midi.programs = {programs!r}: must be a list of at most 128 preset names")
+    return MidiMap(numbers, notes, tuple(programs))
+
+
+def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A preset name (file in presets/) or a path to a .toml file (relative to ``relative_to``'s folder)."""
+    p = Path(name_or_path)
+    if relative_to is not None and p.suffix == ".toml" and not p.is_absolute():
+        p = relative_to.parent / p
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise DreamfxError(f"preset file {p} not found")
+        return p
+    candidate = PRESET_DIR / f"{name_or_path}.toml"
+    if not candidate.is_file():
+        raise DreamfxError(f"unknown preset {str(name_or_path)!r}: available presets are "
+                           f"{', '.join(preset_names()) or '(none)'}")
+    return candidate
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets, sorted."""
+    return sorted(f.stem for f in PRESET_DIR.glob("*.toml"))
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """Load a preset by name or path and check its structure and its native plugins' parameters."""
+    path = preset_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DreamfxError(f"{path}: invalid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise DreamfxError(f"{path}: not a UTF-8 text file") from None
+    preset = parse_preset(data, str(path), path)
+    for i, stage in enumerate(preset.chain):  # fail now, not at render time
+        if stage["plugin"] != "dream":
+            preset.native_plugin(i, stage)
+    for i, program in enumerate(preset.midi_map().programs):
+        try:
+            preset_path(program, relative_to=path)
+        except DreamfxError as exc:
+            raise DreamfxError(f"{path}: midi.programs[{i}] = {program!r}: {exc}") from None
+    return preset
+
+
+def save_preset(preset: Preset, path: str | Path) -> Path:
+    """Write ``preset`` as TOML to ``path`` (atomically); a relative model path is kept pointing at the model."""
+    path = Path(path)
+    if path.suffix != ".toml":
+        raise DreamfxError(f"a preset file ends in .toml, got {path}")
+    doc = preset.document()
+    model = preset.dream.get("model", "default")
+    if model not in SHIPPED_MODELS and not Path(model).is_absolute() and preset.path is not None:
+        doc["dream"] = {**preset.dream, "model": os.path.relpath(preset.path.parent / model, path.parent)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return path
