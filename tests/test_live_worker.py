@@ -153,8 +153,7 @@ def test_streaming_keeps_huge_page_collapse_off_the_process():
         if "[never]" in mode.read():
             pytest.skip("transparent huge pages are off on this machine: nothing to keep off")
     import ctypes
-    from dreamfx.live.processor import PR_GET_THP_DISABLE
-    from dreamfx.live.stream import no_huge_page_collapse
+    from dreamfx.live.stream import PR_GET_THP_DISABLE, no_huge_page_collapse
     prctl = ctypes.CDLL(None).prctl
     before = huge_pages_of_fresh_mapping()
     with no_huge_page_collapse():
