@@ -14,7 +14,7 @@ tests/test_layers.py):
     render | live       files, folders, clusters, gallery | the live instrument (stream, worker, MIDI ports)
     recipe              a preset and its overrides -> a chain (one place)
     plugin              DreamEffect, Chain, presets (plain data), MIDI control
-    export              graphs of networks and dream steps (TorchScript, ONNX); opening a backend
+    export              graphs of networks and dream steps (TorchScript, ONNX), made on demand
     engine              backends that run dream steps; the streaming STFT -> dream -> overlap-add engine
     dream               objectives, transforms, the iterations, the dream step as a graph
     nets                the networks, their smooth gradients, the shipped models by name

@@ -1,5 +1,5 @@
 """dreamfx.export (installed from the top-level export/): classifiers and dream steps to TorchScript and ONNX,
-metadata inside (exporters), and opening the backend a dream runs on, exporting its step when asked (open).
+metadata inside (exporters), and a network's dream step as the graph a backend runs, made on demand (graphs).
 
 Layer: above dreamfx.engine, below dreamfx.plugin.
 """

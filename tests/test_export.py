@@ -14,8 +14,7 @@ import onnx
 import pytest
 import torch
 
-from dreamfx.engine.backends import model_format
-from dreamfx.export.open import open_backend
+from dreamfx.engine.backends import model_format, open_backend
 from dreamfx.dream.ascent import Objective, StepInputs, first_step_inputs
 from dreamfx.dream.step import ObjectiveGradient
 from dreamfx.plugin.effect import DreamEffect

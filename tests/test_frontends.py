@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dreamfx import DreamEffect, DreamfxError
-from dreamfx.export.open import open_backend
+from dreamfx.engine.backends import open_backend
 from dreamfx.dream.step import ObjectiveGradient
 from dreamfx.validate.metrics import measure_retention, snr_db
 from dreamfx.nets.models import DreamNet, build_metadata, load_model

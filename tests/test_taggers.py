@@ -23,8 +23,7 @@ from scipy.stats import spearmanr
 
 from dreamfx import DreamEffect
 from dreamfx.audio_io import write_audio
-from dreamfx.engine.backends import OnnxGraph, torchscript_graph
-from dreamfx.export.open import open_backend
+from dreamfx.engine.backends import OnnxGraph, open_backend, torchscript_graph
 from dreamfx.dream.ascent import Objective, first_step_inputs
 from dreamfx.validate.metrics import measure_retention
 from dreamfx.nets.models import load_model, model_path, patch_logits

@@ -14,7 +14,7 @@ import torch
 from conftest import require_system
 
 from dreamfx import Chain, DreamEffect
-from dreamfx.export.open import open_backend
+from dreamfx.engine.backends import open_backend
 from dreamfx.dream.ascent import Objective, Transforms, first_step_inputs, stack_draws
 from dreamfx.errors import DreamfxError
 from dreamfx.validate.metrics import measure_retention

@@ -393,10 +393,12 @@ SOLO_INSTRUMENTS = {
 }
 
 
-def compose_solo(tag: str, rng: np.random.Generator, seconds: float) -> mido.MidiFile:
-    """One instrument of :data:`SOLO_INSTRUMENTS` alone: a stepwise melody in a random key and scale at a
-    slow tempo (70-100 BPM), over a held chord per bar where the instrument plays chords."""
-    program, (lo, hi), plays_chords = SOLO_INSTRUMENTS[tag]
+def compose_solo(instrument: str | tuple[int, tuple[int, int], bool], rng: np.random.Generator,
+                 seconds: float) -> mido.MidiFile:
+    """One instrument alone (a tag of :data:`SOLO_INSTRUMENTS`, or (General MIDI program, register, plays
+    chords)): a stepwise melody in a random key and scale at a slow tempo (70-100 BPM), over a held chord per
+    bar where the instrument plays chords."""
+    program, (lo, hi), plays_chords = SOLO_INSTRUMENTS[instrument] if isinstance(instrument, str) else instrument
     bpm = float(rng.uniform(70, 100))
     bar_ticks = 4 * TICKS_PER_BEAT
     n_bars = math.ceil(seconds / (4 * 60 / bpm)) + 1

@@ -3,5 +3,5 @@ exported step on TorchScript or onnxruntime), the streaming engine (windowed STF
 fixed latency, any block size, equal to offline), and Griffin-Lim reconstruction of its magnitudes.
 
 May import: dreamfx.dream, dreamfx.nets, dreamfx.dsp, dreamfx.files, dreamfx.errors.  Not dreamfx.export: a
-backend that exports is opened by dreamfx.export.open.
+safetensors model's step graph is exported by a function the layer above passes in (``exporter``).
 """

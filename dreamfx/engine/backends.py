@@ -1,6 +1,6 @@
 """Where the dream iterations run: torch (autograd), TorchScript or onnxruntime (exported dream steps).
 
-    backend = open_backend("model.safetensors", "onnxruntime")   # (dreamfx.export.open) exports the graphs it needs
+    backend = open_backend("model.safetensors", "onnxruntime", exporter=step_graph)  # exports the graphs it needs
     backend = open_backend("conv3-44k.onnx")                       # an exported dream step ("auto")
     stft = backend.prepare(44100)
     step = backend.step_function(objective)                        # StepInputs -> (delta, value)
@@ -28,7 +28,7 @@ from dreamfx.dream.ascent import (Objective, StepFunction, StepInputs, Transform
 from dreamfx.dream.step import METADATA_KEY, STEP_INPUTS, STEP_OUTPUTS, TORCHSCRIPT_EXTRA
 from dreamfx.errors import DreamfxError
 from dreamfx.files import SEAL_KEY, seal_intact
-from dreamfx.nets.models import SHIPPED_MODELS, DreamNet, ModelSpec, read_metadata
+from dreamfx.nets.models import SHIPPED_MODELS, DreamNet, ModelSpec, load_model, model_path, read_metadata
 from dreamfx.dsp.spectral import LOG_EPS, StftConfig
 from dreamfx.nets.surrogate import DREAM_TEMPERATURES
 
@@ -240,6 +240,8 @@ class TorchBackend:
 
 
 Graph = Callable[[StepInputs], tuple[torch.Tensor, torch.Tensor]]
+# (net configured for its rate, graph layer, backend name, device) -> the dream step's graph on that backend
+Exporter = Callable[[DreamNet, str, str, torch.device], Graph]
 
 
 class GraphBackend:
@@ -346,6 +348,77 @@ class OnnxGraph:
     def __call__(self, inputs: StepInputs):
         delta, value = self.session.run(None, numpy_inputs(inputs))
         return torch.from_numpy(delta).to(self.device), torch.from_numpy(value).to(self.device)
+
+
+def open_backend(model: str | Path | DreamNet | None = None, backend: str = "auto", device: str = "auto",
+                 ensemble: dict | None = None, exporter: Exporter | None = None) -> TorchBackend | GraphBackend:
+    """A backend for ``model`` (a DreamNet, a model file, or None for the bundled default).
+
+    backend "auto": torch for safetensors models, otherwise the file's own kind.  ensemble: ``{model: weight}``
+    of networks (names or safetensors files) dreaming with it, the model's own weight being 1 (torch only).
+    exporter: how a safetensors model's dream step becomes a TorchScript or ONNX graph when such a backend is
+    asked for it (:func:`dreamfx.export.graphs.step_graph`; the engine does not export, the layer above does).
+    """
+    if backend not in BACKENDS:
+        raise DreamfxError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    torch_device = resolve_device(check_torch_device(device))
+    if ensemble is not None and not isinstance(ensemble, dict):
+        raise DreamfxError(f"ensemble must be a table of model: weight, got {ensemble!r}: e.g. "
+                           "ensemble = {\"tags-robust\" = 1.0}")
+    if ensemble:
+        if backend not in ("auto", "torch"):
+            raise DreamfxError(f"an ensemble dreams on the torch backend only, not {backend!r} (an exported step "
+                               "holds one network): use backend='torch', or drop the ensemble")
+        for name, weight in ensemble.items():
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+                raise DreamfxError(f"ensemble weight {weight!r} of {name!r} must be a number > 0")
+        net = model if isinstance(model, DreamNet) else load_model(model_path(model))
+        return TorchBackend(net, torch_device, [(str(name), load_model(model_path(name)), weight)
+                                                for name, weight in ensemble.items()])
+    if isinstance(model, DreamNet):
+        kind, path = "safetensors", None
+    else:
+        path = model_path(model)
+        kind = model_format(path)
+    if kind == "safetensors":
+        net = model if isinstance(model, DreamNet) else load_model(path)
+        return _backend_from_net(net, backend, torch_device, exporter)
+    expected = {"torchscript": "torchscript", "onnx": "onnxruntime"}[kind]
+    if backend not in ("auto", expected):
+        raise DreamfxError(f"{path} is a {kind} export, which runs on backend {expected!r}, not {backend!r}: "
+                           f"pass --backend {expected} (or auto), or give the safetensors model instead")
+    if kind == "torchscript":
+        meta = read_torchscript_metadata(path)
+        check_dream_step(meta, path)
+        try:
+            module = torch.jit.load(str(path), map_location=torch_device)
+        except Exception as exc:  # torch.jit raises RuntimeError and friends for damaged archives
+            raise DreamfxError(f"model file {path} is a damaged TorchScript archive ({str(exc).splitlines()[0]}): "
+                               "re-export it") from None
+        graph = torchscript_graph(module)
+    else:
+        proto, meta = read_onnx_metadata(path)
+        check_dream_step(meta, path)
+        n_bins = ModelSpec(meta).stft_for(meta["export"]["sample_rate"]).n_bins
+        graph = OnnxGraph(proto.SerializeToString(), torch_device, str(path), n_bins)
+    objective = Objective(**meta["export"]["objective"])
+    return GraphBackend(expected, ModelSpec(meta), torch_device, lambda *_: graph, objective, path)
+
+
+def _backend_from_net(net: DreamNet, backend: str, device: torch.device, exporter: Exporter | None):
+    if backend in ("auto", "torch"):
+        return TorchBackend(net, device)
+    if net.frontend.dream_domain == "mel":
+        raise DreamfxError(f"a mel-image model (frontend 'mel') dreams on the mel image, which only the torch "
+                           f"backend does, not {backend!r}: use --backend torch")
+    if exporter is None:
+        raise DreamfxError(f"backend {backend!r} runs an exported dream step: export the model first (dreamfx "
+                           "export), or open it through DreamEffect, which exports on demand")
+
+    def build(graph_layer: str, sample_rate: int) -> Graph:
+        net.configure(sample_rate)
+        return exporter(net, graph_layer, backend, device)
+    return GraphBackend(backend, net.spec, device, build)
 
 
 def mel_image_view(model: DreamNet) -> DreamNet:

@@ -131,7 +131,7 @@ def band_weights(stft: StftConfig, band_hz: tuple[float, float], taper_octaves: 
 class DreamEngine:
     """Streaming dream for one sample rate and channel count.
 
-    backend: where the iterations run (:func:`dreamfx.export.open.open_backend`),
+    backend: where the iterations run (:func:`dreamfx.engine.backends.open_backend`),
     prepared here for ``sample_rate``.
     settings: DreamSettings, shared with the caller and read per chunk.
     """

@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 
 from dreamfx.audio_io import check_finite, to_channels_first
-from dreamfx.export.open import open_backend
 from dreamfx.dream.ascent import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, Transforms
+from dreamfx.engine.backends import open_backend
 from dreamfx.engine.streaming import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
 from dreamfx.dsp.fixed_blocks import FixedBlocks
@@ -128,7 +128,7 @@ class DreamEffect:
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
                  device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None):
-        self._backend = open_backend(model, backend, device, ensemble)
+        self._backend = open_backend(model, backend, device, ensemble, exporter=export_step_graph)
         self._ensemble = dict(ensemble) if ensemble else None
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
         self._model_source = "default" if model is None else None if isinstance(model, DreamNet) else str(model)
@@ -518,3 +518,10 @@ def _settable(attribute) -> bool:
     """Whether a class attribute of DreamEffect takes assignments: a parameter (a validated range or flag) or a
     property with a setter (which validates, or refuses with the line to write instead)."""
     return isinstance(attribute, _Range) or (isinstance(attribute, property) and attribute.fset is not None)
+
+
+def export_step_graph(net: DreamNet, graph_layer: str, backend: str, device) -> Callable:
+    """The engine's exporter: a safetensors model's dream step as a TorchScript or ONNX graph, exported when the
+    backend first needs it (dreamfx.export is imported then, never for a model file exported before)."""
+    from dreamfx.export.graphs import step_graph
+    return step_graph(net, graph_layer, backend, device)

@@ -1,0 +1,291 @@
+"""Distil the real-music taggers (msd-vgg, mtt-vgg) into a live student: the compact network on the genre model's
+STFT (22.05 kHz, n_fft 1024, hop 256), hearing 0.28-0.37 s, so it can dream live under 100 ms of latency.
+
+Read top to bottom: configuration, the clips (real recordings and FluidSynth renders), the teachers' cache,
+training, agreement with the teachers.
+
+    python -m training.student cache data/student     # render, read, and cache the teachers' tags (~10 min, 2 cores)
+    python -m training.student train data/student -o dreamfx/assets/tags_live.safetensors
+    python -m training.student agreement dreamfx/assets/tags_live.safetensors   # test split + held-out solos
+
+The teachers hear 2.1 s windows at 16 kHz (their own); the student learns their 100 tag probabilities
+(``msd:<tag>``, ``mtt:<tag>``) from any 24-32 frames inside such a window, at its own rate, from:
+
+* the train split of :mod:`training.real_recordings` (never the tune or test split),
+* FluidSynth renders (General MIDI soundfont) of the eight synthetic genres and of solo melodies on
+  :data:`TRAINING_INSTRUMENTS`, composed from seeds no evaluation uses,
+
+with a random level (+-6 dB) and, like ``tags-robust``, the worst change of the log-magnitude within +-3 dB
+(fast adversarial training, Wong et al. 2020), so that its input gradient points at changes of the sound.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import librosa
+import numpy as np
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+
+from dreamfx.dsp.spectral import log_magnitude, stft
+from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
+from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, teacher_tags,
+                              window_logmag)
+from training.genres import SOLO_INSTRUMENTS, STYLES, compose, compose_solo
+from training.real_recordings import package_of, read_mono, recordings
+from training.render_dataset import DEFAULT_SOUNDFONT, find_fluidsynth, render_midi
+
+# ---- configuration --------------------------------------------------------
+SEED = 2027
+RATE = 22050                       # the student's STFT rate (the genre model's)
+TEACHER_RATE = TEACHER_STFT.sample_rate
+SPAN = round(WINDOW_SAMPLES * RATE / TEACHER_RATE)  # a teacher window's samples at RATE
+FRAMES = (24, 32)                  # the student hears this many STFT frames (live: 2 + 22; offline: 8 + 24)
+MAX_WINDOWS_PER_RECORDING = 40
+CLIP_SECONDS = 4 * WINDOW_SAMPLES / TEACHER_RATE + 0.2  # a render: four teacher windows
+GENRE_CLIPS = 15                   # per synthetic genre
+SOLO_CLIPS = 6                     # per training instrument
+# General MIDI programs the student hears alone: (program, register, plays chords).  The eight instruments of
+# the solo check (training.genres.SOLO_INSTRUMENTS) are among them, rendered here from other seeds.
+TRAINING_INSTRUMENTS = {
+    **SOLO_INSTRUMENTS,
+    "bright piano": (1, (60, 84), True), "electric piano": (4, (55, 79), True), "vibraphone": (11, (60, 84), False),
+    "organ": (19, (55, 79), True), "steel guitar": (25, (52, 76), True), "jazz guitar": (26, (52, 76), True),
+    "clean guitar": (27, (52, 76), True), "overdriven guitar": (29, (45, 69), True),
+    "distortion guitar": (30, (40, 64), True), "acoustic bass": (32, (28, 52), False),
+    "strings": (48, (55, 79), True), "trumpet": (56, (58, 82), False), "tenor sax": (66, (48, 72), False),
+    "oboe": (68, (60, 84), False), "clarinet": (71, (52, 76), False), "synth lead": (81, (60, 84), False),
+}
+EPOCHS = 12
+SUBWINDOWS = 4                     # random spans drawn from each teacher window per epoch
+BATCH = 64
+LEARNING_RATE = 2e-3
+WEIGHT_DECAY = 1e-3
+GAIN_JITTER_DB = 6.0
+SOUNDFONT_LICENCE = "FluidR3_GM soundfont (fluid-soundfont-gm, MIT)"
+LICENCE = ("Trained by dreamfx (training/student.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
+           "MTT_vgg (ISC licence, Music Technology Group, Universitat Pompeu Fabra: see LICENSE-musicnn.txt beside "
+           "this file), heard on Debian recordings listed in training.recordings, each under its own licence, and "
+           f"on FluidSynth renders with the {SOUNDFONT_LICENCE}.")
+
+
+# ---- the clips -----------------------------------------------------------------
+def rendered_clips(folder: Path) -> list[dict]:
+    """Render the synthetic genres and the training instruments into ``folder`` (WAV at RATE); their records."""
+    fluidsynth = find_fluidsynth(DEFAULT_SOUNDFONT)
+    clips = []
+    for g, style in enumerate(STYLES):
+        for i in range(GENRE_CLIPS):
+            midi, _ = compose(style, np.random.default_rng([SEED, g, i]), CLIP_SECONDS)
+            clips.append({"name": f"{style.name}.{i:02d}", "midi": midi, "kind": "genre"})
+    for j, (name, instrument) in enumerate(TRAINING_INSTRUMENTS.items()):
+        for i in range(SOLO_CLIPS):
+            midi = compose_solo(instrument, np.random.default_rng([SEED, 1000 + j, i]), CLIP_SECONDS)
+            clips.append({"name": f"solo {name}.{i:02d}", "midi": midi, "kind": "solo"})
+    with click.progressbar(clips, label="FluidSynth renders") as bar:
+        for clip in bar:
+            path = folder / (clip["name"].replace(" ", "_") + ".wav")
+            render_midi(clip.pop("midi"), path, CLIP_SECONDS, RATE, DEFAULT_SOUNDFONT, fluidsynth)
+            clip.update(path=str(path), licence=SOUNDFONT_LICENCE, package="fluidsynth")
+    return clips
+
+
+def teacher_windows(audio: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(windows (n, SPAN) at RATE, the same spans (n, WINDOW_SAMPLES) at the teachers' rate) of mono ``audio``."""
+    slow = librosa.resample(audio, orig_sr=RATE, target_sr=TEACHER_RATE, res_type="soxr_hq")
+    count = min(limit, len(slow) // WINDOW_SAMPLES, len(audio) // SPAN)
+    mine = np.stack([audio[round(i * WINDOW_SAMPLES * RATE / TEACHER_RATE):][:SPAN] for i in range(count)])
+    theirs = slow[:count * WINDOW_SAMPLES].reshape(count, WINDOW_SAMPLES)
+    return mine, theirs
+
+
+def teacher_logits(teachers, windows: np.ndarray) -> torch.Tensor:
+    """Both teachers' logits (n, 100) of 16 kHz windows."""
+    with torch.no_grad():
+        logmag = window_logmag(torch.from_numpy(windows), TEACHER_STFT)
+        return torch.cat([t(logmag) for t in teachers], dim=1)
+
+
+# ---- the teachers' cache ---------------------------------------------------------
+@click.group()
+def main() -> None:
+    """Distil the taggers into the live student."""
+
+
+@main.command()
+@click.argument("cache", type=click.Path(file_okay=False, path_type=Path))
+def cache(cache: Path) -> None:
+    """Render and read the clips, cut them into teacher windows, cache them with the teachers' logits."""
+    torch.manual_seed(SEED)
+    started = time.time()
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "renders").mkdir(exist_ok=True)
+    sources = rendered_clips(cache / "renders")
+    sources += [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
+                 "licence": package_of(p).licence} for p in recordings("train")]
+    teachers = [load_model(name) for name in TEACHERS]
+    for t in teachers:
+        t.configure(TEACHER_RATE)
+    windows, logits, source = [], [], []
+    with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
+        for index, clip in bar:
+            limit = MAX_WINDOWS_PER_RECORDING if clip["kind"] == "real" else 4
+            mine, theirs = teacher_windows(read_mono(Path(clip["path"]), RATE), limit)
+            if len(mine) == 0:
+                continue
+            logits.append(teacher_logits(teachers, theirs))
+            windows.append(torch.from_numpy(mine).half())
+            source += [index] * len(mine)
+    safetensors.torch.save_file({"windows": torch.cat(windows), "logits": torch.cat(logits),
+                                 "source": torch.tensor(source)}, str(cache / "teachers.safetensors"))
+    (cache / "sources.json").write_text(json.dumps(sources, indent=1))
+    click.echo(f"{len(source)} windows of {len(sources)} clips in {time.time() - started:.0f} s -> {cache}")
+
+
+# ---- training --------------------------------------------------------------------
+def new_student(tags: list[str]) -> DreamNet:
+    meta = build_metadata(tags, frontend="mel_in_the_loop", architecture="compact", n_mels=64, fmin=30.0,
+                          fmax=11025.0, sample_rate=RATE, n_fft=1024, hop=256)
+    meta["task"] = "tagging"
+    meta["dream_window"] = {"chunk_frames": 8, "context_frames": 24}  # the genre model's; live presets take 2 + 22
+    return DreamNet(meta)
+
+
+def spans(windows: torch.Tensor, frames: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random span of ``frames`` STFT frames from each window (B, SPAN) -> (B, samples)."""
+    length = (frames - 1) * 256 + 1024
+    starts = rng.integers(0, windows.shape[1] - length + 1, len(windows))
+    return torch.stack([w[s:s + length] for w, s in zip(windows, starts)]).float()
+
+
+@main.command()
+@click.argument("cache", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--epochs", type=int, default=EPOCHS, show_default=True)
+def train(cache: Path, output: Path, epochs: int) -> None:
+    """Train the live student on CACHE and write it to OUTPUT."""
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    started = time.time()
+    data = safetensors.torch.load_file(str(cache / "teachers.safetensors"))
+    sources = json.loads((cache / "sources.json").read_text())
+    held_out = (data["source"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1).numpy()
+    train_idx, test_idx = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    targets = torch.sigmoid(data["logits"])
+    model = new_student(teacher_tags())
+    cfg = model.configure(RATE)
+
+    def inputs(audio: torch.Tensor) -> torch.Tensor:
+        return log_magnitude(stft(audio, cfg))
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    steps = SUBWINDOWS * len(train_idx) // BATCH
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LEARNING_RATE, total_steps=epochs * steps)
+    for epoch in range(epochs):
+        model.train()
+        order = np.concatenate([rng.permutation(train_idx) for _ in range(SUBWINDOWS)])
+        losses = []
+        for s in range(steps):
+            batch = order[s * BATCH:(s + 1) * BATCH]
+            frames = int(rng.integers(FRAMES[0], FRAMES[1] + 1))
+            gain = torch.from_numpy(rng.uniform(-1, 1, (len(batch), 1, 1)).astype(np.float32)) \
+                * GAIN_JITTER_DB / 20 * float(np.log(10))
+            x, y = inputs(spans(data["windows"][batch], frames, rng)) + gain, targets[batch]
+            loss = 0.5 * F.binary_cross_entropy_with_logits(model(x), y) \
+                + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        click.echo(f"epoch {epoch + 1:3d}/{epochs}  loss {np.mean(losses):.4f}  ({time.time() - started:.0f} s)")
+    model.eval()
+    held = agreement(model, data["windows"][test_idx], targets[test_idx], np.random.default_rng(SEED + 1))
+    model.meta["training"] = {
+        "teachers": list(TEACHERS), "script": "training/student.py",
+        "data": "train split of training/real_recordings.py and FluidSynth renders (training/genres.py)",
+        "sources": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
+        "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
+        "seed": SEED, "epochs": epochs, "batch": BATCH, "frames": list(FRAMES), "gain_jitter_db": GAIN_JITTER_DB,
+        "adversarial": {"radius_db": 3.0, "method": "FGSM, random start"},
+        "held_out_agreement": held, "train_seconds": round(time.time() - started, 1), "torch": torch.__version__,
+    }
+    model.meta["licence"] = LICENCE
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, output)
+    click.echo(json.dumps(held, indent=1))
+    click.echo(f"written to {output} in {time.time() - started:.0f} s")
+
+
+# ---- agreement with the teachers ---------------------------------------------------------
+def agreement(model: DreamNet, windows: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator,
+              frames: int = FRAMES[0], per_window: int = 4) -> dict:
+    """Per tag set: the mean Spearman correlation between the student's tags on ``per_window`` random spans of
+    ``frames`` frames and the teachers' on the whole window holding them, and how often the teacher's top tag
+    is in the student's top 5."""
+    from scipy.stats import spearmanr
+    cfg = model.configure(RATE)
+    with torch.no_grad():
+        probs = torch.cat([torch.sigmoid(model(log_magnitude(stft(spans(windows[i:i + 64].repeat_interleave(
+            per_window, 0), frames, rng), cfg)))) for i in range(0, len(windows), 64)])
+    theirs_all = targets.repeat_interleave(per_window, 0)
+    result = {}
+    for t, name in enumerate(TEACHERS):
+        mine, theirs = probs[:, 50 * t:50 * (t + 1)].numpy(), theirs_all[:, 50 * t:50 * (t + 1)].numpy()
+        rho = np.mean([spearmanr(a, b)[0] for a, b in zip(mine, theirs)])
+        top5 = np.mean([np.argmax(b) in np.argsort(-a)[:5] for a, b in zip(mine, theirs)])
+        result[name] = {"rank_correlation": round(float(rho), 3), "teacher_top_in_top5": round(float(top5), 3)}
+    return result
+
+
+def solo_ranks(model: DreamNet, seconds: float = 8.0, frames: int = FRAMES[0]) -> dict[str, int]:
+    """Each instrument of SOLO_INSTRUMENTS alone (seeds no training used), rendered and heard by the student in
+    spans of ``frames`` frames: the rank of its own MagnaTagATune tag in the mean probabilities (1 = top)."""
+    fluidsynth = find_fluidsynth(DEFAULT_SOUNDFONT)
+    cfg = model.configure(RATE)
+    tags = model.class_names
+    ranks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, tag in enumerate(SOLO_INSTRUMENTS):
+            wav = Path(tmp) / f"{tag}.wav"
+            render_midi(compose_solo(tag, np.random.default_rng([SEED + 7, i]), seconds), wav, seconds, RATE,
+                        DEFAULT_SOUNDFONT, fluidsynth)
+            audio = torch.from_numpy(read_mono(wav, RATE))
+            length = (frames - 1) * 256 + 1024
+            cut = audio[:len(audio) // length * length].reshape(-1, length)
+            with torch.no_grad():
+                probs = torch.sigmoid(model(log_magnitude(stft(cut, cfg)))).mean(0)
+            ranks[tag] = int((probs > probs[tags.index(f"mtt:{tag}")]).sum()) + 1
+    return ranks
+
+
+def test_split_agreement(model: DreamNet, frames: int = FRAMES[0]) -> dict:
+    """:func:`agreement` on the test split's recordings (hyperrogue-music, asc-music: never trained on)."""
+    teachers = [load_model(name) for name in TEACHERS]
+    for t in teachers:
+        t.configure(TEACHER_RATE)
+    windows, targets = [], []
+    for path in recordings("test"):
+        mine, theirs = teacher_windows(read_mono(path, RATE), 20)
+        if len(mine):
+            windows.append(torch.from_numpy(mine))
+            targets.append(torch.sigmoid(teacher_logits(teachers, theirs)))
+    return agreement(model, torch.cat(windows), torch.cat(targets), np.random.default_rng(SEED + 2), frames)
+
+
+@main.command("agreement")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def agreement_command(model_file: Path) -> None:
+    """The student against its teachers on the test split, and on the solo instruments."""
+    model = load_model(model_file)
+    click.echo(json.dumps({"test_split": test_split_agreement(model), "solo_ranks": solo_ranks(model)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
