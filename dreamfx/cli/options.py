@@ -16,10 +16,13 @@ EXPORT_SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".ts")}
 EXAMPLE = example_clip_path()
 
 
-def dream_options(f):
-    """Options that override the preset's dream parameters (None = keep the preset's)."""
+def dream_options(f=None, *, preset: str = "default"):
+    """Options that override the preset's dream parameters (None = keep the preset's); ``preset`` is --preset's
+    default (``@dream_options`` or ``@dream_options(preset="live-jazz")``)."""
+    if f is None:
+        return lambda g: dream_options(g, preset=preset)
     options = [
-        click.option("--preset", default="default", show_default=True, help="Preset name in presets/ or a .toml path."),
+        click.option("--preset", default=preset, show_default=True, help="Preset name in presets/ or a .toml path."),
         click.option("--model", help="A shipped model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust) or a model "
                      "file (.safetensors, .onnx, .pt); default: the preset's."),
         click.option("--intensity", type=float, help="Dream depth 0..1 (0 = bypass)."),
