@@ -86,3 +86,18 @@ def test_the_layout_limits():
     for package in (ROOT / "dreamfx").rglob("__init__.py"):
         doc = package.read_text().lstrip()
         assert doc.startswith('"""'), f"{package.relative_to(ROOT)} opens without a docstring"
+
+
+def test_importing_a_lower_layer_loads_no_host():
+    """``dreamfx`` loads its public names on first use: importing the STFT, or exporting a network, does not import
+    the effect, the chain, presets, MIDI or the file renderer (it did before: dreamfx/__init__ imported them)."""
+    import subprocess
+    import sys
+    script = ("import sys, dreamfx.dsp.spectral, dreamfx.export.exporters\n"
+              "host = [m for m in sys.modules if m.startswith(('dreamfx.plugin', 'dreamfx.recipe', 'dreamfx.render',"
+              " 'dreamfx.live', 'dreamfx.validate', 'dreamfx.cli'))]\n"
+              "assert not host, host\n"
+              "from dreamfx import Chain, DreamEffect, render_file\n"
+              "assert 'dreamfx.plugin.chain' in sys.modules and 'dreamfx.render.file' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
