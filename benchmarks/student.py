@@ -87,7 +87,8 @@ def main(count: int, soak: float, repeats: int) -> None:
     for preset in (*LIVE_PRESETS, "live-tight"):
         done = subprocess.run([sys.executable, str(Path(__file__).parent / "live.py"), "--preset", preset,
                                "--seconds", str(soak)], capture_output=True, text=True)
-        print(f"[{preset}] " + (done.stdout.strip().splitlines()[-1] if done.returncode == 0 else done.stderr[-500:]))
+        lines = done.stdout.strip().splitlines()[1:] if done.returncode == 0 else [done.stderr[-500:]]
+        print("\n".join(f"[{preset}] {line}" for line in lines))
 
     print(f"\n## transfer: the live presets' chains offline on {count} test excerpts of 8 s")
     clips = excerpts("test", count, 8.0)

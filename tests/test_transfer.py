@@ -25,7 +25,7 @@ from training.real_recordings import read_recording, recordings
 SR = 44100
 SECONDS = 4.0
 TAGGER_PRESETS = {"msd-jazz": "msd:jazz", "msd-heavy-metal": "msd:heavy metal", "mtt-piano": "mtt:piano",
-                  "mtt-guitar": "mtt:guitar"}
+                  "mtt-guitar": "mtt:guitar", "live-jazz": "msd:jazz", "live-piano": "mtt:piano"}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def clips() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def judges():
-    return load_judges(["judge-deep", "msd-vgg", "mtt-vgg", "default", "tags-plain", "tags-robust"])
+    return load_judges(["judge-deep", "msd-vgg", "mtt-vgg", "default", "tags-plain", "tags-robust", "tags-live"])
 
 
 def window_inputs(backend, audio: np.ndarray, frames: int = 260, new: int = 128):
@@ -126,7 +126,14 @@ NOT_YET_HEARD = pytest.mark.xfail(strict=True, reason=(
     "music holds little metal); strict, so the day it passes this mark must go"))
 
 
-@pytest.mark.parametrize("preset", [p if p != "msd-heavy-metal" else pytest.param(p, marks=NOT_YET_HEARD)
+LIVE_JAZZ_NOT_YET_HEARD = pytest.mark.xfail(strict=True, reason=(
+    "issue 24, not met: the live student's jazz dream (0.28 s windows, 2-frame chunks) moves the held-out judges "
+    "by less than +0.05 (msd-vgg 0.017 -> 0.026 here; benchmarks/student.py on ten test recordings); strict, so "
+    "the day it passes this mark must go"))
+NOT_YET = {"msd-heavy-metal": NOT_YET_HEARD, "live-jazz": LIVE_JAZZ_NOT_YET_HEARD}
+
+
+@pytest.mark.parametrize("preset", [pytest.param(p, marks=NOT_YET[p]) if p in NOT_YET else p
                                     for p in TAGGER_PRESETS])
 def test_tagger_preset_is_heard_by_networks_that_never_dream(preset, clips, judges, measured):
     """The whole preset chain on a real clip: some network that did not dream (judge-deep, trained for judging

@@ -71,7 +71,7 @@ GAIN_JITTER_DB = 6.0
 SOUNDFONT_LICENCE = "FluidR3_GM soundfont (fluid-soundfont-gm, MIT)"
 LICENCE = ("Trained by dreamfx (training/student.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
            "MTT_vgg (ISC licence, Music Technology Group, Universitat Pompeu Fabra: see LICENSE-musicnn.txt beside "
-           "this file), heard on Debian recordings listed in training.recordings, each under its own licence, and "
+           "this file), heard on Debian recordings listed in training.sources, each under its own licence, and "
            f"on FluidSynth renders with the {SOUNDFONT_LICENCE}.")
 
 

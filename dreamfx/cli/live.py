@@ -15,7 +15,7 @@ from dreamfx.recipe import build_chain
 
 
 @click.command()
-@dream_options
+@dream_options(preset="live-jazz")
 @click.option("--input", "input_device", help="Input device (name part or number; default: the system's).")
 @click.option("--output", "output_device", help="Output device (name part or number).")
 @click.option("--samplerate", type=int, default=48000, show_default=True)

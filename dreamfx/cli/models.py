@@ -16,8 +16,8 @@ from dreamfx.nets.models import ModelSpec, model_path
 @click.argument("model", required=False, default="default")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole metadata as JSON.")
 def info(model: str, as_json: bool) -> None:
-    """Describe MODEL: a shipped model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust) or a safetensors /
-    exported file."""
+    """Describe MODEL: a shipped model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust, tags-live) or a
+    safetensors / exported file."""
     from dreamfx.engine.backends import read_model_metadata
     path = model_path(model)
     meta = read_model_metadata(path)
@@ -58,8 +58,8 @@ def info(model: str, as_json: bool) -> None:
 @click.option("--sample-rate", type=int, default=44100, show_default=True, help="The graph's sample rate.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def export_command(model, output, fmt, what, layer, channel, target, sample_rate, overwrite) -> None:
-    """Export MODEL (a shipped model: default, msd-vgg, mtt-vgg, tags-plain, tags-robust; or a safetensors file)
-    to ONNX or TorchScript, metadata inside."""
+    """Export MODEL (a shipped model: default, msd-vgg, mtt-vgg, tags-plain, tags-robust, tags-live; or a
+    safetensors file) to ONNX or TorchScript, metadata inside."""
     from dreamfx.dream.ascent import Objective
     from dreamfx.export import export_model
     from dreamfx.nets.models import load_model

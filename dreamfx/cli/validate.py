@@ -25,7 +25,7 @@ def validate_command(targets, strictness, seconds, jobs, as_json, known) -> None
     """Hammer presets, models and exports with a plugin validator's battery: block sizes and sample rates,
     NaN bursts, latency, parameter fuzz and automation, state round trips, damaged files.
 
-    TARGET: a preset (name or .toml), a model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust or a
+    TARGET: a preset (name or .toml), a model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust, tags-live or a
     .safetensors file) or an export (.onnx, .pt); model:NAME where a preset has the same name.  None: every shipped preset and model.
     One line per check; exit status 1 when any check fails.
     """

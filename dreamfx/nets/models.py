@@ -34,11 +34,12 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 
 
 # Models shipped in the package, by name: the compact genre model trained here, two taggers trained on real
-# music, ported from musicnn (ISC licence, see assets/LICENSE-musicnn.txt; training/port_musicnn.py), and a
-# student of both trained robustly here on real recordings, to dream with them (training/distill.py).
+# music, ported from musicnn (ISC licence, see assets/LICENSE-musicnn.txt; training/port_musicnn.py), students of
+# both trained here on real recordings, to dream with them (robust and plain: training/distill.py), and their live
+# student, the compact network on 0.28 s windows (training/student.py).
 SHIPPED_MODELS = {"default": "default_model.safetensors", "msd-vgg": "msd_vgg.safetensors",
                   "mtt-vgg": "mtt_vgg.safetensors", "tags-robust": "tags_robust.safetensors",
-                  "tags-plain": "tags_plain.safetensors"}
+                  "tags-plain": "tags_plain.safetensors", "tags-live": "tags_live.safetensors"}
 
 
 def model_path(model: str | Path | None = None) -> Path:

@@ -5,8 +5,8 @@
     description = "one line"
 
     [dream]                 # DreamEffect parameters (see DreamEffect)
-    model = "default"       # a shipped model ("default", "msd-vgg", "mtt-vgg", "tags-plain", "tags-robust") or a file
-                            # path, relative to this file
+    model = "default"       # a shipped model ("default", "msd-vgg", "mtt-vgg", "tags-plain", "tags-robust",
+                            # "tags-live") or a file path, relative to this file
     intensity = 0.8
     layer = "conv3"
     band_hz = [200.0, 4000.0]
