@@ -463,6 +463,7 @@ def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
 
 
 def test_cli_live_runs_and_reports(jack_server):
+    """Without --preset: live-jazz, the taggers' live student."""
     result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--duration", "2"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -470,7 +471,8 @@ def test_cli_live_runs_and_reports(jack_server):
 
 
 def test_cli_live_soak_prints_its_summary(jack_server, measured):
-    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--soak", "3", "--headroom", "40"],
+    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--preset", "default", "--soak", "3",
+                             "--headroom", "40"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     summary = result.stdout[result.stdout.index("soak: 3 s"):]
@@ -536,5 +538,5 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     assert learned.midi.cc[1] == "intensity" and learned.dream == load_preset("default").dream
     shipped = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--midi-virtual", "x", "--learn", "mix",
                               "--duration", "1"], capture_output=True, text=True, timeout=60)
-    assert shipped.returncode == 2 and "--learn would change the shipped preset 'default': add --save-preset" \
+    assert shipped.returncode == 2 and "--learn would change the shipped preset 'live-jazz': add --save-preset" \
         in shipped.stderr
