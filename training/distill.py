@@ -202,12 +202,18 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
 def agreement_with_teachers(model: DreamNet, inputs, targets: torch.Tensor, indices: np.ndarray) -> dict:
     """On held-out windows: mean Spearman correlation of the tag probabilities with the teachers' (per tag
     set), and how often the teacher's top tag is in the student's top 5."""
-    from scipy.stats import spearmanr
     with torch.no_grad():
         probs = torch.cat([torch.sigmoid(model(inputs(indices[i:i + 64]))) for i in range(0, len(indices), 64)])
+    return agreement_scores(probs, targets[indices])
+
+
+def agreement_scores(probs: torch.Tensor, targets: torch.Tensor) -> dict:
+    """Per teacher, over rows of (n, 100) student and teacher probabilities: the mean Spearman correlation of its
+    50 tags, and how often the teacher's top tag is in the student's top 5."""
+    from scipy.stats import spearmanr
     result = {}
     for t, name in enumerate(TEACHERS):
-        mine, theirs = probs[:, 50 * t:50 * (t + 1)].numpy(), targets[indices, 50 * t:50 * (t + 1)].numpy()
+        mine, theirs = probs[:, 50 * t:50 * (t + 1)].numpy(), targets[:, 50 * t:50 * (t + 1)].numpy()
         rho = np.mean([spearmanr(a, b)[0] for a, b in zip(mine, theirs)])
         top5 = np.mean([np.argmax(b) in np.argsort(-a)[:5] for a, b in zip(mine, theirs)])
         result[name] = {"rank_correlation": round(float(rho), 3), "teacher_top_in_top5": round(float(top5), 3)}

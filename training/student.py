@@ -35,8 +35,8 @@ import torch.nn.functional as F
 
 from dreamfx.dsp.spectral import log_magnitude, stft
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
-from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, teacher_tags,
-                              window_logmag)
+from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, agreement_scores,
+                              teacher_tags, window_logmag)
 from training.genres import SOLO_INSTRUMENTS, STYLES, compose, compose_solo
 from training.real_recordings import package_of, read_mono, recordings
 from training.render_dataset import DEFAULT_SOUNDFONT, find_fluidsynth, render_midi
@@ -229,19 +229,11 @@ def agreement(model: DreamNet, windows: torch.Tensor, targets: torch.Tensor, rng
     """Per tag set: the mean Spearman correlation between the student's tags on ``per_window`` random spans of
     ``frames`` frames and the teachers' on the whole window holding them, and how often the teacher's top tag
     is in the student's top 5."""
-    from scipy.stats import spearmanr
     cfg = model.configure(RATE)
     with torch.no_grad():
         probs = torch.cat([torch.sigmoid(model(log_magnitude(stft(spans(windows[i:i + 64].repeat_interleave(
             per_window, 0), frames, rng), cfg)))) for i in range(0, len(windows), 64)])
-    theirs_all = targets.repeat_interleave(per_window, 0)
-    result = {}
-    for t, name in enumerate(TEACHERS):
-        mine, theirs = probs[:, 50 * t:50 * (t + 1)].numpy(), theirs_all[:, 50 * t:50 * (t + 1)].numpy()
-        rho = np.mean([spearmanr(a, b)[0] for a, b in zip(mine, theirs)])
-        top5 = np.mean([np.argmax(b) in np.argsort(-a)[:5] for a, b in zip(mine, theirs)])
-        result[name] = {"rank_correlation": round(float(rho), 3), "teacher_top_in_top5": round(float(top5), 3)}
-    return result
+    return agreement_scores(probs, targets.repeat_interleave(per_window, 0))
 
 
 def solo_ranks(model: DreamNet, seconds: float = 8.0, frames: int = FRAMES[0]) -> dict[str, int]:
