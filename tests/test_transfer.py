@@ -19,6 +19,7 @@ from dreamfx.dream.ascent import Objective, Transforms, first_step_inputs, stack
 from dreamfx.errors import DreamfxError
 from dreamfx.validate.metrics import measure_retention
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
+from dreamfx.nets.models import load_model
 from dreamfx.testing.transfer import judges_of, load_judges
 from training.real_recordings import read_recording, recordings
 
@@ -102,10 +103,15 @@ def test_transformed_ensemble_dream_repeats_and_streams_as_offline(clips):
     assert not np.array_equal(effect(audio, SR), offline)
 
 
-def test_ensembles_and_transforms_refuse_what_they_cannot_do():
-    """One line each: a layer objective in an ensemble, a member of other tags, an exported backend, a bad
-    transform."""
+def test_ensembles_and_transforms_refuse_what_they_cannot_do(tmp_path):
+    """One line each: a layer objective in an ensemble, a member of other tags, an exported backend or model
+    file, a bad transform."""
+    from dreamfx.export import export_model
+    exported = tmp_path / "default-jazz.pt"
+    export_model(load_model("default"), exported, fmt="torchscript", what="dream-step",
+                 objective=Objective("class", target="jazz"), sample_rate=44100)
     cases = [
+        (lambda: DreamEffect(exported, target="jazz", ensemble={"default": 1.0}), "exported torchscript dream step"),
         (lambda: DreamEffect("msd-vgg", layer="conv3", ensemble={"tags-robust": 1.0}), "an ensemble dreams toward"),
         (lambda: DreamEffect("msd-vgg", target="jazz", ensemble={"default": 1.0}), "does not know this model's tags"),
         (lambda: DreamEffect("msd-vgg", target="jazz", ensemble={"tags-robust": 1.0}, backend="onnxruntime"),
