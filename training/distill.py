@@ -72,8 +72,8 @@ def teacher_tags() -> list[str]:
 
 
 def window_logmag(audio: torch.Tensor, cfg: StftConfig) -> torch.Tensor:
-    """(B, samples) audio at 16 kHz -> (B, n_bins, frames) natural-log magnitude on ``cfg``, a network's STFT
-    configured for 16 kHz (its frame duration and bin spacing kept)."""
+    """(B, samples) audio -> (B, n_bins, frames) natural-log magnitude on ``cfg``, a network's STFT configured
+    for the audio's rate (its frame duration and bin spacing kept; 16 kHz here, 22.05 kHz in training/student.py)."""
     return log_magnitude(stft(audio, cfg))
 
 

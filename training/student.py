@@ -33,7 +33,6 @@ import safetensors.torch
 import torch
 import torch.nn.functional as F
 
-from dreamfx.dsp.spectral import log_magnitude, stft
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
 from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, agreement_scores,
                               teacher_tags, window_logmag)
@@ -181,9 +180,6 @@ def train(cache: Path, output: Path, epochs: int) -> None:
     model = new_student(teacher_tags())
     cfg = model.configure(RATE)
 
-    def inputs(audio: torch.Tensor) -> torch.Tensor:
-        return log_magnitude(stft(audio, cfg))
-
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     steps = SUBWINDOWS * len(train_idx) // BATCH
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LEARNING_RATE, total_steps=epochs * steps)
@@ -196,7 +192,7 @@ def train(cache: Path, output: Path, epochs: int) -> None:
             frames = int(rng.integers(FRAMES[0], FRAMES[1] + 1))
             gain = torch.from_numpy(rng.uniform(-1, 1, (len(batch), 1, 1)).astype(np.float32)) \
                 * GAIN_JITTER_DB / 20 * float(np.log(10))
-            x, y = inputs(spans(data["windows"][batch], frames, rng)) + gain, targets[batch]
+            x, y = window_logmag(spans(data["windows"][batch], frames, rng), cfg) + gain, targets[batch]
             loss = 0.5 * F.binary_cross_entropy_with_logits(model(x), y) \
                 + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y)
             optimizer.zero_grad()
@@ -231,8 +227,8 @@ def agreement(model: DreamNet, windows: torch.Tensor, targets: torch.Tensor, rng
     is in the student's top 5."""
     cfg = model.configure(RATE)
     with torch.no_grad():
-        probs = torch.cat([torch.sigmoid(model(log_magnitude(stft(spans(windows[i:i + 64].repeat_interleave(
-            per_window, 0), frames, rng), cfg)))) for i in range(0, len(windows), 64)])
+        probs = torch.cat([torch.sigmoid(model(window_logmag(spans(windows[i:i + 64].repeat_interleave(
+            per_window, 0), frames, rng), cfg))) for i in range(0, len(windows), 64)])
     return agreement_scores(probs, targets.repeat_interleave(per_window, 0))
 
 
@@ -252,7 +248,7 @@ def solo_ranks(model: DreamNet, seconds: float = 8.0, frames: int = FRAMES[0]) -
             length = (frames - 1) * 256 + 1024
             cut = audio[:len(audio) // length * length].reshape(-1, length)
             with torch.no_grad():
-                probs = torch.sigmoid(model(log_magnitude(stft(cut, cfg)))).mean(0)
+                probs = torch.sigmoid(model(window_logmag(cut, cfg))).mean(0)
             ranks[tag] = int((probs > probs[tags.index(f"mtt:{tag}")]).sum()) + 1
     return ranks
 

@@ -372,20 +372,19 @@ def open_backend(model: str | Path | DreamNet | None = None, backend: str = "aut
         for name, weight in ensemble.items():
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
                 raise DreamfxError(f"ensemble weight {weight!r} of {name!r} must be a number > 0")
-        if not isinstance(model, DreamNet) and (kind := model_format(model_path(model))) != "safetensors":
-            raise DreamfxError(f"{model_path(model)} is an exported {kind} dream step, which holds one network: an "
-                               "ensemble dreams on the torch backend only; give the safetensors model, or drop the "
-                               "ensemble")
-        net = model if isinstance(model, DreamNet) else load_model(model_path(model))
-        return TorchBackend(net, torch_device, [(str(name), load_model(model_path(name)), weight)
-                                                for name, weight in ensemble.items()])
     if isinstance(model, DreamNet):
         kind, path = "safetensors", None
     else:
         path = model_path(model)
         kind = model_format(path)
+    if ensemble and kind != "safetensors":
+        raise DreamfxError(f"{path} is an exported {kind} dream step, which holds one network: an ensemble dreams "
+                           "on the torch backend only; give the safetensors model, or drop the ensemble")
     if kind == "safetensors":
         net = model if isinstance(model, DreamNet) else load_model(path)
+        if ensemble:
+            return TorchBackend(net, torch_device, [(str(name), load_model(model_path(name)), weight)
+                                                    for name, weight in ensemble.items()])
         return _backend_from_net(net, backend, torch_device, exporter)
     expected = {"torchscript": "torchscript", "onnx": "onnxruntime"}[kind]
     if backend not in ("auto", expected):
