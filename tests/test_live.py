@@ -463,11 +463,12 @@ def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
 
 
 def test_cli_live_runs_and_reports(jack_server):
-    """Without --preset: live-jazz, the taggers' live student."""
+    """Without --preset: live-jazz, the taggers' live student, with its preset's headroom (live.headroom_ms 24)."""
     result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--duration", "2"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "latency:" in result.stderr and "iterations" in result.stderr and "stopped:" in result.stdout
+    assert "samples of dreamfx, 1152 of them the worker's headroom" in result.stderr  # 24 ms at 48 kHz
 
 
 def test_cli_live_soak_prints_its_summary(jack_server, measured):

@@ -69,6 +69,9 @@ BAD = [
     ("MIDI controller out of range", GOOD + "[midi.cc]\n200 = 'intensity'\n", "midi.cc.200: controller numbers are 0..127"),
     ("MIDI unknown parameter", GOOD + "[midi.cc]\n7 = 'volume'\n", "midi.cc.7 = 'volume': use one of intensity, mix"),
     ("MIDI program of an unknown preset", GOOD + "[midi]\nprograms = ['default', 'nope']\n", "unknown preset 'nope'"),
+    ("unknown live key", GOOD + "[live]\nblocksize = 64\n", "live.blocksize is not a live setting; allowed: headroom_ms"),
+    ("live headroom out of range", GOOD + "[live]\nheadroom_ms = -5\n",
+     "live.headroom_ms = -5: must be a number in 0..1000"),
     ("invalid TOML", "version = = 1", "invalid TOML"),
 ]
 

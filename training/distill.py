@@ -2,13 +2,17 @@
 
 Read top to bottom: configuration, the teachers' cache, the networks, the training loop, held-out agreement, save.
 
-    python -m training.distill cache data/distill           # teachers' tags on the train split (~10 min, 2 cores)
+    python -m training.distill cache data/distill           # renders + teachers' tags (~10 min, 2 cores)
     python -m training.distill train data/distill --kind robust -o dreamfx/assets/tags_robust.safetensors
     python -m training.distill train data/distill --kind plain -o dreamfx/assets/tags_plain.safetensors
     python -m training.distill train data/distill --kind judge -o tests/data/judge_deep.safetensors
 
 Students learn the 100 tag probabilities of both teachers (``msd:<tag>``, ``mtt:<tag>``) on 2.1 s windows of
-the train split of :mod:`training.real_recordings` (tune and test recordings are never seen).
+the train split of :mod:`training.real_recordings` (tune and test recordings are never seen) and of FluidSynth
+renders (General MIDI soundfont) of the eight synthetic genres and of solos on
+:data:`training.genres.TRAINING_INSTRUMENTS`: game music holds almost no jazz or lone acoustic instruments, and a
+dream can only follow what its network learned (issue 22: the students trained on game music alone rose 0.11 ->
+0.19 toward jazz themselves).
 
 * ``robust``: dreams in ensembles with the taggers (same STFT, so one dream step serves all).  Trained
   adversarially in the log-magnitude domain (each batch also through the worst change within +-ADV_DB, found by
@@ -17,7 +21,8 @@ the train split of :mod:`training.real_recordings` (tune and test recordings are
   al. 2019).
 * ``plain``: the robust student's architecture trained without the adversary (the lever's control).
 * ``judge``: never dreams; a deeper network on another STFT (22.05 kHz, n_fft 1024) for judging dreams made by
-  other networks.
+  other networks.  It hears the real recordings only (the sources come first in the cache, so its held-out
+  recordings and its training are those of the cache without renders).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch.nn.functional as F
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
 from dreamfx.dsp.spectral import StftConfig, log_magnitude, stft
 from training.real_recordings import package_of, read_mono, recordings
+from training.render_dataset import SOUNDFONT_LICENCE, render_clips
 
 # ---- configuration --------------------------------------------------------
 SEED = 2026
@@ -44,6 +50,9 @@ WINDOW_FRAMES = 260            # the taggers' dream window (chunk 128 + context 
 TEACHER_STFT = StftConfig(SAMPLE_RATE, 512, 128)
 WINDOW_SAMPLES = (WINDOW_FRAMES - 1) * TEACHER_STFT.hop + TEACHER_STFT.n_fft
 MAX_WINDOWS_PER_RECORDING = 40  # windows every WINDOW_SAMPLES, from the start
+RENDER_SEED = 3026             # compositions of the renders (the genre data set uses 2026, the live student 2027)
+RENDER_SECONDS = 4 * WINDOW_SAMPLES / SAMPLE_RATE + 0.2  # a render: four windows
+GENRE_CLIPS, SOLO_CLIPS = 15, 6  # per synthetic genre, per training instrument
 HOLDOUT_EVERY = 10             # every 10th recording of the train split: held out to measure agreement
 EPOCHS = {"robust": 6, "plain": 6, "judge": 6}
 BATCH = 32
@@ -54,9 +63,10 @@ ADV_DB = 3.0                   # robust training: L-inf radius of the adversaria
 # (STFT, frontend, architecture, pools over (freq, time) per block: the 260-frame window reaches the head whole)
 STUDENT = (TEACHER_STFT, {"frontend": "mel_in_the_loop", "n_mels": 64, "fmin": 30.0, "fmax": 8000.0}, "compact",
            [[2, 2, 2, 2], [2, 2, 2, 2], [2, 3, 2, 2], None])
-LICENCE = ("Trained by dreamfx (training/distill.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
+LICENCE = (f"Trained by dreamfx (training/distill.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
            "MTT_vgg (ISC licence, Music Technology Group, Universitat Pompeu Fabra: see LICENSE-musicnn.txt beside "
-           "this file), heard on Debian recordings listed in training.recordings, each under its own licence.")
+           "this file), heard on Debian recordings listed in training.sources, each under its own licence, and on FluidSynth "
+           f"renders with the {SOUNDFONT_LICENCE}.")
 KINDS = {
     "robust": STUDENT,
     "plain": STUDENT,
@@ -85,18 +95,22 @@ def main() -> None:
 @main.command()
 @click.argument("cache", type=click.Path(file_okay=False, path_type=Path))
 def cache(cache: Path) -> None:
-    """Cut the train split into windows and store them with both teachers' logits in CACHE/teachers.safetensors."""
+    """Render the clips, cut them and the train split into windows, store them with both teachers' logits in
+    CACHE/teachers.safetensors and the sources (with their licences) in CACHE/sources.json."""
     torch.manual_seed(SEED)
     started = time.time()
+    sources = [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
+                "licence": package_of(p).licence} for p in recordings("train")]
+    sources += render_clips(cache / "renders", SAMPLE_RATE, RENDER_SEED, RENDER_SECONDS, GENRE_CLIPS, SOLO_CLIPS)
     teachers = [load_model(name) for name in TEACHERS]
     for t in teachers:
         t.configure(SAMPLE_RATE)
-    windows, logits, recording = [], [], []
-    files = recordings("train")
-    with click.progressbar(files, label="teachers on the train split") as bar:
-        for index, path in enumerate(bar):
-            audio = torch.from_numpy(read_mono(path, SAMPLE_RATE))
-            count = min(MAX_WINDOWS_PER_RECORDING, len(audio) // WINDOW_SAMPLES)
+    windows, logits, source = [], [], []
+    with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
+        for index, clip in bar:
+            audio = torch.from_numpy(read_mono(Path(clip["path"]), SAMPLE_RATE))
+            limit = MAX_WINDOWS_PER_RECORDING if clip["kind"] == "real" else 4
+            count = min(limit, len(audio) // WINDOW_SAMPLES)
             if count == 0:
                 continue
             cut = audio[:count * WINDOW_SAMPLES].reshape(count, WINDOW_SAMPLES)
@@ -104,13 +118,11 @@ def cache(cache: Path) -> None:
                 logmag = window_logmag(cut, TEACHER_STFT)
                 logits.append(torch.cat([t(logmag) for t in teachers], dim=1))
             windows.append(cut.half())
-            recording += [index] * count
-    cache.mkdir(parents=True, exist_ok=True)
+            source += [index] * count
     safetensors.torch.save_file({"windows": torch.cat(windows), "logits": torch.cat(logits),
-                                 "recording": torch.tensor(recording)}, str(cache / "teachers.safetensors"))
-    (cache / "recordings.json").write_text(json.dumps(
-        [{"path": str(p), "package": package_of(p).name, "licence": package_of(p).licence} for p in files], indent=1))
-    click.echo(f"{len(recording)} windows of {len(files)} recordings in {time.time() - started:.0f} s -> {cache}")
+                                 "source": torch.tensor(source)}, str(cache / "teachers.safetensors"))
+    (cache / "sources.json").write_text(json.dumps(sources, indent=1))
+    click.echo(f"{len(source)} windows of {len(sources)} clips in {time.time() - started:.0f} s -> {cache}")
 
 
 # ---- the networks ------------------------------------------------------------
@@ -151,7 +163,11 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
     started = time.time()
     epochs = epochs or EPOCHS[kind]
     data = safetensors.torch.load_file(str(cache / "teachers.safetensors"))
-    held_out = data["recording"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+    sources = json.loads((cache / "sources.json").read_text())
+    if kind == "judge":  # the judge hears real recordings only, whatever the dreamers learn from
+        sources = [s for s in sources if s["kind"] == "real"]
+        data = {k: v[data["source"] < len(sources)] for k, v in data.items()}
+    held_out = data["source"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
     train_idx, test_idx = np.flatnonzero(~held_out.numpy()), np.flatnonzero(held_out.numpy())
     targets = torch.sigmoid(data["logits"])
     model = student(kind, teacher_tags())
@@ -184,8 +200,10 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
     model.eval()
     agreement = agreement_with_teachers(model, inputs, targets, test_idx)
     model.meta["training"] = {
-        "teachers": list(TEACHERS), "data": "train split of training/real_recordings.py",
-        "recordings": json.loads((cache / "recordings.json").read_text()),
+        "teachers": list(TEACHERS), "script": "training/distill.py",
+        "data": "train split of training/real_recordings.py" + (
+            "" if kind == "judge" else " and FluidSynth renders (training/genres.py)"),
+        "sources": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
         "seed": SEED, "epochs": epochs, "batch": BATCH, "gain_jitter_db": GAIN_JITTER_DB,
         "adversarial": {"radius_db": ADV_DB, "method": "FGSM, random start"} if kind == "robust" else None,

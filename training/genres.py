@@ -392,6 +392,18 @@ SOLO_INSTRUMENTS = {
     "sitar": (104, (57, 79), False), "choir": (52, (57, 76), True),
 }
 
+# General MIDI instruments the taggers' students hear alone in training (name -> (program, register, plays
+# chords)).  The eight instruments of the solo check are among them; training renders them from other seeds.
+TRAINING_INSTRUMENTS = {
+    **SOLO_INSTRUMENTS,
+    "bright piano": (1, (60, 84), True), "electric piano": (4, (55, 79), True), "vibraphone": (11, (60, 84), False),
+    "organ": (19, (55, 79), True), "steel guitar": (25, (52, 76), True), "jazz guitar": (26, (52, 76), True),
+    "clean guitar": (27, (52, 76), True), "overdriven guitar": (29, (45, 69), True),
+    "distortion guitar": (30, (40, 64), True), "acoustic bass": (32, (28, 52), False),
+    "strings": (48, (55, 79), True), "trumpet": (56, (58, 82), False), "tenor sax": (66, (48, 72), False),
+    "oboe": (68, (60, 84), False), "clarinet": (71, (52, 76), False), "synth lead": (81, (60, 84), False),
+}
+
 
 def compose_solo(instrument: str | tuple[int, tuple[int, int], bool], rng: np.random.Generator,
                  seconds: float) -> mido.MidiFile:

@@ -22,10 +22,11 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from dreamfx.audio_io import write_audio
-from training.genres import STYLES, compose
+from training.genres import STYLES, TRAINING_INSTRUMENTS, compose, compose_solo
 
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 PEAK = 10 ** (-3 / 20)  # normalise every clip to -3 dBFS peak
+SOUNDFONT_LICENCE = "FluidR3_GM soundfont (fluid-soundfont-gm, MIT)"
 
 
 def find_fluidsynth(soundfont: Path) -> str:
@@ -81,6 +82,30 @@ def render_jobs(root: Path, jobs, seconds: float, sample_rate: int, soundfont: P
             if progress is not None:
                 progress(1)
 
+
+
+def render_clips(folder: Path, sample_rate: int, seed: int, seconds: float, genre_clips: int,
+                 solo_clips: int) -> list[dict]:
+    """Render ``genre_clips`` clips of each synthetic genre and ``solo_clips`` solos of each of
+    :data:`~training.genres.TRAINING_INSTRUMENTS` (``seconds`` long, composed from ``seed``) into ``folder`` as
+    WAV at ``sample_rate``; their records (name, kind "genre" or "solo", path, licence, package)."""
+    fluidsynth = find_fluidsynth(DEFAULT_SOUNDFONT)
+    clips = []
+    for g, style in enumerate(STYLES):
+        for i in range(genre_clips):
+            midi, _ = compose(style, np.random.default_rng([seed, g, i]), seconds)
+            clips.append({"name": f"{style.name}.{i:02d}", "midi": midi, "kind": "genre"})
+    for j, (name, instrument) in enumerate(TRAINING_INSTRUMENTS.items()):
+        for i in range(solo_clips):
+            midi = compose_solo(instrument, np.random.default_rng([seed, 1000 + j, i]), seconds)
+            clips.append({"name": f"solo {name}.{i:02d}", "midi": midi, "kind": "solo"})
+    folder.mkdir(parents=True, exist_ok=True)
+    with click.progressbar(clips, label="FluidSynth renders") as bar:
+        for clip in bar:
+            path = folder / (clip["name"].replace(" ", "_") + ".wav")
+            render_midi(clip.pop("midi"), path, seconds, sample_rate, DEFAULT_SOUNDFONT, fluidsynth)
+            clip.update(path=str(path), licence=SOUNDFONT_LICENCE, package="fluidsynth")
+    return clips
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))

@@ -13,7 +13,7 @@ The teachers hear 2.1 s windows at 16 kHz (their own); the student learns their 
 
 * the train split of :mod:`training.real_recordings` (never the tune or test split),
 * FluidSynth renders (General MIDI soundfont) of the eight synthetic genres and of solo melodies on
-  :data:`TRAINING_INSTRUMENTS`, composed from seeds no evaluation uses,
+  :data:`training.genres.TRAINING_INSTRUMENTS`, composed from seeds no evaluation uses,
 
 with a random level (+-6 dB) and, like ``tags-robust``, the worst change of the log-magnitude within +-3 dB
 (fast adversarial training, Wong et al. 2020), so that its input gradient points at changes of the sound.
@@ -36,9 +36,10 @@ import torch.nn.functional as F
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
 from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, agreement_scores,
                               teacher_tags, window_logmag)
-from training.genres import SOLO_INSTRUMENTS, STYLES, compose, compose_solo
+from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.real_recordings import package_of, read_mono, recordings
-from training.render_dataset import DEFAULT_SOUNDFONT, find_fluidsynth, render_midi
+from training.render_dataset import (DEFAULT_SOUNDFONT, SOUNDFONT_LICENCE, find_fluidsynth, render_clips,
+                                      render_midi)
 
 # ---- configuration --------------------------------------------------------
 SEED = 2027
@@ -50,24 +51,12 @@ MAX_WINDOWS_PER_RECORDING = 40
 CLIP_SECONDS = 4 * WINDOW_SAMPLES / TEACHER_RATE + 0.2  # a render: four teacher windows
 GENRE_CLIPS = 15                   # per synthetic genre
 SOLO_CLIPS = 6                     # per training instrument
-# General MIDI programs the student hears alone: (program, register, plays chords).  The eight instruments of
-# the solo check (training.genres.SOLO_INSTRUMENTS) are among them, rendered here from other seeds.
-TRAINING_INSTRUMENTS = {
-    **SOLO_INSTRUMENTS,
-    "bright piano": (1, (60, 84), True), "electric piano": (4, (55, 79), True), "vibraphone": (11, (60, 84), False),
-    "organ": (19, (55, 79), True), "steel guitar": (25, (52, 76), True), "jazz guitar": (26, (52, 76), True),
-    "clean guitar": (27, (52, 76), True), "overdriven guitar": (29, (45, 69), True),
-    "distortion guitar": (30, (40, 64), True), "acoustic bass": (32, (28, 52), False),
-    "strings": (48, (55, 79), True), "trumpet": (56, (58, 82), False), "tenor sax": (66, (48, 72), False),
-    "oboe": (68, (60, 84), False), "clarinet": (71, (52, 76), False), "synth lead": (81, (60, 84), False),
-}
 EPOCHS = 12
 SUBWINDOWS = 4                     # random spans drawn from each teacher window per epoch
 BATCH = 64
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-3
 GAIN_JITTER_DB = 6.0
-SOUNDFONT_LICENCE = "FluidR3_GM soundfont (fluid-soundfont-gm, MIT)"
 LICENCE = ("Trained by dreamfx (training/student.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
            "MTT_vgg (ISC licence, Music Technology Group, Universitat Pompeu Fabra: see LICENSE-musicnn.txt beside "
            "this file), heard on Debian recordings listed in training.sources, each under its own licence, and "
@@ -75,26 +64,6 @@ LICENCE = ("Trained by dreamfx (training/student.py) on the tag probabilities of
 
 
 # ---- the clips -----------------------------------------------------------------
-def rendered_clips(folder: Path) -> list[dict]:
-    """Render the synthetic genres and the training instruments into ``folder`` (WAV at RATE); their records."""
-    fluidsynth = find_fluidsynth(DEFAULT_SOUNDFONT)
-    clips = []
-    for g, style in enumerate(STYLES):
-        for i in range(GENRE_CLIPS):
-            midi, _ = compose(style, np.random.default_rng([SEED, g, i]), CLIP_SECONDS)
-            clips.append({"name": f"{style.name}.{i:02d}", "midi": midi, "kind": "genre"})
-    for j, (name, instrument) in enumerate(TRAINING_INSTRUMENTS.items()):
-        for i in range(SOLO_CLIPS):
-            midi = compose_solo(instrument, np.random.default_rng([SEED, 1000 + j, i]), CLIP_SECONDS)
-            clips.append({"name": f"solo {name}.{i:02d}", "midi": midi, "kind": "solo"})
-    with click.progressbar(clips, label="FluidSynth renders") as bar:
-        for clip in bar:
-            path = folder / (clip["name"].replace(" ", "_") + ".wav")
-            render_midi(clip.pop("midi"), path, CLIP_SECONDS, RATE, DEFAULT_SOUNDFONT, fluidsynth)
-            clip.update(path=str(path), licence=SOUNDFONT_LICENCE, package="fluidsynth")
-    return clips
-
-
 def teacher_windows(audio: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """(windows (n, SPAN) at RATE, the same spans (n, WINDOW_SAMPLES) at the teachers' rate) of mono ``audio``."""
     slow = librosa.resample(audio, orig_sr=RATE, target_sr=TEACHER_RATE, res_type="soxr_hq")
@@ -124,8 +93,7 @@ def cache(cache: Path) -> None:
     torch.manual_seed(SEED)
     started = time.time()
     cache.mkdir(parents=True, exist_ok=True)
-    (cache / "renders").mkdir(exist_ok=True)
-    sources = rendered_clips(cache / "renders")
+    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS)
     sources += [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
                  "licence": package_of(p).licence} for p in recordings("train")]
     teachers = [load_model(name) for name in TEACHERS]

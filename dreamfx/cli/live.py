@@ -31,7 +31,7 @@ from dreamfx.recipe import build_chain
 @click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True, help="Compute threads of "
               "the dream (torch, onnxruntime); one runs at the worker's real-time priority, more do not.")
 @click.option("--headroom", type=float, metavar="MS", help="Time the worker has for each chunk, part of the "
-              "latency (default: measured before the stream starts).")
+              "latency (default: the preset's live.headroom_ms, else measured before the stream starts).")
 @click.option("--learn", type=click.Choice(list(MIDI_PARAMETERS)), help="Bind the next MIDI controller moved to "
               "this parameter, and save the preset with that MIDI map when the session ends.")
 @click.option("--save-preset", type=click.Path(path_type=Path), help="Where --learn saves the preset (default: "
@@ -66,6 +66,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         if save_preset.resolve().parent == PRESET_DIR.resolve():
             raise DreamfxError(f"--learn would change the shipped preset {source.name!r}: add --save-preset my.toml")
         check_output_path(save_preset, [], overwrite=True, formats=(".toml",))
+    headroom = source.live.get("headroom_ms") if headroom is None else headroom
     torch.set_num_threads(threads)  # before the chains are built: onnxruntime sessions take this count too
     chain = build_chain(source, model, chain_spec, **overrides)
 

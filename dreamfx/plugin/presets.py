@@ -57,7 +57,8 @@ MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
 PRESET_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "presets",
                                Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
                   Path(sys.prefix) / "share" / "dreamfx" / "presets")
-TOP_KEYS = ("version", "name", "description", "dream", "midi", "chain")
+TOP_KEYS = ("version", "name", "description", "dream", "midi", "live", "chain")
+LIVE_KEYS = {"headroom_ms": (0.0, 1000.0)}  # live-only settings -> allowed range
 CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames", "ensemble")  # fixed once built
 DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
 MIDI_KEYS = ("cc", "notes", "programs")
@@ -101,6 +102,7 @@ class Preset:
     dream: dict = field(default_factory=dict)
     midi: MidiMap | None = None  # None: the default map
     chain: list[dict] = field(default_factory=lambda: [{"plugin": "dream"}])
+    live: dict = field(default_factory=dict)  # headroom_ms: the worker's time per chunk live (default: measured)
 
     @property
     def where(self) -> str:
@@ -157,6 +159,8 @@ class Preset:
             m = self.midi
             doc["midi"] = {"notes": m.notes, "programs": list(m.programs),
                            "cc": {str(number): name for number, name in sorted(m.cc.items())}}
+        if self.live:
+            doc["live"] = self.live
         doc["chain"] = self.chain
         return doc
 
@@ -204,6 +208,14 @@ def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
         if key not in DREAM_KEYS:
             _fail(where, f"dream.{key} is not a dream parameter; allowed: {', '.join(DREAM_KEYS)}")
     midi = _parse_midi(data["midi"], where) if "midi" in data else None
+    live = data.get("live", {})
+    _check_type(where, "live", live, dict, "a table ([live])")
+    for key, value in live.items():
+        if key not in LIVE_KEYS:
+            _fail(where, f"live.{key} is not a live setting; allowed: {', '.join(LIVE_KEYS)}")
+        low, high = LIVE_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            _fail(where, f"live.{key} = {value!r}: must be a number in {low:g}..{high:g}")
     chain = data.get("chain", [{"plugin": "dream"}])
     if not isinstance(chain, list) or not all(isinstance(s, dict) for s in chain):
         _fail(where, "chain must be an array of tables ([[chain]])")
@@ -215,7 +227,7 @@ def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
             _fail(where, f"chain[{i}]: the dream stage takes its parameters from [dream], not from the chain entry")
     if sum(s.get("plugin") == "dream" for s in chain) != 1:
         _fail(where, "chain must contain exactly one stage with plugin = \"dream\"")
-    return Preset(name, description, path, dict(dream), midi, [dict(s) for s in chain])
+    return Preset(name, description, path, dict(dream), midi, [dict(s) for s in chain], dict(live))
 
 
 def _parse_midi(table, where: str) -> MidiMap:
