@@ -316,7 +316,10 @@ def test_the_compiled_callback_serves_the_stream_while_python_is_held_for_a_seco
     served, (take, trip) = serve_while_the_interpreter_is_held(True, jack_server, workdir, measured)
     assert served >= 0.5, served
     assert take.stats.late_blocks >= 1  # the worker was held up: the dry signal filled in
-    assert len(trip.unmatched) <= 2 * take.xruns_while_recording and len(trip.matched) >= 30, trip
+    # 30 pieces of 0.1 s compared; only a piece an xrun fell into may differ (a late machine can cost many: a run here
+    # saw 41 xruns and 22 matched pieces while another process trained a network)
+    assert len(trip.matched) + len(trip.unmatched) >= 30 and len(trip.matched) >= 10, trip
+    assert len(trip.unmatched) <= 2 * take.xruns_while_recording, trip
 
 
 def test_a_python_callback_stalls_while_python_is_held(jack_server, workdir, measured):

@@ -57,6 +57,7 @@ BATCH = 64
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-3
 GAIN_JITTER_DB = 6.0
+CORRELATION_WEIGHT = 1.0           # weight of the logits' correlation with the teachers' (rank agreement)
 LICENCE = ("Trained by dreamfx (training/student.py) on the tag probabilities of musicnn 0.1.0's MSD_vgg and "
            "MTT_vgg (ISC licence, Music Technology Group, Universitat Pompeu Fabra: see LICENSE-musicnn.txt beside "
            "this file), heard on Debian recordings listed in training.sources, each under its own licence, and "
@@ -131,11 +132,23 @@ def spans(windows: torch.Tensor, frames: int, rng: np.random.Generator) -> torch
     return torch.stack([w[s:s + length] for w, s in zip(windows, starts)]).float()
 
 
+def correlation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """1 - the Pearson correlation of (B, 100) logits with the teachers', per window and tag set (50 tags each),
+    averaged: binary cross-entropy barely orders the many tags a teacher hears little of, which rank agreement
+    counts as much as the top ones."""
+    def standard(x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(len(x), len(TEACHERS), -1)
+        return (x - x.mean(-1, keepdim=True)) / (x.std(-1, unbiased=False, keepdim=True) + 1e-6)
+    return 1 - (standard(logits) * standard(teacher_logits)).mean()
+
+
 @main.command()
 @click.argument("cache", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--epochs", type=int, default=EPOCHS, show_default=True)
-def train(cache: Path, output: Path, epochs: int) -> None:
+@click.option("--correlation-weight", type=float, default=CORRELATION_WEIGHT, show_default=True,
+              help="Weight of the logits' correlation with the teachers' (0: probabilities only).")
+def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> None:
     """Train the live student on CACHE and write it to OUTPUT."""
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -161,8 +174,10 @@ def train(cache: Path, output: Path, epochs: int) -> None:
             gain = torch.from_numpy(rng.uniform(-1, 1, (len(batch), 1, 1)).astype(np.float32)) \
                 * GAIN_JITTER_DB / 20 * float(np.log(10))
             x, y = window_logmag(spans(data["windows"][batch], frames, rng), cfg) + gain, targets[batch]
-            loss = 0.5 * F.binary_cross_entropy_with_logits(model(x), y) \
-                + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y)
+            logits = model(x)
+            loss = 0.5 * F.binary_cross_entropy_with_logits(logits, y) \
+                + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y) \
+                + correlation_weight * correlation_loss(logits, data["logits"][batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -177,7 +192,7 @@ def train(cache: Path, output: Path, epochs: int) -> None:
         "sources": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
         "seed": SEED, "epochs": epochs, "batch": BATCH, "frames": list(FRAMES), "gain_jitter_db": GAIN_JITTER_DB,
-        "adversarial": {"radius_db": 3.0, "method": "FGSM, random start"},
+        "adversarial": {"radius_db": 3.0, "method": "FGSM, random start"}, "correlation_weight": correlation_weight,
         "held_out_agreement": held, "train_seconds": round(time.time() - started, 1), "torch": torch.__version__,
     }
     model.meta["licence"] = LICENCE
