@@ -47,16 +47,15 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: b
     from dreamfx import Chain
     from dreamfx.testing.jack_dummy import DummyJackServer
     from dreamfx.testing.sched_trace import SchedulerTrace
-    from dreamfx.live.processor import LiveProcessor
+    from dreamfx.live.processor import LiveProcessor, headroom_frames
     from dreamfx.live.stream import run_live, soak_summary
     from dreamfx.plugin.presets import load_preset
     log = tempfile.NamedTemporaryFile(suffix=".log")  # jackd's messages: the clients late at each xrun
     with DummyJackServer(f"dreamfx-bench-{os.getpid()}", samplerate, blocksize, Path(log.name)) as server:
         source = load_preset(preset)
         chain = Chain.from_preset(source, **({"intensity": 0.0} if bypass else {}))
-        headroom_ms = source.live.get("headroom_ms")  # as dreamfx live takes it; else measured
         processor = LiveProcessor(chain, samplerate, 2, blocksize, preset_name=preset, realtime=realtime,
-                                  headroom=None if headroom_ms is None else round(headroom_ms * samplerate / 1000))
+                                  headroom=headroom_frames(source, samplerate))
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
         traces = Path(tempfile.mkdtemp(prefix="dreamfx-xruns-"))
         tracer = SchedulerTrace(server.pid, blocksize / samplerate, lambda: processor.stats.xruns, traces) \

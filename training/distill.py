@@ -102,28 +102,51 @@ def cache(cache: Path, renders: bool) -> None:
     CACHE/teachers.safetensors and the sources (with their licences) in CACHE/sources.json."""
     torch.manual_seed(SEED)
     started = time.time()
-    sources = [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
-                "licence": package_of(p).licence} for p in recordings("train")]
+    sources = train_recordings()
     if renders:
         sources += render_clips(cache / "renders", SAMPLE_RATE, RENDER_SEED, RENDER_SECONDS, GENRE_CLIPS,
                                 SOLO_CLIPS)
+
+    def cut(clip: dict, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        audio = read_mono(Path(clip["path"]), SAMPLE_RATE)
+        count = min(limit, len(audio) // WINDOW_SAMPLES)
+        windows = audio[:count * WINDOW_SAMPLES].reshape(count, WINDOW_SAMPLES)
+        return windows, windows  # the students hear the teachers' own windows
+
+    cache_teachers(cache, sources, cut, started)
+
+
+def train_recordings() -> list[dict]:
+    """The train split's recordings as cache sources: name, path, kind "real", package and licence."""
+    return [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
+             "licence": package_of(p).licence} for p in recordings("train")]
+
+
+def teacher_logits(teachers: list[DreamNet], windows: np.ndarray) -> torch.Tensor:
+    """Both teachers' logits (n, 100) of (n, WINDOW_SAMPLES) windows at 16 kHz."""
+    with torch.no_grad():
+        logmag = window_logmag(torch.from_numpy(windows), TEACHER_STFT)
+        return torch.cat([t(logmag) for t in teachers], dim=1)
+
+
+def cache_teachers(cache: Path, sources: list[dict], cut, started: float) -> None:
+    """Store every source's windows with both teachers' logits in CACHE/teachers.safetensors (windows in half
+    precision, logits (n, 100), the source's index) and the sources in CACHE/sources.json.  ``cut(source,
+    limit)`` -> (the student's windows (n, samples) at its rate, the same spans (n, WINDOW_SAMPLES) at 16 kHz),
+    at most ``limit`` of them: MAX_WINDOWS_PER_RECORDING of a recording, 4 of a render."""
     teachers = [load_model(name) for name in TEACHERS]
     for t in teachers:
         t.configure(SAMPLE_RATE)
     windows, logits, source = [], [], []
     with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
         for index, clip in bar:
-            audio = torch.from_numpy(read_mono(Path(clip["path"]), SAMPLE_RATE))
-            limit = MAX_WINDOWS_PER_RECORDING if clip["kind"] == "real" else 4
-            count = min(limit, len(audio) // WINDOW_SAMPLES)
-            if count == 0:
+            mine, theirs = cut(clip, MAX_WINDOWS_PER_RECORDING if clip["kind"] == "real" else 4)
+            if len(mine) == 0:
                 continue
-            cut = audio[:count * WINDOW_SAMPLES].reshape(count, WINDOW_SAMPLES)
-            with torch.no_grad():
-                logmag = window_logmag(cut, TEACHER_STFT)
-                logits.append(torch.cat([t(logmag) for t in teachers], dim=1))
-            windows.append(cut.half())
-            source += [index] * count
+            logits.append(teacher_logits(teachers, theirs))
+            windows.append(torch.from_numpy(mine).half())
+            source += [index] * len(mine)
+    cache.mkdir(parents=True, exist_ok=True)
     safetensors.torch.save_file({"windows": torch.cat(windows), "logits": torch.cat(logits),
                                  "source": torch.tensor(source)}, str(cache / "teachers.safetensors"))
     (cache / "sources.json").write_text(json.dumps(sources, indent=1))

@@ -83,7 +83,6 @@ def render_jobs(root: Path, jobs, seconds: float, sample_rate: int, soundfont: P
                 progress(1)
 
 
-
 def render_clips(folder: Path, sample_rate: int, seed: int, seconds: float, genre_clips: int,
                  solo_clips: int) -> list[dict]:
     """Render ``genre_clips`` clips of each synthetic genre and ``solo_clips`` solos of each of
@@ -106,6 +105,7 @@ def render_clips(folder: Path, sample_rate: int, seed: int, seconds: float, genr
             render_midi(clip.pop("midi"), path, seconds, sample_rate, DEFAULT_SOUNDFONT, fluidsynth)
             clip.update(path=str(path), licence=SOUNDFONT_LICENCE, package="fluidsynth")
     return clips
+
 
 @click.command()
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))

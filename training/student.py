@@ -35,9 +35,9 @@ import torch.nn.functional as F
 
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
 from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, agreement_scores,
-                              teacher_tags, window_logmag)
+                              cache_teachers, teacher_logits, teacher_tags, train_recordings, window_logmag)
 from training.genres import SOLO_INSTRUMENTS, compose_solo
-from training.real_recordings import package_of, read_mono, recordings
+from training.real_recordings import read_mono, recordings
 from training.render_dataset import (DEFAULT_SOUNDFONT, SOUNDFONT_LICENCE, find_fluidsynth, render_clips,
                                       render_midi)
 
@@ -47,7 +47,6 @@ RATE = 22050                       # the student's STFT rate (the genre model's)
 TEACHER_RATE = TEACHER_STFT.sample_rate
 SPAN = round(WINDOW_SAMPLES * RATE / TEACHER_RATE)  # a teacher window's samples at RATE
 FRAMES = (24, 32)                  # the student hears this many STFT frames (live: 2 + 22; offline: 8 + 24)
-MAX_WINDOWS_PER_RECORDING = 40
 CLIP_SECONDS = 4 * WINDOW_SAMPLES / TEACHER_RATE + 0.2  # a render: four teacher windows
 GENRE_CLIPS = 15                   # per synthetic genre
 SOLO_CLIPS = 6                     # per training instrument
@@ -77,13 +76,6 @@ def teacher_windows(audio: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarr
     return mine, theirs
 
 
-def teacher_logits(teachers, windows: np.ndarray) -> torch.Tensor:
-    """Both teachers' logits (n, 100) of 16 kHz windows."""
-    with torch.no_grad():
-        logmag = window_logmag(torch.from_numpy(windows), TEACHER_STFT)
-        return torch.cat([t(logmag) for t in teachers], dim=1)
-
-
 # ---- the teachers' cache ---------------------------------------------------------
 @click.group()
 def main() -> None:
@@ -96,27 +88,9 @@ def cache(cache: Path) -> None:
     """Render and read the clips, cut them into teacher windows, cache them with the teachers' logits."""
     torch.manual_seed(SEED)
     started = time.time()
-    cache.mkdir(parents=True, exist_ok=True)
-    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS)
-    sources += [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
-                 "licence": package_of(p).licence} for p in recordings("train")]
-    teachers = [load_model(name) for name in TEACHERS]
-    for t in teachers:
-        t.configure(TEACHER_RATE)
-    windows, logits, source = [], [], []
-    with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
-        for index, clip in bar:
-            limit = MAX_WINDOWS_PER_RECORDING if clip["kind"] == "real" else 4
-            mine, theirs = teacher_windows(read_mono(Path(clip["path"]), RATE), limit)
-            if len(mine) == 0:
-                continue
-            logits.append(teacher_logits(teachers, theirs))
-            windows.append(torch.from_numpy(mine).half())
-            source += [index] * len(mine)
-    safetensors.torch.save_file({"windows": torch.cat(windows), "logits": torch.cat(logits),
-                                 "source": torch.tensor(source)}, str(cache / "teachers.safetensors"))
-    (cache / "sources.json").write_text(json.dumps(sources, indent=1))
-    click.echo(f"{len(source)} windows of {len(sources)} clips in {time.time() - started:.0f} s -> {cache}")
+    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS) + train_recordings()
+    cache_teachers(cache, sources, lambda clip, limit: teacher_windows(read_mono(Path(clip["path"]), RATE), limit),
+                   started)
 
 
 # ---- training --------------------------------------------------------------------

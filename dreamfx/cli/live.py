@@ -44,7 +44,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     `dreamfx presets list` order), crossfaded over one chunk.
     """
     import torch
-    from dreamfx.live.processor import LiveProcessor
+    from dreamfx.live.processor import LiveProcessor, headroom_frames
     from dreamfx.live.stream import run_live, soak_summary
     from dreamfx.plugin.midi import MidiControl
     from dreamfx.live.midi_ports import close_midi_port, open_midi_input
@@ -66,7 +66,6 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         if save_preset.resolve().parent == PRESET_DIR.resolve():
             raise DreamfxError(f"--learn would change the shipped preset {source.name!r}: add --save-preset my.toml")
         check_output_path(save_preset, [], overwrite=True, formats=(".toml",))
-    headroom = source.live.get("headroom_ms") if headroom is None else headroom
     torch.set_num_threads(threads)  # before the chains are built: onnxruntime sessions take this count too
     chain = build_chain(source, model, chain_spec, **overrides)
 
@@ -79,7 +78,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # reached by program change
     processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control, chain_factory=chain_factory,
                               programs=programs, preset_name=source.name,
-                              headroom=None if headroom is None else round(headroom * samplerate / 1000))
+                              headroom=headroom_frames(source, samplerate, headroom))
     if processor.unswitchable:
         click.echo("not switchable by program change: " + "; ".join(
             f"{name} ({why})" for name, why in processor.unswitchable.items()), err=True)

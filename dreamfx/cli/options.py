@@ -24,8 +24,7 @@ def dream_options(f=None, *, preset: str = "default"):
     options = [
         click.option("--preset", default=preset, show_default=True, help="Preset name in presets/ or a .toml path."),
         click.option("--model", help="A shipped model (default, msd-vgg, mtt-vgg, tags-plain, tags-robust, tags-live) "
-                     "or a model "
-                     "file (.safetensors, .onnx, .pt); default: the preset's."),
+                     "or a model file (.safetensors, .onnx, .pt); default: the preset's."),
         click.option("--intensity", type=float, help="Dream depth 0..1 (0 = bypass)."),
         click.option("--iterations", type=int, help="Dream iterations per chunk."),
         click.option("--step", type=float, help="Step size per iteration."),

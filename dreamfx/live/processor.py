@@ -45,7 +45,7 @@ from dreamfx.plugin.chain import Chain
 from dreamfx.engine.streaming import DreamEngine, EngineStats
 from dreamfx.errors import DreamfxError
 from dreamfx.plugin.midi import MidiControl
-from dreamfx.plugin.presets import MidiMap
+from dreamfx.plugin.presets import MidiMap, Preset
 from dreamfx.live.native_audio import (CALLBACKS, DROPPED_FRAMES, LAST_XRUN, LATE_BLOCKS, N_COUNTERS, OWED, XRUNS,
                                        callback_layout, exchange)
 from dreamfx.dsp.ringbuffer import RingBuffer
@@ -358,6 +358,13 @@ class LiveProcessor:
             self.control.retarget(switch.chain.dream_effects[0], switch.midi_map)
         self.stats.switches += 1
         self.notice = f"switched to {switch.name}"
+
+
+def headroom_frames(preset: Preset, sample_rate: int, override_ms: float | None = None) -> int | None:
+    """The worker's headroom for :class:`LiveProcessor`, in frames at ``sample_rate``: ``override_ms`` (the
+    command line's), else the preset's ``live.headroom_ms``, else None (measured when the processor is built)."""
+    ms = preset.live.get("headroom_ms") if override_ms is None else override_ms
+    return None if ms is None else round(ms * sample_rate / 1000)
 
 
 def real_time_priority(priority: int) -> str:
