@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import click
@@ -54,6 +55,7 @@ MAX_WINDOWS_PER_RECORDING = 40  # windows every WINDOW_SAMPLES, from the start
 RENDER_SEED = 3026             # compositions of the renders (the genre data set uses 2026, the live student 2027)
 RENDER_SECONDS = 4 * WINDOW_SAMPLES / SAMPLE_RATE + 0.2  # a render: four windows
 GENRE_CLIPS, SOLO_CLIPS = 15, 6  # per synthetic genre, per training instrument
+DISTILL_PACKAGES = ("warzone2100-music", "supertux-data", "drascula-music")  # the students' and judge's recordings
 HOLDOUT_EVERY = 10             # every 10th recording of the train split: held out to measure agreement
 EPOCHS = {"robust": 6, "plain": 6, "judge": 6}
 BATCH = 32
@@ -116,10 +118,11 @@ def cache(cache: Path, renders: bool) -> None:
     cache_teachers(cache, sources, cut, started)
 
 
-def train_recordings() -> list[dict]:
-    """The train split's recordings as cache sources: name, path, kind "real", package and licence."""
+def train_recordings(packages: Collection[str] | None = DISTILL_PACKAGES) -> list[dict]:
+    """The train split's recordings (of ``packages``; None: all) as cache sources: name, path, kind "real",
+    package and licence."""
     return [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
-             "licence": package_of(p).licence} for p in recordings("train")]
+             "licence": package_of(p).licence} for p in recordings("train", packages)]
 
 
 def teacher_logits(teachers: list[DreamNet], windows: np.ndarray) -> torch.Tensor:
@@ -255,17 +258,27 @@ def agreement_with_teachers(model: DreamNet, inputs, targets: torch.Tensor, indi
 
 
 def agreement_scores(probs: torch.Tensor, targets: torch.Tensor) -> dict:
-    """Per teacher, over rows of (n, 100) student and teacher probabilities: the mean Spearman correlation of its
-    50 tags, and how often the teacher's top tag is in the student's top 5."""
+    """Per teacher, over rows (windows) of (n, 100) student and teacher probabilities:
+
+    * ``rank_correlation``: the Spearman correlation of its 50 tags in a window, averaged over windows;
+      ``constant_rank_correlation``: the same for a constant, the teachers' mean over these windows (the tags'
+      prior alone scores high here: what the student adds is the difference);
+    * ``teacher_top_in_top5``: how often the teacher's top tag is in the student's top 5;
+    * ``across_windows``: per tag, the Spearman correlation of the student's and the teacher's probability across
+      the windows, averaged over the 50 tags (0 for any constant): does the student hear a tag rise where the
+      teacher does, what a dream toward that tag needs."""
     from scipy.stats import spearmanr
     result = {}
     for t, name in enumerate(TEACHERS):
         mine, theirs = probs[:, 50 * t:50 * (t + 1)].numpy(), targets[:, 50 * t:50 * (t + 1)].numpy()
+        prior = theirs.mean(axis=0)
         rho = np.mean([spearmanr(a, b)[0] for a, b in zip(mine, theirs)])
+        constant = np.mean([spearmanr(prior, b)[0] for b in theirs])
         top5 = np.mean([np.argmax(b) in np.argsort(-a)[:5] for a, b in zip(mine, theirs)])
-        result[name] = {"rank_correlation": round(float(rho), 3), "teacher_top_in_top5": round(float(top5), 3)}
+        across = np.mean([spearmanr(a, b)[0] for a, b in zip(mine.T, theirs.T)])
+        result[name] = {"rank_correlation": round(float(rho), 3), "constant_rank_correlation": round(float(constant), 3),
+                        "teacher_top_in_top5": round(float(top5), 3), "across_windows": round(float(across), 3)}
     return result
-
 
 if __name__ == "__main__":
     main()

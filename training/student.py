@@ -11,7 +11,8 @@ training, agreement with the teachers.
 The teachers hear 2.1 s windows at 16 kHz (their own); the student learns their 100 tag probabilities
 (``msd:<tag>``, ``mtt:<tag>``) from any 24-32 frames inside such a window, at its own rate, from:
 
-* the train split of :mod:`training.real_recordings` (never the tune or test split),
+* the train split of :mod:`training.real_recordings`, all eight packages (never the tune or test split; the
+  five added for this student raised its agreement across windows on the test split from 0.35 to 0.39),
 * FluidSynth renders (General MIDI soundfont) of the eight synthetic genres and of solo melodies on
   :data:`training.genres.TRAINING_INSTRUMENTS`, composed from seeds no evaluation uses,
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import click
@@ -88,7 +90,7 @@ def cache(cache: Path) -> None:
     """Render and read the clips, cut them into teacher windows, cache them with the teachers' logits."""
     torch.manual_seed(SEED)
     started = time.time()
-    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS) + train_recordings()
+    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS) + train_recordings(None)
     cache_teachers(cache, sources, lambda clip, limit: teacher_windows(read_mono(Path(clip["path"]), RATE), limit),
                    started)
 
@@ -166,7 +168,8 @@ def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> 
     held = agreement(model, data["windows"][test_idx], targets[test_idx], np.random.default_rng(SEED + 1))
     model.meta["training"] = {
         "teachers": list(TEACHERS), "script": "training/student.py",
-        "data": "train split of training/real_recordings.py and FluidSynth renders (training/genres.py)",
+        "data": "train split of training/real_recordings.py (eight packages) and FluidSynth renders "
+                "(training/genres.py)",
         "sources": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
         "seed": SEED, "epochs": epochs, "batch": BATCH, "frames": list(FRAMES), "gain_jitter_db": GAIN_JITTER_DB,
@@ -214,13 +217,14 @@ def solo_ranks(model: DreamNet, seconds: float = 8.0, frames: int = FRAMES[0]) -
     return ranks
 
 
-def test_split_agreement(model: DreamNet, frames: int = FRAMES[0]) -> dict:
-    """:func:`agreement` on the test split's recordings (hyperrogue-music, asc-music: never trained on)."""
+def test_split_agreement(model: DreamNet, frames: int = FRAMES[0], packages: Collection[str] | None = None) -> dict:
+    """:func:`agreement` on the test split's recordings (hyperrogue-music, asc-music: never trained on; of
+    ``packages`` only, when given)."""
     teachers = [load_model(name) for name in TEACHERS]
     for t in teachers:
         t.configure(TEACHER_RATE)
     windows, targets = [], []
-    for path in recordings("test"):
+    for path in recordings("test", packages):
         mine, theirs = teacher_windows(read_mono(path, RATE), 20)
         if len(mine):
             windows.append(torch.from_numpy(mine))
