@@ -132,11 +132,7 @@ NOT_YET_HEARD = pytest.mark.xfail(strict=True, reason=(
     "music holds little metal); strict, so the day it passes this mark must go"))
 
 
-LIVE_JAZZ_NOT_YET_HEARD = pytest.mark.xfail(strict=True, reason=(
-    "issue 24, not met: the live student's jazz dream (0.28 s windows, 2-frame chunks) moves the held-out judges "
-    "by less than +0.05 (msd-vgg 0.017 -> 0.026 here; benchmarks/student.py on ten test recordings); strict, so "
-    "the day it passes this mark must go"))
-NOT_YET = {"msd-heavy-metal": NOT_YET_HEARD, "live-jazz": LIVE_JAZZ_NOT_YET_HEARD}
+NOT_YET = {"msd-heavy-metal": NOT_YET_HEARD}
 
 
 @pytest.mark.parametrize("preset", [pytest.param(p, marks=NOT_YET[p]) if p in NOT_YET else p

@@ -12,7 +12,7 @@ The teachers hear 2.1 s windows at 16 kHz (their own); the student learns their 
 (``msd:<tag>``, ``mtt:<tag>``) from any 24-32 frames inside such a window, at its own rate, from:
 
 * the train split of :mod:`training.real_recordings`, all eight packages (never the tune or test split; the
-  five added for this student raised its agreement across windows on the test split from 0.35 to 0.39),
+  five added for this student raised its agreement across windows on the test split from 0.35 to 0.38-0.40),
 * FluidSynth renders (General MIDI soundfont) of the eight synthetic genres and of solo melodies on
   :data:`training.genres.TRAINING_INSTRUMENTS`, composed from seeds no evaluation uses,
 
