@@ -79,12 +79,11 @@ def iteration_seconds(model: str, backend: str, objective: Objective, repeats: i
     return best_time(lambda: [step(inputs) for _ in range(iterations)], repeats) / iterations
 
 
-def default_trades(repeats: int) -> None:
-    """Each of DEFAULT_TRADES on the example clip: the dream stage's RTF, its retention, and its smoothness (the
-    output's SNR under 1e-7 of input noise, on the clip's first 5 s; the issue asks >= 0.95 and >= 60 dB); what
-    is traded: the dreaming network's objective (its layer's activation) on the rendered audio over the dry
-    input's, and how much of the song is kept (chroma / onset correlations, benchmarks/transfer.py's)."""
-    audio, sr = read_audio(example_clip_path())
+def default_trades(audio: np.ndarray, sr: int, repeats: int) -> None:
+    """Each of DEFAULT_TRADES on ``audio`` (channels, samples) at ``sr``: the dream stage's RTF, its retention, and
+    its smoothness (the output's SNR under 1e-7 of input noise, on the first 5 s; the issue asks >= 0.95 and
+    >= 60 dB); what is traded: the dreaming network's objective (its layer's activation) on the rendered audio
+    over the dry input's, and how much of the song is kept (chroma / onset correlations, benchmarks/transfer.py's)."""
     print("| default preset's dream | RTF | retention | smoothness | objective after / before | kept chroma / onsets |"
           "\n|---|---|---|---|---|---|")
     for name, (overrides, batch) in DEFAULT_TRADES.items():
@@ -156,7 +155,7 @@ def rtf(repeats: int) -> None:
         seconds = best_time(lambda: chain(audio, sr), repeats)
         print(f"{preset:12s} RTF {seconds / (audio.shape[1] / sr):.3f}")
     print("\n## the default preset's dream moved to the student and lightened (example clip, 1 thread)")
-    default_trades(repeats)
+    default_trades(audio, sr, repeats)
 
 
 @click.command()

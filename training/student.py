@@ -90,7 +90,8 @@ def cache(cache: Path) -> None:
     """Render and read the clips, cut them into teacher windows, cache them with the teachers' logits."""
     torch.manual_seed(SEED)
     started = time.time()
-    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS) + train_recordings(None)
+    sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS) \
+        + train_recordings(packages=None)  # all eight packages of the train split
     cache_teachers(cache, sources, lambda clip, limit: teacher_windows(read_mono(Path(clip["path"]), RATE), limit),
                    started)
 
