@@ -111,7 +111,7 @@ def measure(task: tuple) -> dict:
     seconds = time.perf_counter() - started
     judges = _cache["judges"]
     dreamer = next(j for j in judges if j.name in dreamers)
-    verdicts = {j.name: (j.probability(audio, SAMPLE_RATE, tag), j.probability(out, SAMPLE_RATE, tag))
+    verdicts = {j.name: (dry_probability(index, j, tag), j.probability(out, SAMPLE_RATE, tag))
                 for j in [dreamer] + judges_of(tag, dreamers, judges)}
     chroma, onsets = kept(audio, out, SAMPLE_RATE)
     return {"recording": name, "tag": tag, "lever": lever, "dreamer": dreamer.name, "verdicts": verdicts,
@@ -119,9 +119,16 @@ def measure(task: tuple) -> dict:
             "kept": (chroma, onsets), "retention": retention, "rtf": seconds / (audio.shape[1] / SAMPLE_RATE)}
 
 
+def dry_probability(index: int, judge, tag: str) -> float:
+    """``judge``'s probability of ``tag`` on excerpt ``index`` before any dream, judged once per worker."""
+    key = (index, judge.name, tag)
+    if key not in _cache["dry"]:
+        _cache["dry"][key] = judge.probability(_cache["excerpts"][index][1], SAMPLE_RATE, tag)
+    return _cache["dry"][key]
+
+
 def start_worker(split: str, count: int, seconds: float) -> None:
-    _cache["excerpts"] = excerpts(split, count, seconds)
-    _cache["judges"] = load_judges(JUDGES)
+    _cache.update(excerpts=excerpts(split, count, seconds), judges=load_judges(JUDGES), dry={})
 
 
 def rises(before: float, after: float) -> bool:

@@ -90,10 +90,9 @@ def render_clips(folder: Path, sample_rate: int, seed: int, seconds: float, genr
     WAV at ``sample_rate``; their records (name, kind "genre" or "solo", path, licence, package)."""
     fluidsynth = find_fluidsynth(DEFAULT_SOUNDFONT)
     clips = []
-    for g, style in enumerate(STYLES):
-        for i in range(genre_clips):
-            midi, _ = compose(style, np.random.default_rng([seed, g, i]), seconds)
-            clips.append({"name": f"{style.name}.{i:02d}", "midi": midi, "kind": "genre"})
+    for rel, midi, _ in plan(genre_clips, seconds, seed):
+        clips.append({"name": f"{rel.parent.name}.{int(rel.stem.rsplit('.', 1)[1]):02d}", "midi": midi,
+                      "kind": "genre"})
     for j, (name, instrument) in enumerate(TRAINING_INSTRUMENTS.items()):
         for i in range(solo_clips):
             midi = compose_solo(instrument, np.random.default_rng([seed, 1000 + j, i]), seconds)

@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
-from training.distill import (HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial, agreement_scores,
-                              cache_teachers, teacher_logits, teacher_tags, train_recordings, window_logmag)
+from training.distill import (ADV_DB, HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES, adversarial,
+                              agreement_scores, cache_teachers, teacher_logits, teacher_tags, train_recordings,
+                              window_logmag)
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.real_recordings import read_mono, recordings
 from training.render_dataset import (DEFAULT_SOUNDFONT, SOUNDFONT_LICENCE, find_fluidsynth, render_clips,
@@ -174,7 +175,7 @@ def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> 
         "sources": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
         "seed": SEED, "epochs": epochs, "batch": BATCH, "frames": list(FRAMES), "gain_jitter_db": GAIN_JITTER_DB,
-        "adversarial": {"radius_db": 3.0, "method": "FGSM, random start"}, "correlation_weight": correlation_weight,
+        "adversarial": {"radius_db": ADV_DB, "method": "FGSM, random start"}, "correlation_weight": correlation_weight,
         "held_out_agreement": held, "train_seconds": round(time.time() - started, 1), "torch": torch.__version__,
     }
     model.meta["licence"] = LICENCE
