@@ -182,6 +182,23 @@ def adversarial(model: DreamNet, logmag: torch.Tensor, target: torch.Tensor) -> 
     return logmag + (delta.detach() + 1.25 * radius * grad.sign()).clamp(-radius, radius)
 
 
+def level_jitter(count: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random level within +-GAIN_JITTER_DB for each of ``count`` windows: (count, 1, 1), natural-log
+    magnitude, to add to a (count, n_bins, frames) log-magnitude."""
+    return torch.from_numpy(rng.uniform(-1, 1, (count, 1, 1)).astype(np.float32)) * GAIN_JITTER_DB / 20 \
+        * float(np.log(10))
+
+
+def descend(optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+            loss: torch.Tensor) -> float:
+    """One optimiser step down ``loss`` (and one of the learning-rate schedule); the loss's value."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
 # ---- training ----------------------------------------------------------------
 @main.command()
 @click.argument("cache", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -218,17 +235,11 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
         losses = []
         for s in range(steps):
             batch = order[s * BATCH:(s + 1) * BATCH]
-            gain = torch.from_numpy(rng.uniform(-1, 1, (len(batch), 1, 1)).astype(np.float32)) * GAIN_JITTER_DB / 20 \
-                * float(np.log(10))
-            x, y = inputs(batch) + gain, targets[batch]
+            x, y = inputs(batch) + level_jitter(len(batch), rng), targets[batch]
             loss = F.binary_cross_entropy_with_logits(model(x), y)
             if kind == "robust":
                 loss = 0.5 * loss + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(descend(optimizer, schedule, loss))
         click.echo(f"epoch {epoch + 1:3d}/{epochs}  loss {np.mean(losses):.4f}  ({time.time() - started:.0f} s)")
     model.eval()
     agreement = agreement_with_teachers(model, inputs, targets, test_idx)
