@@ -366,7 +366,8 @@ def test_midi_through_a_jack_port_and_replayed_from_its_recording(jack_server, w
     control = MidiControl(effect)
     processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK, control=control)
     control.recording = True
-    port = open_midi_input(control, virtual="dreamfx-test-in")
+    port = open_midi_input(virtual="dreamfx-test-in")
+    control.source = port.get_message
     live = trajectory(effect, processor.engine)
     sender = rtmidi.MidiOut(rtmidi.API_UNIX_JACK)
     sender.open_port(next(i for i, p in enumerate(sender.get_ports()) if "dreamfx-test-in" in p))
@@ -437,7 +438,8 @@ def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
     processor = LiveProcessor(chain, SR, 2, BLOCK, control=control, chain_factory=factory,
                               programs=("default", "subtle-shimmer"), preset_name="default")
     control.learn("mix")
-    port = open_midi_input(control, virtual="dreamfx-switch-in")
+    port = open_midi_input(virtual="dreamfx-switch-in")
+    control.source = port.get_message
     sender = jack_midi_sender("dreamfx-switch-in")
     thread, result = run_in_background(processor, 8.0, jack_server)
     time.sleep(1.0)

@@ -45,7 +45,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     """
     import torch
     from dreamfx.live.processor import LiveProcessor, headroom_frames
-    from dreamfx.live.stream import run_live, soak_summary
+    from dreamfx.live.stream import find_audio_device, run_live, soak_summary
     from dreamfx.plugin.midi import MidiControl
     from dreamfx.live.midi_ports import close_midi_port, open_midi_input
     from dreamfx.plugin.presets import PRESET_DIR, preset_names, preset_path
@@ -66,39 +66,42 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
         if save_preset.resolve().parent == PRESET_DIR.resolve():
             raise DreamfxError(f"--learn would change the shipped preset {source.name!r}: add --save-preset my.toml")
         check_output_path(save_preset, [], overwrite=True, formats=(".toml",))
-    torch.set_num_threads(threads)  # before the chains are built: onnxruntime sessions take this count too
-    chain = build_chain(source, model, chain_spec, **overrides)
-
-    def chain_factory(name: str):
-        switched = load_preset(name)
-        return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"]), \
-            switched.midi
-
-    control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
-    programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # reached by program change
-    processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control, chain_factory=chain_factory,
-                              programs=programs, preset_name=source.name,
-                              headroom=headroom_frames(source, samplerate, headroom))
-    if processor.unswitchable:
-        click.echo("not switchable by program change: " + "; ".join(
-            f"{name} ({why})" for name, why in processor.unswitchable.items()), err=True)
-    midi_in = None
-    if control is not None:
-        control.recording = record is not None
-        if learn is not None:
-            control.learn(learn)
-            click.echo(f"MIDI learn: move the controller for {learn}", err=True)
-        midi_in = open_midi_input(control, midi_port, midi_virtual)
-        click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
-    interactive = sys.stderr.isatty()
-    report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
-        (lambda line: click.echo(line, err=True))
+    # what the user named must exist before the chains are built (seconds, more for a MIDI performance's programs)
+    devices = find_audio_device(input_device, "input"), find_audio_device(output_device, "output")
+    midi_in = open_midi_input(midi_port, midi_virtual) if midi else None
     try:
-        stats = run_live(processor, input_device=input_device, output_device=output_device, blocksize=blocksize,
-                         duration=soak if soak is not None else duration, report=report,
-                         report_every=10.0 if soak is not None else 0.5)
-    except KeyboardInterrupt:
-        stats = processor.stats
+        torch.set_num_threads(threads)  # before the chains are built: onnxruntime sessions take this count too
+        chain = build_chain(source, model, chain_spec, **overrides)
+
+        def chain_factory(name: str):
+            switched = load_preset(name)
+            return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"]), \
+                switched.midi
+
+        control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
+        programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # by program change
+        processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control,
+                                  chain_factory=chain_factory, programs=programs, preset_name=source.name,
+                                  headroom=headroom_frames(source, samplerate, headroom))
+        if processor.unswitchable:
+            click.echo("not switchable by program change: " + "; ".join(
+                f"{name} ({why})" for name, why in processor.unswitchable.items()), err=True)
+        if control is not None:
+            control.recording = record is not None
+            control.source = midi_in.get_message
+            if learn is not None:
+                control.learn(learn)
+                click.echo(f"MIDI learn: move the controller for {learn}", err=True)
+            click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
+        interactive = sys.stderr.isatty()
+        report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
+            (lambda line: click.echo(line, err=True))
+        try:
+            stats = run_live(processor, input_device=devices[0], output_device=devices[1], blocksize=blocksize,
+                             duration=soak if soak is not None else duration, report=report,
+                             report_every=10.0 if soak is not None else 0.5)
+        except KeyboardInterrupt:
+            stats = processor.stats
     finally:
         if midi_in is not None:
             close_midi_port(midi_in)

@@ -1,4 +1,4 @@
-"""MIDI input ports through python-rtmidi (JACK MIDI, else ALSA): open one feeding a MidiControl, close it
+"""MIDI input ports through python-rtmidi (JACK MIDI, else ALSA): open one (to feed a MidiControl), close it
 safely, list them.
 
 Messages wait in rtmidi's own queue (no Python callback: rtmidi would call it on JACK's process thread, which
@@ -12,7 +12,6 @@ import os
 import time
 
 from dreamfx.errors import DreamfxError
-from dreamfx.plugin.midi import MidiControl
 
 
 def midi_systems():
@@ -30,11 +29,12 @@ def midi_systems():
                 continue
 
 
-def open_midi_input(control: MidiControl, port: str | int | None = None, virtual: str | None = None):
-    """Open a MIDI input feeding ``control``: an existing port (name part or number) or a new virtual port.
+def open_midi_input(port: str | int | None = None, virtual: str | None = None):
+    """Open a MIDI input: an existing port (name part or number) or a new virtual port.
 
-    Uses the first running MIDI system (JACK, then ALSA).  Returns the rtmidi.MidiIn (close it with
-    :func:`close_midi_port`).
+    Uses the first running MIDI system (JACK, then ALSA).  Returns the rtmidi.MidiIn: feed a
+    :class:`~dreamfx.plugin.midi.MidiControl` with ``control.source = midi_in.get_message``, close it with
+    :func:`close_midi_port`.
     """
     _, _, midi_in = next(midi_systems(), (None, None, None))
     if midi_in is None:
@@ -44,7 +44,6 @@ def open_midi_input(control: MidiControl, port: str | int | None = None, virtual
         midi_in.open_virtual_port(virtual)
     else:
         midi_in.open_port(find_port(midi_in.get_ports(), port))
-    control.source = midi_in.get_message
     return midi_in
 
 
