@@ -151,7 +151,7 @@ def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> 
         for s in range(steps):
             batch = order[s * BATCH:(s + 1) * BATCH]
             frames = int(rng.integers(FRAMES[0], FRAMES[1] + 1))
-            gain = level_jitter(len(batch), rng)
+            gain = level_jitter(len(batch), rng)  # drawn before the spans: the generator's order is the seed's
             x, y = window_logmag(spans(data["windows"][batch], frames, rng), cfg) + gain, targets[batch]
             logits = model(x)
             loss = 0.5 * F.binary_cross_entropy_with_logits(logits, y) \
