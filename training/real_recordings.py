@@ -1,7 +1,7 @@
 """Real recordings from Debian's game-music packages, split by package so nothing leaks between uses.
 
-    train  the students' and judges' distillation (training/distill.py: three packages; the live student,
-           training/student.py: all eight)
+    train  the students' and judges' distillation (training/distill.py: DISTILL_PACKAGES; the live student,
+           training/student.py: all nine), less the recordings a package holds out to measure agreement on
     tune   choosing the presets' dream settings
     test   held-out: the transfer benchmark's verdicts (benchmarks/transfer.py), never tuned on
 
@@ -9,7 +9,8 @@ Every package's licence is in ``/usr/share/doc/PACKAGE/copyright`` (summarised i
 used here: wesnoth's music packages and nexuiz-music, kept for independent checks.  Install with
 
     apt-get install -y asc-music drascula-music hyperrogue-music warzone2100-music xmoto-data supertux-data \
-        hedgewars-data warmux-data freedroidrpg-data megaglest-data colobot-common-sounds
+        hedgewars-data warmux-data freedroidrpg-data megaglest-data colobot-common-sounds \
+        fretsonfire-songs-muldjord
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Package:
     glob: str        # the music files, relative to /
     licence: str     # summary of /usr/share/doc/<name>/copyright for these files
     split: str       # "train", "tune" or "test"
+    held_out: str = ""  # a pattern (Path.match) of its recordings never trained on: where agreement is measured
+    name_parts: int = 1  # a recording's name: its file's stem (1), or its folder and stem (2: "song/guitar")
+    max_windows: int | None = None  # windows a trainer takes of each recording (None: the trainer's own limit)
 
 
 PACKAGES = (
@@ -44,6 +48,11 @@ PACKAGES = (
     Package("megaglest-data", "usr/share/games/megaglest/techs/megapack/factions/*/music/*.ogg",
             "CC-BY-SA-3.0 (MegaGlest factions' music)", "train"),
     Package("colobot-common-sounds", "usr/share/games/colobot/music/*.ogg", "GPL-3+ (Colobot music)", "train"),
+    # Added for issue 31: real metal, each song's mix and its guitar alone; one song is held out of training to
+    # measure the students' agreement on metal and guitar.
+    Package("fretsonfire-songs-muldjord", "usr/share/games/fretsonfire/data/songs/muldjord/*/*.ogg",
+            "CC-BY-SA-3.0 (four songs by the Danish metal band Muldjord, El Senator: mixes and guitar stems)", "train",
+            held_out="mutilated_mime/*.ogg", name_parts=2, max_windows=1000),  # whole songs: the only metal
     Package("xmoto-data", "usr/share/games/xmoto/Textures/Musics/*.ogg", "GPL-2+ (X-Moto music)", "tune"),
     Package("hyperrogue-music", "usr/share/hyperrogue/music/*.ogg",
             "CC-BY-SA-3.0 / CC-BY-3.0 / CC-BY-SA-4.0 / CC0 (HyperRogue soundtrack)", "test"),
@@ -65,6 +74,18 @@ def recordings(split: str, packages: Collection[str] | None = None) -> list[Path
 def package_of(path: Path) -> Package:
     """The package a recording came from."""
     return next(p for p in PACKAGES if Path(path).match("/" + p.glob))
+
+
+def recording_name(path: Path) -> str:
+    """A recording's name in training records: ``hr3-jungle``, ``armygeddon/guitar``."""
+    path = Path(path)
+    return "/".join(path.with_suffix("").parts[-package_of(path).name_parts:])
+
+
+def is_held_out(path: Path) -> bool:
+    """Whether its package holds the recording out of training (to measure agreement on)."""
+    held_out = package_of(path).held_out
+    return bool(held_out) and Path(path).match(held_out)
 
 
 def read_recording(path: Path, sample_rate: int, start_s: float = 0.0, seconds: float | None = None) -> np.ndarray:

@@ -11,8 +11,9 @@ training, agreement with the teachers.
 The teachers hear 2.1 s windows at 16 kHz (their own); the student learns their 100 tag probabilities
 (``msd:<tag>``, ``mtt:<tag>``) from any 24-32 frames inside such a window, at its own rate, from:
 
-* the train split of :mod:`training.real_recordings`, all eight packages (never the tune or test split; the
-  five added for this student raised its agreement across windows on the test split from 0.35 to 0.38-0.40),
+* the train split of :mod:`training.real_recordings`, all nine packages (never the tune or test split; the
+  five added for this student raised its agreement across windows on the test split from 0.35 to 0.38-0.40;
+  Muldjord's metal, mixes and guitar stems, since issue 31, one song held out),
 * FluidSynth renders (General MIDI soundfont) of the eight synthetic genres and of solo melodies on
   :data:`training.genres.TRAINING_INSTRUMENTS`, composed from seeds no evaluation uses,
 
@@ -37,8 +38,8 @@ import torch.nn.functional as F
 
 from dreamfx.nets.models import DreamNet, build_metadata, load_model, save_model
 from training.distill import (ADV_DB, GAIN_JITTER_DB, HOLDOUT_EVERY, TEACHER_STFT, TEACHERS, WINDOW_SAMPLES,
-                              adversarial, agreement_scores, cache_teachers, descend, level_jitter, teacher_logits,
-                              teacher_tags, train_recordings, window_logmag)
+                              adversarial, agreement_scores, cache_teachers, descend, held_out_windows,
+                              level_jitter, teacher_logits, teacher_tags, train_recordings, window_logmag)
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.real_recordings import read_mono, recordings
 from training.render_dataset import (DEFAULT_SOUNDFONT, SOUNDFONT_LICENCE, find_fluidsynth, render_clips,
@@ -91,7 +92,7 @@ def cache(cache: Path) -> None:
     torch.manual_seed(SEED)
     started = time.time()
     sources = render_clips(cache / "renders", RATE, SEED, CLIP_SECONDS, GENRE_CLIPS, SOLO_CLIPS) \
-        + train_recordings(packages=None)  # all eight packages of the train split
+        + train_recordings(packages=None)  # all nine packages of the train split
     cache_teachers(cache, sources, lambda clip, limit: teacher_windows(read_mono(Path(clip["path"]), RATE), limit),
                    started)
 
@@ -135,7 +136,7 @@ def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> 
     started = time.time()
     data = safetensors.torch.load_file(str(cache / "teachers.safetensors"))
     sources = json.loads((cache / "sources.json").read_text())
-    held_out = (data["source"] % HOLDOUT_EVERY == HOLDOUT_EVERY - 1).numpy()
+    held_out = held_out_windows(data["source"], sources)
     train_idx, test_idx = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     targets = torch.sigmoid(data["logits"])
     model = new_student(teacher_tags())
@@ -164,7 +165,7 @@ def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> 
     held = agreement(model, data["windows"][test_idx], targets[test_idx], np.random.default_rng(SEED + 1))
     model.meta["training"] = {
         "teachers": list(TEACHERS), "script": "training/student.py",
-        "data": "train split of training/real_recordings.py (eight packages) and FluidSynth renders "
+        "data": "train split of training/real_recordings.py (nine packages) and FluidSynth renders "
                 "(training/genres.py)",
         "sources": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
@@ -181,15 +182,15 @@ def train(cache: Path, output: Path, epochs: int, correlation_weight: float) -> 
 
 # ---- agreement with the teachers ---------------------------------------------------------
 def agreement(model: DreamNet, windows: torch.Tensor, targets: torch.Tensor, rng: np.random.Generator,
-              frames: int = FRAMES[0], per_window: int = 4) -> dict:
+              frames: int = FRAMES[0], per_window: int = 4, tags: Collection[str] = ()) -> dict:
     """Per tag set: the mean Spearman correlation between the student's tags on ``per_window`` random spans of
     ``frames`` frames and the teachers' on the whole window holding them, and how often the teacher's top tag
-    is in the student's top 5."""
+    is in the student's top 5 (and each of ``tags`` alone: :func:`training.distill.agreement_scores`)."""
     cfg = model.configure(RATE)
     with torch.no_grad():
         probs = torch.cat([torch.sigmoid(model(window_logmag(spans(windows[i:i + 64].repeat_interleave(
             per_window, 0), frames, rng), cfg))) for i in range(0, len(windows), 64)])
-    return agreement_scores(probs, targets.repeat_interleave(per_window, 0))
+    return agreement_scores(probs, targets.repeat_interleave(per_window, 0), tags)
 
 
 def solo_ranks(model: DreamNet, seconds: float = 8.0, frames: int = FRAMES[0]) -> dict[str, int]:

@@ -252,6 +252,9 @@ def _parse_midi(table, where: str) -> MidiMap:
     return MidiMap(numbers, notes, tuple(programs))
 
 
+RENAMED = {"msd-heavy-metal": "msd-metal"}  # shipped presets renamed: old name -> new name (issue 31)
+
+
 def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     """A preset name (file in presets/) or a path to a .toml file (relative to ``relative_to``'s folder)."""
     p = Path(name_or_path)
@@ -262,6 +265,9 @@ def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
             raise DreamfxError(f"preset file {p} not found")
         return p
     candidate = PRESET_DIR / f"{name_or_path}.toml"
+    if str(name_or_path) in RENAMED:
+        raise DreamfxError(f"preset {str(name_or_path)!r} is now called {RENAMED[str(name_or_path)]!r}: write "
+                           f"--preset {RENAMED[str(name_or_path)]}")
     if not candidate.is_file():
         raise DreamfxError(f"unknown preset {str(name_or_path)!r}: available presets are "
                            f"{', '.join(preset_names()) or '(none)'}")

@@ -23,9 +23,10 @@ JUDGE_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "judge_dee
 PATCH_SECONDS = 3.0
 TAG_SETS = {"msd-vgg": "msd", "mtt-vgg": "mtt"}  # the shipped taggers' tag sets
 # Tags another network knows under its own name: the other tag set's tagger, the genre model (softmax).
-SHARED_TAGS = {"msd:heavy metal": {"mtt-vgg": "metal", "default": "metal"}, "msd:jazz": {"default": "jazz"},
+SHARED_TAGS = {"msd:metal": {"mtt-vgg": "metal", "default": "metal"}, "msd:jazz": {"default": "jazz"},
+               "msd:heavy metal": {"mtt-vgg": "metal", "default": "metal"},
                "msd:guitar": {"mtt-vgg": "guitar"}, "mtt:guitar": {"msd-vgg": "guitar"},
-               "mtt:metal": {"msd-vgg": "heavy metal", "default": "metal"}, "mtt:piano": {}}
+               "mtt:metal": {"msd-vgg": "metal", "default": "metal"}, "mtt:piano": {}}
 
 
 @dataclass
