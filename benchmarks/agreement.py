@@ -7,8 +7,8 @@ Two sets of held-out windows (2.1 s, the teachers' own windows at 16 kHz):
 * the Muldjord song held out of every training (``mutilated_mime``: its mix and its guitar alone), whole.
 
 A distilled student or the judge hears the whole window (as in training/distill.py); the live student hears
-24-frame spans inside it (training/student.py's ``agreement``).  Models are files or shipped names, e.g. the
-shipped ones before a retraining, taken from git:
+24-frame spans inside it (training/student.py's ``recordings_agreement``).  Models are files or shipped names,
+e.g. the shipped ones before a retraining, taken from git:
 
     git show HEAD~5:dreamfx/assets/tags_plain.safetensors > /tmp/before-tags_plain.safetensors
     python benchmarks/agreement.py tags-plain /tmp/before-tags_plain.safetensors ...
@@ -21,49 +21,18 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 from common import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dreamfx.nets.models import load_model  # noqa: E402
-from training.distill import (SAMPLE_RATE, TEACHERS, WINDOW_SAMPLES, agreement_scores, teacher_logits,  # noqa: E402
-                              window_logmag)
-from training.real_recordings import is_held_out, read_mono, recordings  # noqa: E402
-from training.student import RATE, SEED, agreement, teacher_windows  # noqa: E402
+from training.real_recordings import recordings  # noqa: E402
+from training.student import held_out_song_agreement, recordings_agreement  # noqa: E402
 
 TAGS = ("msd:metal", "msd:heavy metal", "msd:guitar", "mtt:metal", "mtt:guitar", "mtt:rock")
-SETS = {"test split": (lambda: recordings("test"), 20),
-        "held-out Muldjord song": (lambda: [p for p in recordings("train", ["fretsonfire-songs-muldjord"])
-                                            if is_held_out(p)], 1000)}
-
-
-def windows_of(paths: list[Path], limit: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(windows at 16 kHz (n, WINDOW_SAMPLES), the same spans at the live student's rate (n, SPAN), the teachers'
-    probabilities (n, 100)) of at most ``limit`` windows of each recording."""
-    teachers = [load_model(name) for name in TEACHERS]
-    for t in teachers:
-        t.configure(SAMPLE_RATE)
-    slow, fast, targets = [], [], []
-    for path in paths:
-        mine, theirs = teacher_windows(read_mono(path, RATE), limit)
-        if len(mine):
-            fast.append(torch.from_numpy(mine))
-            slow.append(torch.from_numpy(theirs))
-            targets.append(torch.sigmoid(teacher_logits(teachers, theirs)))
-    return torch.cat(slow), torch.cat(fast), torch.cat(targets)
-
-
-def scores(model_name: str, slow: torch.Tensor, fast: torch.Tensor, targets: torch.Tensor) -> dict:
-    """:func:`agreement_scores` of one model on the windows (the live student: on spans of them)."""
-    model = load_model(model_name)
-    if model.meta.get("training", {}).get("script") == "training/student.py":  # the live student: 0.28 s spans
-        return agreement(model, fast, targets, np.random.default_rng(SEED + 2), tags=TAGS)
-    cfg = model.configure(SAMPLE_RATE)
-    with torch.no_grad():
-        probs = torch.cat([torch.sigmoid(model(window_logmag(slow[i:i + 64], cfg))) for i in range(0, len(slow), 64)])
-    return agreement_scores(probs, targets, TAGS)
+SETS = {"test split": lambda model: recordings_agreement(model, recordings("test"), 20, tags=TAGS),
+        "held-out Muldjord song": lambda model: held_out_song_agreement(model, TAGS)}
 
 
 @click.command()
@@ -74,16 +43,14 @@ def main(models: tuple[str, ...], save: Path | None) -> None:
     torch.set_num_threads(1)
     print(f"# agreement: {machine()}")
     result = {}
-    for set_name, (paths, limit) in SETS.items():
-        slow, fast, targets = windows_of(paths(), limit)
-        for model in models:
-            result[set_name, model] = scores(model, slow, fast, targets)
-        print(f"\n## {set_name}: {len(slow)} windows")
+    for set_name, measure in SETS.items():
+        print(f"\n## {set_name}")
         print("| model | teacher | across windows (50 tags) | top tag in top 5 | rank corr. (constant) | " +
               " | ".join(TAGS) + " |")
         print("|---|---|---|---|---|" + "---|" * len(TAGS))
         for model in models:
-            for teacher, s in result[set_name, model].items():
+            result[f"{set_name} | {model}"] = scores = measure(load_model(model))
+            for teacher, s in scores.items():
                 tags = s.get("tags", {})
                 cells = " | ".join(f"{tags[t]['across_windows']:.2f} ({tags[t]['student_mean']:.2f} / "
                                    f"{tags[t]['teacher_mean']:.2f})" if t in tags else "" for t in TAGS)
@@ -91,7 +58,7 @@ def main(models: tuple[str, ...], save: Path | None) -> None:
                       f"{s['rank_correlation']:.3f} ({s['constant_rank_correlation']:.3f}) | {cells} |")
     print("\nper tag: correlation across windows (student's mean / teacher's mean probability)")
     if save:
-        save.write_text(json.dumps({f"{k[0]} | {k[1]}": v for k, v in result.items()}, indent=1))
+        save.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

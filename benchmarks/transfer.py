@@ -52,7 +52,8 @@ ROBUST, PLAIN = "tags-robust", "tags-plain"
 TRANSFORMS = {"samples": 4, "shift_bins": 3, "gain_db": 3.0, "tilt_db": 1.5, "noise_db": 2.0}
 BEFORE = {"ensemble": None, "transforms": None, "smooth_bins": 2, "smooth_frames": 1, "octaves": 1, "iterations": 6,
           "step": 0.15}  # the tagger presets' dream settings before issue 22
-# lever -> (dreaming model: "tagger" (the preset's) or a student, overrides of the preset's dream settings)
+# lever -> (dreaming model: "tagger" (the tag set's VGG), a student, or "preset" (the preset's own networks),
+# overrides of the preset's dream settings)
 LEVERS = {
     "none (the taggers' presets before)": ("tagger", BEFORE),
     "prior: smooth 16 x 8 in 3 octaves": ("tagger", {**BEFORE, "smooth_bins": 16, "smooth_frames": 8, "octaves": 3}),
@@ -66,7 +67,8 @@ LEVERS = {
     "students: plain + robust x0.5": (PLAIN, {**BEFORE, "ensemble": {ROBUST: 0.5}, "iterations": 10, "step": 0.2}),
     "students + transforms": (PLAIN, {**BEFORE, "ensemble": {ROBUST: 0.5}, "iterations": 10, "step": 0.2,
                                       "transforms": TRANSFORMS}),
-    "the presets' dream now": ("tagger", {}),
+    "the presets' dream now": ("preset", {}),
+    "the presets' dream, 16 iterations": ("preset", {"iterations": 16}),
 }
 # Whole-chain variants: "preset" (as shipped) and the preset with these plugins removed from its chain.
 CHAINS = {"preset": (), "preset without Reverb": ("Reverb",), "preset without Limiter and ceiling": ("Limiter", "Gain"),
@@ -91,8 +93,9 @@ def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
     model, overrides = LEVERS[lever]
     preset = load_preset(TAGS[tag])
     tag_set, bare = tag.split(":", 1)
-    preset.dream.update({"model": TAGGER[tag_set], "target": bare} if model == "tagger" else
-                        {"model": model, "target": tag})
+    if model != "preset":
+        preset.dream.update({"model": TAGGER[tag_set], "target": bare} if model == "tagger" else
+                            {"model": model, "target": tag})
     preset.dream.update(overrides)
     preset.dream = {k: v for k, v in preset.dream.items() if v is not None}
     effect = DreamEffect.from_preset(preset)
@@ -193,12 +196,13 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--jobs", default=2, show_default=True)
 @click.option("--levers", default=";".join(LEVERS), show_default=False, help="lever names separated by semicolons")
 @click.option("--presets/--no-presets", default=True)
+@click.option("--tags", "tags_chosen", default=",".join(TAGS), show_default=True, help="comma-separated tags")
 @click.option("--chains", is_flag=True, help="also the presets' chains without Reverb, Limiter, ... (CHAINS)")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
 @click.option("--rows", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="print the tables of rows saved before (later files replace earlier rows of the same lever)")
-def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, chains: bool,
-         save: Path | None, saved: tuple[Path, ...]) -> None:
+def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, tags_chosen: str,
+         chains: bool, save: Path | None, saved: tuple[Path, ...]) -> None:
     if saved:
         merged = {}
         for path in saved:
@@ -207,9 +211,10 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
     else:
         print(f"# transfer: {machine()}; {count} excerpts of {seconds:g} s from the {split} split")
         chosen = [lever for lever in levers.split(";") if lever]
-        tasks = [(i, tag, lever) for lever in chosen for tag in TAGS for i in range(count)]
+        tags = [tag for tag in TAGS if tag in tags_chosen.split(",")]
+        tasks = [(i, tag, lever) for lever in chosen for tag in tags for i in range(count)]
         variants = [v for v in CHAINS if presets and (chains or v == "preset")]
-        tasks += [(i, tag, v) for v in variants for tag in TAGS for i in range(count)
+        tasks += [(i, tag, v) for v in variants for tag in tags for i in range(count)
                   if v == "preset" or any(s["plugin"] in CHAINS[v] for s in load_preset(TAGS[tag]).chain)]
         started = time.time()
         with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:

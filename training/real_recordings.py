@@ -1,4 +1,5 @@
-"""Real recordings from Debian's game-music packages, split by package so nothing leaks between uses.
+"""Real recordings from Debian's packages (game music, and Muldjord's metal songs), split by package so nothing
+leaks between uses.
 
     train  the students' and judges' distillation (training/distill.py: DISTILL_PACKAGES; the live student,
            training/student.py: all nine), less the recordings a package holds out to measure agreement on
@@ -6,7 +7,8 @@
     test   held-out: the transfer benchmark's verdicts (benchmarks/transfer.py), never tuned on
 
 Every package's licence is in ``/usr/share/doc/PACKAGE/copyright`` (summarised in :data:`PACKAGES`).  Never
-used here: wesnoth's music packages and nexuiz-music, kept for independent checks.  Install with
+used here: wesnoth's music packages, nexuiz-music and fretsonfire-songs-sectoid, kept for independent checks.
+Install with
 
     apt-get install -y asc-music drascula-music hyperrogue-music warzone2100-music xmoto-data supertux-data \
         hedgewars-data warmux-data freedroidrpg-data megaglest-data colobot-common-sounds \

@@ -41,7 +41,7 @@ from training.distill import (ADV_DB, GAIN_JITTER_DB, HOLDOUT_EVERY, TEACHER_STF
                               adversarial, agreement_scores, cache_teachers, descend, held_out_windows,
                               level_jitter, teacher_logits, teacher_tags, train_recordings, window_logmag)
 from training.genres import SOLO_INSTRUMENTS, compose_solo
-from training.real_recordings import read_mono, recordings
+from training.real_recordings import is_held_out, read_mono, recordings
 from training.render_dataset import (DEFAULT_SOUNDFONT, SOUNDFONT_LICENCE, find_fluidsynth, render_clips,
                                       render_midi)
 
@@ -214,19 +214,40 @@ def solo_ranks(model: DreamNet, seconds: float = 8.0, frames: int = FRAMES[0]) -
     return ranks
 
 
-def test_split_agreement(model: DreamNet, frames: int = FRAMES[0], packages: Collection[str] | None = None) -> dict:
-    """:func:`agreement` on the test split's recordings (hyperrogue-music, asc-music: never trained on; of
-    ``packages`` only, when given)."""
+def recordings_agreement(model: DreamNet, paths: list[Path], limit: int = 20, frames: int = FRAMES[0],
+                         tags: Collection[str] = ()) -> dict:
+    """The teachers' tags on at most ``limit`` 2.1 s windows of each of ``paths`` against ``model``'s: the live
+    student's on spans of ``frames`` frames inside them (:func:`agreement`), a distilled student's or the judge's
+    on the whole windows at the teachers' rate (as training/distill.py measures), each of ``tags`` alone too."""
     teachers = [load_model(name) for name in TEACHERS]
     for t in teachers:
         t.configure(TEACHER_RATE)
-    windows, targets = [], []
-    for path in recordings("test", packages):
-        mine, theirs = teacher_windows(read_mono(path, RATE), 20)
+    windows, slow, targets = [], [], []
+    for path in paths:
+        mine, theirs = teacher_windows(read_mono(path, RATE), limit)
         if len(mine):
             windows.append(torch.from_numpy(mine))
+            slow.append(torch.from_numpy(theirs))
             targets.append(torch.sigmoid(teacher_logits(teachers, theirs)))
-    return agreement(model, torch.cat(windows), torch.cat(targets), np.random.default_rng(SEED + 2), frames)
+    if model.meta.get("training", {}).get("script") == "training/student.py":
+        return agreement(model, torch.cat(windows), torch.cat(targets), np.random.default_rng(SEED + 2), frames,
+                         tags=tags)
+    cfg, slow = model.configure(TEACHER_RATE), torch.cat(slow)
+    with torch.no_grad():
+        probs = torch.cat([torch.sigmoid(model(window_logmag(slow[i:i + 64], cfg))) for i in range(0, len(slow), 64)])
+    return agreement_scores(probs, torch.cat(targets), tags)
+
+
+def test_split_agreement(model: DreamNet, frames: int = FRAMES[0], packages: Collection[str] | None = None) -> dict:
+    """:func:`recordings_agreement` on the test split's recordings (hyperrogue-music, asc-music: never trained on;
+    of ``packages`` only, when given)."""
+    return recordings_agreement(model, recordings("test", packages), 20, frames)
+
+
+def held_out_song_agreement(model: DreamNet, tags: Collection[str] = ()) -> dict:
+    """:func:`recordings_agreement` on the whole Muldjord song held out of every training (mix and guitar)."""
+    paths = [p for p in recordings("train", ["fretsonfire-songs-muldjord"]) if is_held_out(p)]
+    return recordings_agreement(model, paths, 1000, tags=tags)
 
 
 @main.command("agreement")
