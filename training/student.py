@@ -244,10 +244,11 @@ def test_split_agreement(model: DreamNet, frames: int = FRAMES[0], packages: Col
     return recordings_agreement(model, recordings("test", packages), 20, frames)
 
 
-def held_out_song_agreement(model: DreamNet, tags: Collection[str] = ()) -> dict:
-    """:func:`recordings_agreement` on the whole Muldjord song held out of every training (mix and guitar)."""
+def held_out_song_agreement(model: DreamNet, tags: Collection[str] = (), limit: int = 1000) -> dict:
+    """:func:`recordings_agreement` on the Muldjord song held out of every training (mix and guitar; its first
+    ``limit`` windows, the whole song by default)."""
     paths = [p for p in recordings("train", ["fretsonfire-songs-muldjord"]) if is_held_out(p)]
-    return recordings_agreement(model, paths, 1000, tags=tags)
+    return recordings_agreement(model, paths, limit, tags=tags)
 
 
 @main.command("agreement")
