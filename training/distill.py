@@ -9,7 +9,8 @@ Read top to bottom: configuration, the teachers' cache, the networks, the traini
 
 Students learn the 100 tag probabilities of both teachers (``msd:<tag>``, ``mtt:<tag>``) on 2.1 s windows of
 the train split of :mod:`training.real_recordings`, four of its packages (:data:`DISTILL_PACKAGES`: three of game
-music and, since issue 31, Muldjord's metal, mixes and guitar stems; tune and test recordings are never seen).  ``cache --renders`` adds FluidSynth renders (General MIDI soundfont) of the
+music and, since issue 31, Muldjord's metal, mixes and guitar stems; tune and test recordings are never seen).
+``cache --renders`` adds FluidSynth renders (General MIDI soundfont) of the
 eight synthetic genres and of solos on :data:`training.genres.TRAINING_INSTRUMENTS` (game music holds almost no
 jazz or lone acoustic instruments).
 Measured on the tune split (issue 22), students trained with them made whole-chain dreams that the held-out
@@ -154,9 +155,9 @@ def cache_teachers(cache: Path, sources: list[dict], cut, started: float) -> Non
     windows, logits, source = [], [], []
     with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
         for index, clip in bar:
-            real = clip["kind"] == "real"
-            mine, theirs = cut(clip, (package_of(Path(clip["path"])).max_windows or MAX_WINDOWS_PER_RECORDING)
-                               if real else 4)
+            limit = 4 if clip["kind"] != "real" else \
+                package_of(Path(clip["path"])).max_windows or MAX_WINDOWS_PER_RECORDING
+            mine, theirs = cut(clip, limit)
             if len(mine) == 0:
                 continue
             logits.append(teacher_logits(teachers, theirs))
