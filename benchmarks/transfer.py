@@ -180,7 +180,7 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
                                 for r, rival in zip(mine, rivals)]) if all(rivals) else float("nan")
             chroma, onsets = np.mean([r["kept"] for r in mine], axis=0)
             retention = [r["retention"] for r in mine if r["retention"] == r["retention"]]  # NaN: a whole chain
-            smooth = [r["smooth_db"] for r in mine if r.get("smooth_db", float("nan")) == r.get("smooth_db")]
+            smooth = [r["smooth_db"] for r in mine if not np.isnan(r.get("smooth_db", np.nan))]  # whole chains only
             print(f"| {lever} | {tag} | {d0:.3f} -> {d1:.3f} | {j[:, 0].mean():.3f} -> {j[:, 1].mean():.3f} "
                   f"({np.mean([rises(a, b) for a, b in j]):.0%}) | {other_text} | {mean_hits:.0%} | {specific:.0%} | "
                   f"{chroma:.2f} / {onsets:.2f} | {f'{np.mean(retention):.2f}' if retention else '-'} | "

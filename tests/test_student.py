@@ -60,9 +60,10 @@ def test_the_retrained_students_and_judge_name_muldjord_and_its_licence():
 
 def test_the_students_hear_metal_in_a_song_they_never_heard(measured):
     """The Muldjord song held out of every training (its mix and its guitar alone, the first 40 windows of 2.1 s
-    of each: the suite's time; benchmarks/agreement.py hears the whole song): the teachers' top tag is in the student's top 5 in >= 80 % of windows for both tag sets (before the students learned from
-    Muldjord's other songs: 19-23 %), and the student hears at least half of the metal its MSD teacher hears
-    (mean probability; before: a tenth)."""
+    of each: the suite's time; benchmarks/agreement.py hears the whole song): the teachers' top tag is in the
+    student's top 5 in >= 80 % of windows for both tag sets (before the students learned from Muldjord's other
+    songs: 19-23 %), and the student hears at least half of the metal its MSD teacher hears (mean probability;
+    before: a tenth)."""
     if not recordings("train", ["fretsonfire-songs-muldjord"]):
         require_system("/usr/share/games/fretsonfire/data/songs/muldjord", "fretsonfire-songs-muldjord")
     from training.student import held_out_song_agreement

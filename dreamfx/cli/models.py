@@ -35,7 +35,8 @@ def info(model: str, as_json: bool) -> None:
     sources = training.get("recordings") or training.get("sources") or []
     packages = dict.fromkeys((s["package"], s["licence"]) for s in sources if s.get("kind") == "real")
     if packages:
-        click.echo("real recordings (Debian packages): " + "; ".join(f"{name}, {licence}" for name, licence in packages))
+        click.echo("real recordings (Debian packages): "
+                   + "; ".join(f"{name}, {licence}" for name, licence in packages))
     click.echo(f"input: {stft['n_fft']}-point STFT, hop {stft['hop']} at {stft['sample_rate']} Hz (scaled to the "
                f"audio's rate), frontend {meta['frontend']['kind']}")
     click.echo(f"layers: {', '.join(meta['layers'])}; dream window: {window[0]} new + {window[1]} context frames")

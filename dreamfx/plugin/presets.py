@@ -265,9 +265,9 @@ def preset_path(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
             raise DreamfxError(f"preset file {p} not found")
         return p
     candidate = PRESET_DIR / f"{name_or_path}.toml"
-    if str(name_or_path) in RENAMED:
-        raise DreamfxError(f"preset {str(name_or_path)!r} is now called {RENAMED[str(name_or_path)]!r}: write "
-                           f"--preset {RENAMED[str(name_or_path)]}")
+    renamed = RENAMED.get(str(name_or_path))
+    if renamed:
+        raise DreamfxError(f"preset {str(name_or_path)!r} is now called {renamed!r}: write --preset {renamed}")
     if not candidate.is_file():
         raise DreamfxError(f"unknown preset {str(name_or_path)!r}: available presets are "
                            f"{', '.join(preset_names()) or '(none)'}")
