@@ -16,9 +16,9 @@ lever's settings, and measured:
   for whole chains as shipped, smoothness: the perturbation SNR under 1e-7 of input noise (first 3 s).
 
 Then the four presets as shipped, whole chains, on the same recordings; with ``--chains``, also each preset's chain
-with stages after the dream removed (:data:`CHAINS`): what in a chain takes away what the dream gives.
+with stages after the dream removed or replaced (:data:`CHAINS`): what in a chain takes away what the dream gives.
 
-    python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2] [--chains]
+    python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2] [--chains all]
 """
 
 from __future__ import annotations
@@ -70,9 +70,14 @@ LEVERS = {
     "the presets' dream now": ("preset", {}),
     "the presets' dream, 16 iterations": ("preset", {"iterations": 16}),
 }
-# Whole-chain variants: "preset" (as shipped) and the preset with these plugins removed from its chain.
-CHAINS = {"preset": (), "preset without Reverb": ("Reverb",), "preset without Limiter and ceiling": ("Limiter", "Gain"),
-          "preset without Distortion": ("Distortion",), "preset without Compressor": ("Compressor",)}
+# Whole-chain variants: "preset" (as shipped) and the preset with these plugins removed from its chain and these
+# stages appended: variant -> (plugins removed, stages appended)
+PEAK_LIMITER = ({"plugin": "Compressor", "threshold_db": -3.0, "ratio": 20.0, "attack_ms": 1.0, "release_ms": 100.0},
+                {"plugin": "Clipping", "threshold_db": -1.0})  # acts on peaks only, unlike pedalboard's Limiter
+CHAINS = {"preset": ((), ()), "preset without Reverb": (("Reverb",), ()),
+          "preset without Limiter and ceiling": (("Limiter", "Gain"), ()),
+          "preset with a peak limiter": (("Limiter", "Gain"), PEAK_LIMITER),
+          "preset without Distortion": (("Distortion",), ()), "preset without Compressor": (("Compressor",), ())}
 JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", ROBUST, PLAIN]
 _cache: dict = {}
 
@@ -103,9 +108,10 @@ def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
 
 
 def chain_variant(name: str, variant: str):
-    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain."""
+    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain and its stages appended."""
+    removed, appended = CHAINS[variant]
     preset = load_preset(name)
-    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in CHAINS[variant]]
+    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in removed] + [dict(s) for s in appended]
     return preset
 
 
@@ -197,12 +203,13 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--levers", default=";".join(LEVERS), show_default=False, help="lever names separated by semicolons")
 @click.option("--presets/--no-presets", default=True)
 @click.option("--tags", "tags_chosen", default=",".join(TAGS), show_default=True, help="comma-separated tags")
-@click.option("--chains", is_flag=True, help="also the presets' chains without Reverb, Limiter, ... (CHAINS)")
+@click.option("--chains", "chain_variants", default="", help="also these variants of the presets' chains, separated by "
+              "semicolons, or 'all' (CHAINS: without Reverb, with a peak limiter, ...)")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
 @click.option("--rows", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="print the tables of rows saved before (later files replace earlier rows of the same lever)")
 def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, tags_chosen: str,
-         chains: bool, save: Path | None, saved: tuple[Path, ...]) -> None:
+         chain_variants: str, save: Path | None, saved: tuple[Path, ...]) -> None:
     if saved:
         merged = {}
         for path in saved:
@@ -213,9 +220,10 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
         chosen = [lever for lever in levers.split(";") if lever]
         tags = [tag for tag in TAGS if tag in tags_chosen.split(",")]
         tasks = [(i, tag, lever) for lever in chosen for tag in tags for i in range(count)]
-        variants = [v for v in CHAINS if presets and (chains or v == "preset")]
+        variants = [v for v in CHAINS if presets and (v == "preset" or chain_variants == "all"
+                                                      or v in chain_variants.split(";"))]
         tasks += [(i, tag, v) for v in variants for tag in tags for i in range(count)
-                  if v == "preset" or any(s["plugin"] in CHAINS[v] for s in load_preset(TAGS[tag]).chain)]
+                  if v == "preset" or any(s["plugin"] in CHAINS[v][0] for s in load_preset(TAGS[tag]).chain)]
         started = time.time()
         with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
             rows = list(pool.map(measure, tasks))
