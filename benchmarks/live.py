@@ -12,7 +12,7 @@ same time; dreamfx's xruns are printed beside the control's.
 The dummy driver's capture ports deliver silence; the dream's cost does not
 depend on the signal.
 
-    python benchmarks/live.py [--seconds 600] [--blocksize 256] [--preset live-tight] [--hog] [--trace] [--control]
+    python benchmarks/live.py [--seconds 600] [--blocksize 256] [--preset live-tight] [--guide FILE] [--hog] [--trace] [--control]
 """
 
 from __future__ import annotations
@@ -33,14 +33,16 @@ from common import machine
 @click.option("--samplerate", default=48000, show_default=True)
 @click.option("--blocksize", default=256, show_default=True)
 @click.option("--preset", default="default", show_default=True)
+@click.option("--guide", type=click.Path(exists=True, dir_okay=False), help="The recording a guided preset dreams "
+              "toward (dreamfx live --guide).")
 @click.option("--bypass", is_flag=True, help="The dream at intensity 0 (a control: the same stream, a light worker).")
 @click.option("--realtime/--no-realtime", default=True, help="The worker at real-time priority.")
 @click.option("--hog/--no-hog", default=False, help="A second process spinning on one core meanwhile.")
 @click.option("--threads", default=1, show_default=True, help="Compute threads of the dream (torch, onnxruntime).")
 @click.option("--trace/--no-trace", default=False, help="A scheduler trace and a verdict for every xrun (root).")
 @click.option("--control", is_flag=True, help="First the same time without dreamfx: jackd + jack_metro, same load.")
-def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: bool, realtime: bool, hog: bool,
-         threads: int, trace: bool, control: bool) -> None:
+def main(seconds: float, samplerate: int, blocksize: int, preset: str, guide: str | None, bypass: bool,
+         realtime: bool, hog: bool, threads: int, trace: bool, control: bool) -> None:
     control_xruns = control_run(samplerate, blocksize, seconds, hog) if control else None
     import torch
     torch.set_num_threads(threads)
@@ -53,7 +55,8 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: b
     log = tempfile.NamedTemporaryFile(suffix=".log")  # jackd's messages: the clients late at each xrun
     with DummyJackServer(f"dreamfx-bench-{os.getpid()}", samplerate, blocksize, Path(log.name)) as server:
         source = load_preset(preset)
-        chain = Chain.from_preset(source, **({"intensity": 0.0} if bypass else {}))
+        chain = Chain.from_preset(source, **({"intensity": 0.0} if bypass else {}),
+                                  **({"guide": str(Path(guide).resolve())} if guide else {}))
         processor = LiveProcessor(chain, samplerate, 2, blocksize, preset_name=preset, realtime=realtime,
                                   headroom=headroom_frames(source, samplerate))
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
@@ -71,6 +74,7 @@ def main(seconds: float, samplerate: int, blocksize: int, preset: str, bypass: b
         xrun_lines = server.xrun_lines()
     print(machine())
     print(f"JACK dummy server, {samplerate} Hz, {blocksize}-frame periods, preset {preset!r}"
+          f"{f' guided by {Path(guide).name}' if guide else ''}"
           f"{' bypassed (intensity 0)' if bypass else ''}, "
           f"{'a second process spinning on one core' if hog else 'no other load'}, {threads} compute thread(s)")
     print(soak_summary(processor, seconds))

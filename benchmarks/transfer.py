@@ -16,7 +16,7 @@ lever's settings, and measured:
   for whole chains as shipped, smoothness: the perturbation SNR under 1e-7 of input noise (first 3 s).
 
 Then the four presets as shipped, whole chains, on the same recordings; with ``--chains``, also each preset's chain
-with stages after the dream removed or replaced (:data:`CHAINS`): what in a chain takes away what the dream gives.
+with stages after the dream removed (:data:`CHAINS`): what in a chain takes away what the dream gives.
 
     python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2] [--chains all]
 """
@@ -70,14 +70,11 @@ LEVERS = {
     "the presets' dream now": ("preset", {}),
     "the presets' dream, 16 iterations": ("preset", {"iterations": 16}),
 }
-# Whole-chain variants: "preset" (as shipped) and the preset with these plugins removed from its chain and these
-# stages appended: variant -> (plugins removed, stages appended)
-PEAK_LIMITER = ({"plugin": "Compressor", "threshold_db": -3.0, "ratio": 20.0, "attack_ms": 1.0, "release_ms": 100.0},
-                {"plugin": "Clipping", "threshold_db": -1.0})  # acts on peaks only, unlike pedalboard's Limiter
-CHAINS = {"preset": ((), ()), "preset without Reverb": (("Reverb",), ()),
-          "preset without Limiter and ceiling": (("Limiter", "Gain"), ()),
-          "preset with a peak limiter": (("Limiter", "Gain"), PEAK_LIMITER),
-          "preset without Distortion": (("Distortion",), ()), "preset without Compressor": (("Compressor",), ())}
+# Whole-chain variants: "preset" (as shipped) and the preset with these plugins removed from its chain.  (Until
+# the presets' peak limiter replaced pedalboard's Limiter, also "without Limiter and ceiling" and "with a peak
+# limiter": commit 5507a68.)
+CHAINS = {"preset": (), "preset without Reverb": ("Reverb",), "preset without Distortion": ("Distortion",),
+          "preset without Compressor": ("Compressor",), "preset without Clipping": ("Clipping",)}
 JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", ROBUST, PLAIN]
 _cache: dict = {}
 
@@ -108,10 +105,9 @@ def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
 
 
 def chain_variant(name: str, variant: str):
-    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain and its stages appended."""
-    removed, appended = CHAINS[variant]
+    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain."""
     preset = load_preset(name)
-    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in removed] + [dict(s) for s in appended]
+    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in CHAINS[variant]]
     return preset
 
 
@@ -204,7 +200,7 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--presets/--no-presets", default=True)
 @click.option("--tags", "tags_chosen", default=",".join(TAGS), show_default=True, help="comma-separated tags")
 @click.option("--chains", "chain_variants", default="", help="also these variants of the presets' chains, separated by "
-              "semicolons, or 'all' (CHAINS: without Reverb, with a peak limiter, ...)")
+              "semicolons, or 'all' (CHAINS: without Reverb, without Compressor, ...)")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
 @click.option("--rows", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="print the tables of rows saved before (later files replace earlier rows of the same lever)")
@@ -223,7 +219,7 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
         variants = [v for v in CHAINS if presets and (v == "preset" or chain_variants == "all"
                                                       or v in chain_variants.split(";"))]
         tasks += [(i, tag, v) for v in variants for tag in tags for i in range(count)
-                  if v == "preset" or any(s["plugin"] in CHAINS[v][0] for s in load_preset(TAGS[tag]).chain)]
+                  if v == "preset" or any(s["plugin"] in CHAINS[v] for s in load_preset(TAGS[tag]).chain)]
         started = time.time()
         with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
             rows = list(pool.map(measure, tasks))

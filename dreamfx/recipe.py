@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from dreamfx.dream.guide import GuideFeatures
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.chain import Chain
@@ -25,6 +26,12 @@ def build_chain(preset: str | Path | Preset, model=None, chain_spec: str | None 
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     if model is not None:
         overrides["model"] = model if model in SHIPPED_MODELS else str(Path(model).resolve())
+    if overrides.get("guide") is not None and not isinstance(overrides["guide"], GuideFeatures):
+        guide = Path(overrides["guide"])
+        if not guide.is_file():
+            raise DreamfxError(f"--guide {guide}: no such file: give a recording (wav, flac, ogg, mp3) to dream "
+                               "toward")
+        overrides["guide"] = str(guide.resolve())
     for single, blend in (("target", "targets"), ("layer", "layers")):
         value = overrides.get(single)
         if value is not None and "=" in value:

@@ -226,3 +226,44 @@ def test_the_xrun_verdict_of_a_scheduler_trace(workdir, late, counts, reason):
     lines = synthetic_trace(30, late)
     xrun = trace.judge(XrunTrace(seen_at=float(lines[-1].split()[3].rstrip(":")), path=workdir / "x"), lines)
     assert xrun.counts == counts and reason in xrun.reason, xrun.reason
+
+
+def test_a_program_change_crossfades_between_two_guides():
+    """live-guide-metal's programs (live-guide-metal, live-guide-ambient: two bundled guides): both chains, each
+    with its guide's features, are built before streaming; program change 1 crossfades to the other guide on the
+    next chunk with no late block.  Before the switch the output is the first guide's alone; after the crossfade
+    it is neither that nor silence, and the fade is smooth (no larger sample-to-sample step than the music's own
+    elsewhere)."""
+    from dreamfx.live.processor import LiveProcessor, headroom_frames
+    from dreamfx.plugin.presets import load_preset
+    from dreamfx.recipe import build_chain
+    source = load_preset("live-guide-metal")
+
+    def processor(programs: tuple[str, ...]) -> LiveProcessor:
+        return LiveProcessor(build_chain(source), SR, 2, BLOCK, load_target=50.0,
+                             headroom=headroom_frames(source, SR), preset_name=source.name,
+                             chain_factory=lambda name: (build_chain(name), load_preset(name).midi), programs=programs)
+    switching, steady = processor(source.midi_map().programs), processor(())
+    assert sorted(switching.switchable) == ["live-guide-ambient", "live-guide-metal"] and not switching.unswitchable
+    guides = {name: switch.chain.dream_effects[0].guide for name, switch in switching.switchable.items()}
+    assert guides["live-guide-metal"].endswith("muldjord-mutilated-mime.ogg")
+    assert guides["live-guide-ambient"].endswith("warzone2100-menu.ogg")
+    signal = excerpt(3.0, SR)
+
+    def switch_at_chunk_6(index: int) -> None:
+        if index == 6:
+            switching.program_change(1)
+    out = drive(switching, signal, switch_at_chunk_6)
+    alone = drive(steady, signal)
+    assert switching.stats.switches == 1 and switching.preset_name == "live-guide-ambient"
+    assert switching.stats.late_blocks == 0
+    assert switching.chain.dream_effects[0].guide == guides["live-guide-ambient"]
+    fade_start = switching.latency + 6 * switching.chunk - switching.engine.stft.pad
+    fade_end = fade_start + switching.chunk
+    n = signal.shape[1] // BLOCK * BLOCK
+    np.testing.assert_array_equal(out[:, :fade_start], alone[:, :fade_start])
+    assert np.abs(out[:, fade_end:n] - alone[:, fade_end:n]).max() > 0.01
+    steps = np.abs(np.diff(out[:, switching.latency:n], axis=1)).max(axis=0)  # per sample, both channels
+    fade = slice(fade_start - 1 - switching.latency, fade_end - switching.latency)
+    outside = np.concatenate([steps[:fade.start], steps[fade.stop:]])
+    assert steps[fade].max() <= outside.max(), (steps[fade].max(), outside.max())

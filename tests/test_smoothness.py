@@ -40,7 +40,8 @@ def test_every_preset_is_a_smooth_function_of_its_input(name, clips, measured):
     renders it (chunks dreamt 16 at a time: tests/test_engine.py checks that against streaming; a dream with
     consistency dreams each chunk at its turn, never in a batch, so its chunks go one by one here: a batch's
     FIFO would only add 16 chunks of silence to dream, 3 s of clip -> 19 s with a tagger's 1.02 s chunks)."""
-    chain = Chain.from_preset(name)
+    preset = load_preset(name)
+    chain = Chain.from_preset(preset, **preset.example_overrides())
     for effect in chain.dream_effects:
         effect.offline_batch = 1 if effect.consistency else 16
     figures = {clip: perturbation_snr(lambda a: chain(a, SR), audio) for clip, audio in clips.items()}

@@ -75,8 +75,9 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
 
         def chain_factory(name: str):
             switched = load_preset(name)
-            return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"]), \
-                switched.midi
+            guide = overrides["guide"] if switched.needs_guide else None  # --guide serves the presets that need one
+            return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"],
+                               guide=guide), switched.midi
 
         control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
         programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # by program change

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dreamfx.audio_io import READ_FORMATS, check_output_path
+from dreamfx.dream.guide import MATCHES
 from dreamfx.engine.backends import BACKENDS
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import example_clip_path
@@ -35,6 +36,10 @@ def dream_options(f=None, *, preset: str = "default"):
         click.option("--channel", type=int, help="Dream one channel of --layer."),
         click.option("--target", help="Dream toward this class or tag (e.g. jazz, 'heavy metal') instead of a layer, "
                      "or a weighted blend: jazz=0.6,metal=0.4."),
+        click.option("--guide", help="Dream toward this recording (an audio file) instead of a layer or tag: "
+                     "what the network hears in it grows in the input (torch backend)."),
+        click.option("--match", type=click.Choice(MATCHES), help="How a guided dream compares the input with its "
+                     "guide: per-channel energies, Gram matrices, DeepDream's dot product, or the tag profile."),
         click.option("--seed", type=int, help="Seed of the jitter."),
         click.option("--jitter", type=int, help="Random time roll per iteration, frames."),
         click.option("--octaves", type=int, help="Coarse-to-fine stages of the dream (1..4)."),

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dreamfx.dream.guide import GUIDE_TAGS_GRAPH, MATCHES, GuideFeatures
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import DreamNet, ModelSpec
 from dreamfx.dsp.spectral import LOG_EPS
 
-OBJECTIVE_KINDS = ("layer", "channel", "class", "layers")
+OBJECTIVE_KINDS = ("layer", "channel", "class", "layers", "guide")
 STEP_CLIP = 3.0  # per-element bound of the normalised gradient
 MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES = 32, 8  # largest gradient-smoothing radii (frequency bins, frames)
 
@@ -54,6 +55,9 @@ class Objective:
     each layer's *relative* gain counts alike however different their scales
     (its gain is the weighted mean of the layers' log-gains).  Autograd only:
     an exported dream step ends at one layer.
+
+    ``"guide"``: the ``match`` (one of :data:`~dreamfx.dream.guide.MATCHES`) of the window's features with a
+    guide recording's (:mod:`dreamfx.dream.guide`), over every conv layer.  Autograd only, one network.
     """
 
     kind: str = "layer"
@@ -61,13 +65,18 @@ class Objective:
     channel: int = 0
     target: str | None = None
     blend: tuple[tuple[str | int, float], ...] = ()
+    guide: GuideFeatures | None = None
+    match: str = "gram"
 
     def __post_init__(self):  # from JSON metadata, pairs arrive as lists
         object.__setattr__(self, "blend", tuple((key, weight) for key, weight in self.blend))
 
     @classmethod
     def on_graph_layer(cls, spec: ModelSpec, graph_layer: str) -> Objective:
-        """A representative objective whose graph ends at ``graph_layer`` (a conv layer or "logits")."""
+        """A representative objective whose graph ends at ``graph_layer`` (a conv layer, "logits", or
+        "guide-tags": a guided dream's "tags" match, without a guide)."""
+        if graph_layer == GUIDE_TAGS_GRAPH:
+            return cls("guide", match="tags")
         if graph_layer == "logits":
             return cls("class", target=spec.class_names[0])
         if graph_layer not in spec.layer_names:
@@ -78,6 +87,8 @@ class Objective:
         """Raise DreamfxError naming the bad field and what is allowed."""
         if self.kind not in OBJECTIVE_KINDS:
             raise DreamfxError(f"unknown objective {self.kind!r}: use one of {', '.join(OBJECTIVE_KINDS)}")
+        if self.kind == "guide":
+            return self._validate_guide(spec)
         if self.blend:
             self._validate_blend(spec)
         elif self.kind == "class":
@@ -93,6 +104,16 @@ class Objective:
             n = spec.channels[conv_layers.index(self.layer)]
             if not 0 <= self.channel < n:
                 raise DreamfxError(f"channel {self.channel} is out of range for layer {self.layer!r}: use 0..{n - 1}")
+
+    def _validate_guide(self, spec: ModelSpec) -> None:
+        if self.match not in MATCHES:
+            raise DreamfxError(f"unknown guide match {self.match!r}: use one of {', '.join(MATCHES)}")
+        if self.guide is None:
+            raise DreamfxError("a guided dream needs a guide: give a recording (--guide FILE, or guide=... in "
+                               "Python)")
+        if self.guide.layers != spec.layer_names[:-1] or len(self.guide.profile) != len(spec.class_names):
+            raise DreamfxError(f"guide {self.guide.name} was summarised by another network: set the guide again "
+                               "after changing the model")
 
     def _validate_blend(self, spec: ModelSpec) -> None:
         if self.kind == "class":
@@ -116,8 +137,9 @@ class Objective:
 
     @property
     def is_energy(self) -> bool:
-        """True when the objective is a positive energy (compare by ratio), False for logits (by difference)."""
-        return self.kind != "class"
+        """True when the objective is a positive energy (compare by ratio), False for logits and guide matches
+        (by difference)."""
+        return self.kind not in ("class", "guide")
 
     @property
     def graph_layer(self) -> str:
@@ -125,11 +147,16 @@ class Objective:
         of layers, the deepest, up to which the model must run)."""
         if self.kind == "layers":
             return max((name for name, _ in self.blend), key=lambda name: int(name.removeprefix("conv")))
+        if self.kind == "guide":
+            return GUIDE_TAGS_GRAPH if self.match == "tags" else "logits"
         return "logits" if self.kind == "class" else self.layer
 
     def weights(self, spec: ModelSpec) -> torch.Tensor:
         """(n,) float32 weights over the channels (or classes) of :attr:`graph_layer`, or over the conv
-        layers for a blend of layers."""
+        layers for a blend of layers; for a guide, its tag profile (the "tags" match's weights; the other
+        matches take none)."""
+        if self.kind == "guide":  # without a guide (an export's example), every tag at even odds
+            return torch.full((len(spec.class_names),), 0.5) if self.guide is None else self.guide.profile.float().cpu()
         if self.kind in ("class", "layers"):
             names = spec.class_names if self.kind == "class" else spec.layer_names[:-1]
             picked = self.blend or ((self.target, 1.0),)
@@ -145,8 +172,17 @@ class Objective:
             w[channel] = weight
         return w / w.sum()
 
+    def record(self) -> dict:
+        """The objective's settings as JSON values, for an exported step's metadata (a guide's features are no
+        metadata: the "tags" step takes the guide's profile as its weights)."""
+        fields = {"kind": self.kind, "layer": self.layer, "channel": self.channel, "target": self.target,
+                  "blend": list(self.blend)}
+        return {**fields, "match": self.match} if self.kind == "guide" else fields
+
     def __call__(self, model: DreamNet, logmag: torch.Tensor) -> torch.Tensor:
         """Objective per batch item: logmag (B, n_bins, T) -> (B,), the weighted sum of :meth:`weights`."""
+        if self.kind == "guide":
+            return self.guide.match(model, logmag, self.match, model.layer_names[:-1])
         w = self.weights(model.spec).to(logmag.device)
         if self.kind == "class":
             return model(logmag) @ w

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dreamfx.dream.ascent import StepInputs, ascent_update
+from dreamfx.dream.guide import GUIDE_TAGS_GRAPH, tags_match
 from dreamfx.nets.models import DreamNet
 from dreamfx.dsp.spectral import LOG_EPS
 from dreamfx.nets.surrogate import DREAM_TEMPERATURES, max_routing, maxpool_backward, relu_backward
@@ -49,7 +50,9 @@ class ObjectiveGradient(nn.Module):
     """(objective, d objective / d logmag) of a DreamNet for objectives ending at ``graph_layer``.
 
     forward(logmag (B, n_bins, T), weights (n,), shift) -> (value (B,), grad (B, n_bins, T)).
-    ``graph_layer`` "convK": value = sum_c w_c mean_hw(act_c ** 2); "logits": sum_k w_k logit_k.
+    ``graph_layer`` "convK": value = sum_c w_c mean_hw(act_c ** 2); "logits": sum_k w_k logit_k;
+    "guide-tags": a guided dream's "tags" match with the guide's profile ``weights``
+    (:func:`~dreamfx.dream.guide.tags_match`).
     The model sees the window rolled by ``shift`` frames.  Generic over the
     architectures DreamNet's metadata describes: the backward pass walks the
     recorded units (conv, batch norm, ReLU) and pools in reverse, at the
@@ -58,11 +61,13 @@ class ObjectiveGradient(nn.Module):
 
     def __init__(self, model: DreamNet, graph_layer: str):
         super().__init__()
-        if graph_layer not in model.layer_names:
+        if graph_layer not in (*model.layer_names, GUIDE_TAGS_GRAPH):
             raise ValueError(f"unknown layer {graph_layer!r}: use one of {', '.join(model.layer_names)}")
         self.model = model
         self.graph_layer = graph_layer
-        self.depth = min(model.layer_names.index(graph_layer) + 1, len(model.blocks))
+        self.to_logits = graph_layer in ("logits", GUIDE_TAGS_GRAPH)
+        self.tagging = model.meta.get("task") == "tagging"
+        self.depth = len(model.blocks) if self.to_logits else model.layer_names.index(graph_layer) + 1
 
     def forward(self, logmag: torch.Tensor, weights: torch.Tensor,
                 shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,11 +80,16 @@ class ObjectiveGradient(nn.Module):
                 tape.append((unit, x))
                 x = unit(x)
             pool = m.pools[i]
-            if pool is not None and (i < self.depth - 1 or self.graph_layer == "logits"):
+            if pool is not None and (i < self.depth - 1 or self.to_logits):
                 tape.append((pool, x))
                 x = pool(x)
-        if self.graph_layer == "logits":
-            value, grad = self._logits_backward(x, weights)
+        if self.to_logits:
+            logits = m.logits(x)
+            if self.graph_layer == GUIDE_TAGS_GRAPH:
+                value, g_logits = tags_match(logits, weights, self.tagging)
+            else:
+                value, g_logits = logits @ weights, weights.expand_as(logits)
+            grad = self._head_backward(x, g_logits)
         else:
             energy = x.square().mean(dim=(2, 3))                          # (B, C)
             value = energy @ weights
@@ -96,22 +106,20 @@ class ObjectiveGradient(nn.Module):
         grad = grad * batchnorm_scale(m.input_norm)[:, None]            # (B, 1, F, T') -> d/d features
         return value, unroll_time(m.frontend.backward(rolled, grad[:, 0]), shift)
 
-    def _logits_backward(self, act: torch.Tensor, weights: torch.Tensor):
-        """Value and gradient w.r.t. the head's input (B, C, H, T') of sum_k w_k logit_k."""
+    def _head_backward(self, act: torch.Tensor, g_logits: torch.Tensor) -> torch.Tensor:
+        """The gradient w.r.t. the head's input (B, C, H, T') from the gradient w.r.t. the logits (B, n)."""
         m = self.model
-        logits = m.logits(act)
-        value = logits @ weights
         if m.spec.head["kind"] == "dense-over-time":                  # logits = mean over positions of a conv1d
             positions = act.shape[-1] - m.head.weight.shape[-1] + 1
-            g_positions = (weights / positions)[None, :, None].expand(act.shape[0], -1, positions)
-            return value, F.conv_transpose1d(g_positions, m.head.weight)[:, :, None]
+            g_positions = (g_logits / positions)[:, :, None].expand(-1, -1, positions)
+            return F.conv_transpose1d(g_positions, m.head.weight)[:, :, None]
         pooled = act.mean(dim=2)                                          # (B, C, T)
-        g_features = weights @ m.head.weight                              # (2C,)
+        g_features = g_logits @ m.head.weight                             # (B, 2C)
         channels = pooled.shape[1]
-        g_pooled = (g_features[:channels, None] / pooled.shape[-1]
-                    + g_features[channels:, None] * max_routing(pooled, 2, m.gradient_temperatures[1], split_ties=True))
-        grad = (g_pooled / act.shape[2]).unsqueeze(2).expand_as(act)
-        return value, grad
+        g_pooled = (g_features[:, :channels, None] / pooled.shape[-1]
+                    + g_features[:, channels:, None] * max_routing(pooled, 2, m.gradient_temperatures[1],
+                                                                   split_ties=True))
+        return (g_pooled / act.shape[2]).unsqueeze(2).expand_as(act)
 
 
 class DreamStep(nn.Module):

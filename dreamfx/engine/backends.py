@@ -168,6 +168,11 @@ class TorchBackend:
                         for name, net, weight in members]
 
     @property
+    def network(self) -> DreamNet | None:
+        """The network that dreams STFT bins (what listens to a guide), or None for a mel-image model."""
+        return self.model if self.dream_model is self.model else None
+
+    @property
     def mel_filterbank(self) -> torch.Tensor | None:
         """(n_mels, n_bins) at the prepared rate for a mel-image model (the dream's domain), else None."""
         return self.model.frontend.filterbank if self.dream_model is not self.model else None
@@ -180,7 +185,7 @@ class TorchBackend:
     def check_transforms(self, transforms: Transforms) -> None:
         """Autograd takes the gradient through any transforms."""
 
-    def warm_up(self) -> None:
+    def warm_up(self, objective: Objective | None = None) -> None:
         """Nothing to build: autograd needs no graphs."""
 
     def prepare(self, sample_rate: int) -> StftConfig:
@@ -254,9 +259,11 @@ class GraphBackend:
     """
 
     def __init__(self, name: str, spec: ModelSpec, device: torch.device, build: Callable[[str, int], Graph],
-                 default_objective: Objective | None = None, source: Path | None = None):
+                 default_objective: Objective | None = None, source: Path | None = None,
+                 network: DreamNet | None = None):
         self.name, self.spec, self.device, self.build = name, spec, device, build
         self.default_objective, self.source = default_objective, source
+        self.network = network  # the network the graphs are exported from (None: an exported file)
         self.mel_filterbank = None  # graphs dream on linear bins (a mel-image model runs on torch only)
         self.graphs: dict[tuple[str, int], Graph] = {}
         self.sample_rate: int | None = None
@@ -267,6 +274,10 @@ class GraphBackend:
         if objective.kind == "layers":
             raise DreamfxError(f"a blend of layers runs on the torch backend only (the {self.name} dream step ends at "
                                "one layer): use backend='torch', or one layer")
+        if objective.kind == "guide" and objective.match != "tags":
+            raise DreamfxError(f"a guided dream with match {objective.match!r} runs on the torch backend only (the "
+                               f"{self.name} dream step serves the 'tags' match): use backend='torch', or "
+                               "match='tags'")
         built = self.spec.exported_graph_layer
         if built is not None and objective.graph_layer != built:
             asked = "a class objective (logits)" if objective.graph_layer == "logits" else \
@@ -297,12 +308,15 @@ class GraphBackend:
         """The graph for ``objective``; its weights come with the inputs (:meth:`Objective.weights`)."""
         return self.graph(objective)
 
-    def warm_up(self) -> None:
-        """Build every graph this backend can serve at the prepared sample rate, so that switching layers
-        while streaming never waits for an export (9-15 s each on 2 cores, cached on disk afterwards)."""
+    def warm_up(self, objective: Objective | None = None) -> None:
+        """Build every graph this backend can serve at the prepared sample rate, and ``objective``'s, so that
+        switching layers while streaming never waits for an export (9-15 s each on 2 cores, cached on disk
+        afterwards)."""
         built = self.spec.exported_graph_layer
         for layer in [built] if built else self.spec.layer_names:
             self.graph(Objective.on_graph_layer(self.spec, layer))
+        if objective is not None:
+            self.graph(objective)
 
     def evaluate(self, objective: Objective, logmag: torch.Tensor) -> torch.Tensor:
         """Objective values (B,) of windows logmag (B, n_bins, T), from the step graph's value output."""
@@ -421,7 +435,7 @@ def _backend_from_net(net: DreamNet, backend: str, device: torch.device, exporte
     def build(graph_layer: str, sample_rate: int) -> Graph:
         net.configure(sample_rate)
         return exporter(net, graph_layer, backend, device)
-    return GraphBackend(backend, net.spec, device, build)
+    return GraphBackend(backend, net.spec, device, build, network=net)
 
 
 def mel_image_view(model: DreamNet) -> DreamNet:

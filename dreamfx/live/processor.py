@@ -189,7 +189,7 @@ class LiveProcessor:
         dreams = chain.dream_effects
         engine = dreams[0].engine(self.sample_rate, self.channels) if dreams else None
         if engine is not None:
-            engine.backend.warm_up()
+            engine.backend.warm_up(engine.settings.objective)
         return engine
 
     def _latency(self, chain: Chain, engine: DreamEngine | None) -> int:

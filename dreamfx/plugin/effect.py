@@ -18,8 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from dreamfx.audio_io import check_finite, to_channels_first
+from dreamfx.audio_io import check_finite, read_audio, to_channels_first
 from dreamfx.dream.ascent import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, Transforms
+from dreamfx.dream.guide import MATCHES, GuideFeatures, guide_features
 from dreamfx.engine.backends import open_backend
 from dreamfx.engine.streaming import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
@@ -63,6 +64,7 @@ class _Flag(_Range):
 
 
 RECONSTRUCTIONS = ("input-phase", "phase-refine")
+GUIDE_SECONDS = 600.0  # the most of a guide recording that is read
 MAX_WINDOW_PART = 512  # largest chunk_frames / context_frames (a tagger's 3.1 s window has 260 context frames)
 
 
@@ -90,6 +92,8 @@ class DreamEffect:
     backend; fixed at construction), so that what changes is what several networks hear.
     transforms: random small transforms of the window each iteration's gradient is averaged over, e.g.
     ``{"samples": 4, "shift_bins": 2, "gain_db": 3.0}`` (:class:`~dreamfx.dream.ascent.Transforms`; torch backend).
+    guide: a recording (a file path, or :class:`~dreamfx.dream.guide.GuideFeatures`) to dream toward instead of a
+    layer or class, with ``match`` (one of "energy", "gram", "dot", "tags"; :mod:`dreamfx.dream.guide`).
     """
 
     is_effect = True
@@ -127,7 +131,8 @@ class DreamEffect:
                  preserve_level: bool = True, reconstruction: str = "input-phase", phase_iterations: int = 8,
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
-                 device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None):
+                 device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None,
+                 guide: str | Path | GuideFeatures | None = None, match: str = "gram"):
         self._backend = open_backend(model, backend, device, ensemble, exporter=export_step_graph)
         self._ensemble = dict(ensemble) if ensemble else None
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
@@ -147,8 +152,9 @@ class DreamEffect:
         self.octaves, self.memory = octaves, memory
         self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
         self.consistency, self.transforms = consistency, transforms
+        self.match = match
         for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
-                            ("targets", targets), ("layers", layers)):
+                            ("targets", targets), ("layers", layers), ("guide", guide)):
             if value is not None:
                 setattr(self, name, value)
         self._building = False
@@ -194,6 +200,9 @@ class DreamEffect:
         if any(k in overrides for k in OBJECTIVE_KEYS + ("layer",)):
             params = {k: v for k, v in params.items() if k not in OBJECTIVE_KEYS}
         params.update(overrides)
+        if preset.needs_guide and "guide" not in overrides and not any(k in overrides for k in OBJECTIVE_KEYS):
+            raise DreamfxError(f"{preset.where} dreams toward a recording you choose: give one with --guide FILE "
+                               "(Python: guide='FILE')")
         construction = {k: params[k] for k in CONSTRUCTION_KEYS[1:] if k in params}
         if isinstance(construction.get("ensemble"), dict):  # its members are checked against the objective asked
             construction.update({k: params[k] for k in OBJECTIVE_KEYS + ("layer",) if k in params})
@@ -206,6 +215,8 @@ class DreamEffect:
         for key in TUNABLE:
             if key in params:
                 value = params[key]
+                if key == "guide" and isinstance(value, str):
+                    value = preset.guide_path(value)
                 try:
                     setattr(effect, key, tuple(value) if key == "band_hz" and isinstance(value, list) else value)
                 except DreamfxError as exc:
@@ -272,8 +283,8 @@ class DreamEffect:
         if name not in self.layer_names:
             raise DreamfxError(f"unknown layer {name!r}: use one of {', '.join(self.layer_names)}")
         o = self.settings.objective
-        self._set_objective(replace(o, layer=name) if o.kind != "layers" else replace(o, kind="layer", layer=name,
-                                                                                       blend=()), "layer")
+        self._set_objective(replace(o, layer=name) if o.kind not in ("layers", "guide") else
+                            replace(o, kind="layer", layer=name, blend=()), "layer")
 
     @property
     def layers(self) -> dict[str, float] | None:
@@ -353,8 +364,54 @@ class DreamEffect:
         self._set_objective(replace(o, kind=kind, target=None, blend=blend), parameter)
 
     @property
+    def guide(self) -> str | None:
+        """The path of the recording the dream moves toward (:mod:`dreamfx.dream.guide`), or None.  Set a file
+        path (its first :data:`GUIDE_SECONDS` are summarised by the model once) or GuideFeatures; None goes
+        back to the layer."""
+        o = self.settings.objective
+        return o.guide.name if o.kind == "guide" else None
+
+    @guide.setter
+    def guide(self, value: str | Path | GuideFeatures | None) -> None:
+        o = self.settings.objective
+        if value is None:
+            if o.kind == "guide":
+                self._set_objective(replace(o, kind="layer", guide=None), "guide")
+            return
+        if not isinstance(value, GuideFeatures):
+            value = self.summarise_guide(value)
+        self._set_objective(replace(o, kind="guide", target=None, blend=(), guide=value), "guide")
+
+    def summarise_guide(self, path: str | Path) -> GuideFeatures:
+        """The statistics of the recording at ``path`` under this effect's network (for :attr:`guide`)."""
+        path = Path(path)
+        network = self.backend.network
+        if network is None:
+            raise DreamfxError("guide: the network must listen to the guide, which an exported dream step or a "
+                               "mel-image model cannot: build the effect from a safetensors model that dreams STFT "
+                               "bins (e.g. tags-live; its step is exported on demand)")
+        if not path.is_file():
+            raise DreamfxError(f"guide: {path} not found: give a recording (wav, flac, ogg, mp3) to dream toward")
+        audio, sample_rate = read_audio(path, GUIDE_SECONDS)
+        return guide_features(network, audio, sample_rate, self.chunk_frames + self.context_frames,
+                              str(path.resolve()), self.backend.device)
+
+    @property
+    def match(self) -> str:
+        """How a guided dream compares the window with its guide: one of "energy", "gram", "dot", "tags"."""
+        return self.settings.objective.match
+
+    @match.setter
+    def match(self, value: str) -> None:
+        if value not in MATCHES:
+            raise DreamfxError(f"match must be one of {', '.join(MATCHES)}, got {value!r}: e.g. effect.match = "
+                               "'gram'")
+        self._set_objective(replace(self.settings.objective, match=value), "match")
+
+    @property
     def objective(self) -> str:
-        """'layer', 'channel', 'class' or 'layers' (read-only: set layer, channel, target or a blend)."""
+        """'layer', 'channel', 'class', 'layers' or 'guide' (read-only: set layer, channel, target, a blend or a
+        guide)."""
         return self.settings.objective.kind
 
     @property
@@ -383,9 +440,11 @@ class DreamEffect:
             params["channels"] = {str(k): w for k, w in params["channels"].items()}
         for name, unset in (("channel", None), ("channels", None), ("target", None), ("targets", None),
                             ("layers", None), ("band_hz", [0.0, float("inf")]), ("ensemble", None),
-                            ("transforms", None)):
+                            ("transforms", None), ("guide", None)):
             if params[name] == unset:
                 del params[name]
+        if "guide" not in params:
+            del params["match"]
         return params
 
     # --- pedalboard calling convention ---------------------------------------------

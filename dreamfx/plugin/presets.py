@@ -30,6 +30,7 @@ and what is allowed.  Loading, saving and loading again gives the same preset.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import tomllib
@@ -49,7 +50,7 @@ PRESET_VERSION = 1
 # applied (layer before channel/target).
 TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers",
            "seed", "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level",
-           "band_hz", "reconstruction", "phase_iterations", "consistency", "transforms")
+           "band_hz", "reconstruction", "phase_iterations", "consistency", "transforms", "match", "guide")
 MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
     "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
 }
@@ -57,12 +58,16 @@ MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
 PRESET_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "presets",
                                Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
                   Path(sys.prefix) / "share" / "dreamfx" / "presets")
+# The bundled guide given to presets that need one (dream.match without a guide) where no one chooses: the
+# gallery, the validator, the tests.  CC BY-SA 3.0, see presets/guides/LICENSE-CC-BY-SA-3.0.txt.
+EXAMPLE_GUIDE = PRESET_DIR / "guides" / "muldjord-mutilated-mime.ogg"
 TOP_KEYS = ("version", "name", "description", "dream", "midi", "live", "chain")
 LIVE_KEYS = {"headroom_ms": (0.0, 1000.0)}  # live-only settings -> allowed range
 CONSTRUCTION_KEYS = ("model", "backend", "device", "chunk_frames", "context_frames", "ensemble")  # fixed once built
-DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE
+GUIDE_CHECKSUM = "guide_sha256"  # the guide file's SHA-256, written by save_preset, checked when the preset loads
+DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE + (GUIDE_CHECKSUM,)
 MIDI_KEYS = ("cc", "notes", "programs")
-OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers")  # each picks what to dream
+OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers", "guide")  # each picks what to dream
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
@@ -108,6 +113,16 @@ class Preset:
     def where(self) -> str:
         return str(self.path) if self.path else f"preset {self.name!r}"
 
+    @property
+    def needs_guide(self) -> bool:
+        """A guided preset without a guide of its own (the user gives one: --guide FILE)."""
+        return "match" in self.dream and not any(k in self.dream for k in OBJECTIVE_KEYS + ("layer",))
+
+    def example_overrides(self) -> dict:
+        """What building this preset needs where no one chooses (gallery, validator, tests): the bundled
+        :data:`EXAMPLE_GUIDE` when it needs a guide."""
+        return {"guide": str(EXAMPLE_GUIDE)} if self.needs_guide else {}
+
     def midi_map(self) -> MidiMap:
         return self.midi or MidiMap()
 
@@ -119,12 +134,29 @@ class Preset:
                                f"({', '.join(SHIPPED_MODELS)}) or a model file's path")
         if model in SHIPPED_MODELS:
             return model
-        path = Path(model)
+        return self.file_path(model, key, f" and no shipped model ({', '.join(SHIPPED_MODELS)})")
+
+    def file_path(self, value: str, key: str, otherwise: str = "") -> Path:
+        """dream.<key> = ``value``, a file's path (relative to the preset file), checked to exist."""
+        if not isinstance(value, str):
+            raise DreamfxError(f"{self.where}: dream.{key} = {value!r}: must be a file's path")
+        path = Path(value)
         if not path.is_absolute() and self.path is not None:
             path = self.path.parent / path
         if not path.is_file():
-            raise DreamfxError(f"{self.where}: dream.{key} = {model!r}: no such file (a relative path is relative "
-                               f"to the preset file) and no shipped model ({', '.join(SHIPPED_MODELS)})")
+            raise DreamfxError(f"{self.where}: dream.{key} = {value!r}: no such file (a relative path is relative "
+                               f"to the preset file){otherwise}")
+        return path
+
+    def guide_path(self, value: str) -> Path:
+        """dream.guide = ``value``: the guide recording's path (relative to the preset file), checked against
+        dream.guide_sha256 when the preset has one."""
+        path = self.file_path(value, "guide")
+        expected = self.dream.get(GUIDE_CHECKSUM)
+        if expected is not None and file_sha256(path) != expected:
+            raise DreamfxError(f"{self.where}: dream.guide = {value!r}: the file differs from the one the preset was "
+                               f"saved with (sha256 {expected[:12]}...): restore it, or remove guide_sha256 to accept "
+                               "this one")
         return path
 
     def native_plugin(self, index: int, stage: dict):
@@ -288,6 +320,8 @@ def load_preset(name_or_path: str | Path) -> Preset:
         raise DreamfxError(f"{path}: invalid TOML ({exc})") from None
     except UnicodeDecodeError:
         raise DreamfxError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise DreamfxError(f"{path}: invalid TOML (arrays or tables nested too deeply for a preset)") from None
     preset = parse_preset(data, str(path), path)
     for i, stage in enumerate(preset.chain):  # fail now, not at render time
         if stage["plugin"] != "dream":
@@ -300,6 +334,10 @@ def load_preset(name_or_path: str | Path) -> Preset:
     return preset
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def save_preset(preset: Preset, path: str | Path) -> Path:
     """Write ``preset`` as TOML to ``path`` (atomically); a relative model path is kept pointing at the model."""
     path = Path(path)
@@ -309,6 +347,10 @@ def save_preset(preset: Preset, path: str | Path) -> Path:
     model = preset.dream.get("model", "default")
     if model not in SHIPPED_MODELS and not Path(model).is_absolute() and preset.path is not None:
         doc["dream"] = {**preset.dream, "model": os.path.relpath(preset.path.parent / model, path.parent)}
+    if "guide" in preset.dream:  # the guide relative to the new file, with its checksum: copy both together
+        guide = preset.path.parent / preset.dream["guide"] if preset.path else Path(preset.dream["guide"])
+        doc["dream"] = {**doc["dream"], "guide": os.path.relpath(guide.resolve(), path.parent.resolve()),
+                        GUIDE_CHECKSUM: file_sha256(guide)}
     with atomic_path(path) as tmp:
         tmp.write_text(tomli_w.dumps(doc), encoding="utf-8")
     return path

@@ -40,7 +40,7 @@ def render_gallery(presets: list[Preset], audio: np.ndarray, sample_rate: int, o
     entries = []
     for preset in presets:
         progress(preset.name)
-        wet = Chain.from_preset(preset)(audio, sample_rate)
+        wet = Chain.from_preset(preset, **preset.example_overrides())(audio, sample_rate)
         write_audio(out_dir / "audio" / f"{preset.name}.flac", wet, sample_rate, bit_depth=24)
         before_after_figure(audio, wet, sample_rate, out_dir / "figures" / f"{preset.name}.png", preset.name)
         peak = float(np.abs(wet).max())
@@ -62,6 +62,9 @@ def _dream_summary(preset: Preset) -> str:
         aim = "toward " + " + ".join(f"{name} {weight:g}" for name, weight in d["targets"].items())
     elif "target" in d:
         aim = f"toward {d['target']}"
+    elif "match" in d:
+        guide = Path(d.get("guide") or preset.example_overrides()["guide"]).name
+        aim = f"toward the guide {guide} ({d['match']} match)"
     elif "layers" in d:
         aim = " + ".join(f"{name} {weight:g}" for name, weight in d["layers"].items())
     else:

@@ -7,6 +7,7 @@ genres, the robust student — each only when the dream did not use it.
 
     probability(judge, audio, sample_rate, "msd:jazz")   # mean over 3 s patches
     kept(dry, wet, sample_rate)                          # (chroma correlation, onset-envelope correlation)
+    toward(judge.profile(dry, sr), judge.profile(wet, sr), judge.profile(guide, sr))  # of the way to a guide
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ class Judge:
         return SHARED_TAGS.get(tag, {}).get(self.name)
 
     def probability(self, audio: np.ndarray, sample_rate: int, tag: str) -> float:
-        """Mean probability of ``tag`` over the 3 s patches of ``audio`` (channels, samples): sigmoid for
+        """Mean probability of ``tag`` over the 3 s patches of ``audio`` (channels, samples)."""
+        return float(self.profile(audio, sample_rate)[self.model.class_names.index(self.class_for(tag))])
+
+    def profile(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mean probabilities (n_classes,) over the 3 s patches of ``audio`` (channels, samples): sigmoid for
         taggers, softmax over the genres for a genre model."""
         step = self.model.spec.frame_step
         frames = round(PATCH_SECONDS * sample_rate / self.model.configure(sample_rate).hop) // step * step
         logits = patch_logits(self.model, audio, sample_rate, frames)
         probs = torch.sigmoid(logits) if self.model.meta.get("task") == "tagging" else logits.softmax(dim=1)
-        return float(probs[:, self.model.class_names.index(self.class_for(tag))].mean())
+        return probs.mean(dim=0).numpy()
 
 
 def load_judges(names: list[str]) -> list[Judge]:
@@ -62,6 +67,13 @@ def load_judges(names: list[str]) -> list[Judge]:
 def judges_of(tag: str, dreamers: set[str], judges: list[Judge]) -> list[Judge]:
     """The judges that know ``tag`` and did not dream (``dreamers``: the names of the networks that did)."""
     return [j for j in judges if j.name not in dreamers and j.class_for(tag) is not None]
+
+
+def toward(before: np.ndarray, after: np.ndarray, guide: np.ndarray) -> float:
+    """How far a judge's probabilities moved from ``before`` toward ``guide``: the projection of after - before on
+    guide - before, as a fraction of the way (0: not at all or sideways, 1: as far as the guide, < 0: away)."""
+    way = guide - before
+    return float((after - before) @ way / max(float(way @ way), 1e-12))
 
 
 def kept(dry: np.ndarray, wet: np.ndarray, sample_rate: int) -> tuple[float, float]:

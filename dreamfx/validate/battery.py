@@ -71,7 +71,8 @@ def subject_for(target: str | Path) -> Subject:
         preset = load_preset(path)
         model = preset.dream.get("model", "default")
         model_file = None if model in SHIPPED_MODELS else preset.model_source(model)
-        return Subject(target, "preset", lambda: Chain.from_preset(path), model_file=model_file,
+        return Subject(target, "preset", lambda: Chain.from_preset(path, **preset.example_overrides()),
+                       model_file=model_file,
                        preset_file=path)
     path = model_path(name)
     if name in SHIPPED_MODELS or suffix == ".safetensors":

@@ -1,0 +1,196 @@
+"""Guided dreams judged by networks that did not dream them (issue 32).
+
+Pairs (input, guide): the inputs are excerpts of the split's recordings (test: no network learned from them, no
+preset was tuned on them; tune: for choosing settings); the guides are recordings of other packages and genres,
+none of them an input (:data:`GUIDES`; test: Muldjord's held-out song, metal held out of every training, an
+asc-music and a hyperrogue-music track).  For each match (:data:`dreamfx.dream.guide.MATCHES`), dreaming network
+and setting, every input is dreamt toward every guide with the dream settings of ``--preset``, and judged by
+networks that did not dream:
+
+* toward: how far the judge's probabilities moved from the input's toward the guide's, as a fraction of the way
+  (:func:`dreamfx.testing.transfer.toward`), for the taggers (msd-vgg and mtt-vgg: 100 tags together), the judge
+  trained for judging (judge-deep, 100 tags) and the genre model (10 genres), each only if it did not dream;
+* specific: the share of pairs that moved further toward their own guide than toward any other guide of the set
+  (by the judges' mean), as a fraction of the way and as a distance (the projection on the unit direction: a
+  fraction of the way to a guide close to the input is large for a small move);
+* kept: chroma and onset-envelope correlation with the input; RTF (offline, one thread per worker).
+
+    python benchmarks/guide.py [--split test] [--inputs 4] [--seconds 8] [--matches energy,gram,dot,tags]
+                               [--models tags-live] [--settings "iterations=16,step=0.3;memory=0.8"]
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import click
+import numpy as np
+import soundfile
+import torch
+from common import machine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
+
+from dreamfx import DreamEffect  # noqa: E402
+from dreamfx.dream.guide import MATCHES  # noqa: E402
+from dreamfx.testing.transfer import kept, load_judges, toward  # noqa: E402
+from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
+
+SAMPLE_RATE = 44100
+GUIDE_SECONDS = 20.0
+MULDJORD = Path("/usr/share/games/fretsonfire/data/songs/muldjord")
+# split -> the guides: (package, file name), the first of the package's recordings with that name
+GUIDES = {"test": [("fretsonfire-songs-muldjord", "mutilated_mime/song.ogg"), ("asc-music", "frontiers.mp3"),
+                   ("hyperrogue-music", "hr-domina-hunting.ogg")],
+          "tune": [("fretsonfire-songs-muldjord", "armygeddon/song.ogg"), ("warzone2100-music", ""),
+                   ("megaglest-data", "asak-jadeflange.ogg")]}  # metal, ambient, guitar (as the taggers hear them)
+JUDGES = {"taggers": ("msd-vgg", "mtt-vgg"), "judge-deep": ("judge-deep",), "genres": ("default",)}
+_cache: dict = {}
+
+
+def guide_files(split: str) -> list[Path]:
+    """The split's guides (:data:`GUIDES`; an empty file name: the package's first recording)."""
+    everything = [p for part in ("train", "tune", "test") for p in recordings(part)]
+    everything += [MULDJORD / "mutilated_mime" / "song.ogg"]  # held out of every split
+    return [next(p for p in everything if package_of(p).name == package and str(p).endswith(name))
+            for package, name in GUIDES[split]]
+
+
+def guide_name(path: Path) -> str:
+    return f"{package_of(path).name}/{path.parent.name if MULDJORD in path.parents else path.name}"
+
+
+def input_files(split: str, count: int, guides: list[Path]) -> list[Path]:
+    """``count`` recordings of ``split`` that are not guides, spread over the split."""
+    files = [p for p in recordings(split) if p not in guides]
+    return [files[round(i * (len(files) - 1) / max(1, count - 1))] for i in range(count)]
+
+
+def excerpt(path: Path, seconds: float) -> np.ndarray:
+    """``seconds`` of ``path`` from a third of the way in, (2, samples) at SAMPLE_RATE."""
+    return read_recording(path, SAMPLE_RATE, soundfile.info(str(path)).duration / 3, seconds)
+
+
+def profiles(audio: np.ndarray, dreamer: str) -> dict[str, np.ndarray]:
+    """Each judge's probabilities on ``audio``, the judges that share a name with ``dreamer`` left out."""
+    return {name: np.concatenate([j.profile(audio, SAMPLE_RATE) for j in _cache["judges"] if j.name in members])
+            for name, members in JUDGES.items() if dreamer not in members}
+
+
+def start_worker(inputs: list[Path], guide_paths: list[Path], seconds: float) -> None:
+    """Load the judges, the inputs and the guides (excerpts written by :func:`main`) once per worker."""
+    torch.set_num_threads(1)
+    judges = load_judges([name for members in JUDGES.values() for name in members])
+    _cache.update(inputs=[excerpt(p, seconds) for p in inputs], guide_paths=guide_paths, judges=judges,
+                  guides=[soundfile.read(str(p), dtype="float32", always_2d=True)[0].T for p in guide_paths],
+                  profiles={})
+
+
+def cached_profiles(key: tuple, audio: np.ndarray, dreamer: str) -> dict[str, np.ndarray]:
+    if (key, dreamer) not in _cache["profiles"]:
+        _cache["profiles"][key, dreamer] = profiles(audio, dreamer)
+    return _cache["profiles"][key, dreamer]
+
+
+def measure(task: tuple) -> dict:
+    """One guided render and its verdicts: task = (input index, guide index, match, dreaming model, preset,
+    settings: a label and the dream parameters it overrides)."""
+    i, g, match, model, preset, (label, settings) = task
+    dry = _cache["inputs"][i]
+    backend = None if match == "tags" else "torch"  # the preset's, where its exported step serves the match
+    effect = DreamEffect.from_preset(preset, **{"model": model, "backend": backend, **settings,
+                                                "guide": str(_cache["guide_paths"][g]), "match": match})
+    started = time.perf_counter()
+    wet = effect(dry, SAMPLE_RATE)
+    seconds = time.perf_counter() - started
+    before, after = cached_profiles(("input", i), dry, model), profiles(wet, model)
+    guides = [cached_profiles(("guide", k), audio, model) for k, audio in enumerate(_cache["guides"])]
+    way = {judge: [toward(before[judge], after[judge], guide[judge]) for guide in guides] for judge in before}
+    distance = {judge: [toward(before[judge], after[judge], guide[judge])
+                        * float(np.linalg.norm(guide[judge] - before[judge])) for guide in guides] for judge in before}
+    return {"input": i, "guide": g, "match": match, "model": model, "settings": label, "toward": way,
+            "distance": distance,
+            "kept": kept(dry, wet, SAMPLE_RATE), "rtf": seconds / (dry.shape[1] / SAMPLE_RATE)}
+
+
+def table(rows: list[dict]) -> None:
+    """One line per (model, match, settings): toward its guide (mean, per judge, the share of pairs >= 0.25),
+    toward the best other guide, specific (by fraction and by distance), kept, RTF."""
+    print("| dreamer | match | settings | toward the guide (judges' mean) | pairs >= 0.25 | per judge | toward the "
+          "best other guide | specific (fraction / distance) | >= 0.25 and specific (distance) | kept chroma / "
+          "onsets (lowest) | RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for model, match, label in dict.fromkeys((r["model"], r["match"], r.get("settings", "")) for r in rows):
+        mine = [r for r in rows if (r["model"], r["match"], r.get("settings", "")) == (model, match, label)]
+        judges = list(mine[0]["toward"])
+        own, other, specific = [], [], {"toward": [], "distance": []}
+        for r in mine:
+            for key in specific:
+                mean = np.mean([r[key][j] for j in judges], axis=0)  # (guides,)
+                specific[key].append(mean[r["guide"]] > max(np.delete(mean, r["guide"])))
+                if key == "toward":
+                    own.append(mean[r["guide"]])
+                    other.append(max(np.delete(mean, r["guide"])))
+        far = np.array(own) >= 0.25
+        per_judge = ", ".join(f"{j} {np.mean([r['toward'][j][r['guide']] for r in mine]):.2f}" for j in judges)
+        kept_values = np.array([r["kept"] for r in mine])
+        print(f"| {model} | {match} | {label or '-'} | {np.mean(own):.2f} | {far.mean():.0%} | {per_judge} | "
+              f"{np.mean(other):.2f} | {np.mean(specific['toward']):.0%} / {np.mean(specific['distance']):.0%} | "
+              f"{np.mean(far & np.array(specific['distance'])):.0%} | {kept_values[:, 0].mean():.2f} / "
+              f"{kept_values[:, 1].mean():.2f} ({kept_values.min(axis=0)[0]:.2f} / {kept_values.min(axis=0)[1]:.2f}) | "
+              f"{np.mean([r['rtf'] for r in mine]):.2f} |")
+
+
+def parse_settings(text: str) -> list[tuple[str, dict]]:
+    """'iterations=16,step=0.3;memory=0.8' -> [(label, {'iterations': 16, 'step': 0.3}), (label, {...})];
+    an empty text: the preset's settings alone."""
+    settings = []
+    for label in text.split(";") if text else [""]:
+        pairs = [part.split("=", 1) for part in label.split(",") if part]
+        settings.append((label, {key.strip(): ast.literal_eval(value) for key, value in pairs}))
+    return settings
+
+
+@click.command()
+@click.option("--split", type=click.Choice(["test", "tune"]), default="test", show_default=True,
+              help="test: the verdict (never tuned on); tune: for choosing settings")
+@click.option("--inputs", "count", default=4, show_default=True, help="recordings of the split dreamt")
+@click.option("--seconds", default=8.0, show_default=True, help="length of each input excerpt")
+@click.option("--matches", default=",".join(MATCHES), show_default=True)
+@click.option("--models", default="tags-live", show_default=True, help="dreaming networks, comma-separated")
+@click.option("--preset", default="guide", show_default=True, help="the dream settings")
+@click.option("--settings", "settings_text", default="", help="dream parameters overriding the preset's, a set "
+              "per run separated by semicolons: iterations=16,step=0.3;memory=0.8")
+@click.option("--jobs", default=2, show_default=True)
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
+def main(split: str, count: int, seconds: float, matches: str, models: str, preset: str, settings_text: str,
+         jobs: int, save: Path | None) -> None:
+    guides = guide_files(split)
+    inputs = input_files(split, count, guides)
+    print(f"# guide: {machine()}; {count} inputs of {seconds:g} s from the {split} split, {len(guides)} guides of "
+          f"{GUIDE_SECONDS:g} s; preset {preset}")
+    print("inputs: " + ", ".join(f"{package_of(p).name}/{p.name}" for p in inputs))
+    print("guides: " + ", ".join(guide_name(p) for p in guides))
+    tasks = [(i, g, match, model, preset, settings) for model in models.split(",") for match in matches.split(",")
+             for settings in parse_settings(settings_text) for i in range(count) for g in range(len(guides))]
+    started = time.time()
+    with tempfile.TemporaryDirectory() as folder:
+        guide_paths = [Path(folder) / f"guide{i}.wav" for i in range(len(guides))]
+        for path, source in zip(guide_paths, guides):
+            soundfile.write(str(path), excerpt(source, GUIDE_SECONDS).T, SAMPLE_RATE)
+        with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(inputs, guide_paths, seconds)) as pool:
+            rows = list(pool.map(measure, tasks))
+    print(f"{time.time() - started:.0f} s\n")
+    if save:
+        save.write_text(json.dumps(rows, indent=1))
+    table(rows)
+
+
+if __name__ == "__main__":
+    main()
