@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -180,7 +179,7 @@ def export_metadata(model: DreamNet, fmt: str, what: str, sample_rate: int, obje
     record = {"what": what, "format": fmt, "sample_rate": sample_rate, "n_bins": model.stft.n_bins,
               "n_fft": model.stft.n_fft, "hop": model.stft.hop, "dreamfx_version": dreamfx.__version__}
     if what == "dream-step":
-        record.update(graph_layer=objective.graph_layer, objective=asdict(objective),
+        record.update(graph_layer=objective.graph_layer, objective=objective.record(),
                       gradient_temperatures=DREAM_TEMPERATURES,
                       inputs=list(STEP_INPUTS), outputs=list(STEP_OUTPUTS))
     else:
