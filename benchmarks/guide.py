@@ -13,10 +13,13 @@ networks that did not dream:
 * specific: the share of pairs that moved further toward their own guide than toward any other guide of the set
   (by the judges' mean), as a fraction of the way and as a distance (the projection on the unit direction: a
   fraction of the way to a guide close to the input is large for a small move);
-* kept: chroma and onset-envelope correlation with the input; RTF (offline, one thread per worker).
+* kept: chroma and onset-envelope correlation with the input; retention of the dream through resynthesis (the
+  dreaming network's match, :mod:`dreamfx.validate.metrics`); smoothness: the perturbation SNR under 1e-7 of
+  input noise on the first 3 s (toward the first guide only: two more renders); RTF of the render with its
+  re-analysis (offline, one thread per worker).
 
     python benchmarks/guide.py [--split test] [--inputs 4] [--seconds 8] [--matches energy,gram,dot,tags]
-                               [--models tags-live] [--settings "iterations=16,step=0.3;memory=0.8"]
+                               [--preset guide] [--models tags-live] [--settings "iterations=16,step=0.3;memory=0.8"]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (th
 from dreamfx import DreamEffect  # noqa: E402
 from dreamfx.dream.guide import MATCHES  # noqa: E402
 from dreamfx.testing.transfer import kept, load_judges, toward  # noqa: E402
+from dreamfx.validate.metrics import measure_retention, perturbation_snr  # noqa: E402
 from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
 
 SAMPLE_RATE = 44100
@@ -104,18 +108,20 @@ def measure(task: tuple) -> dict:
     i, g, match, model, preset, (label, settings) = task
     dry = _cache["inputs"][i]
     backend = None if match == "tags" else "torch"  # the preset's, where its exported step serves the match
-    effect = DreamEffect.from_preset(preset, **{"model": model, "backend": backend, **settings,
+    effect = DreamEffect.from_preset(preset, **{"model": model or None, "backend": backend, **settings,
                                                 "guide": str(_cache["guide_paths"][g]), "match": match})
+    model = effect.model_source
     started = time.perf_counter()
-    wet = effect(dry, SAMPLE_RATE)
-    seconds = time.perf_counter() - started
+    report = measure_retention(effect, dry, SAMPLE_RATE)
+    wet, seconds = report.output, time.perf_counter() - started
+    smooth = perturbation_snr(lambda a: effect(a, SAMPLE_RATE), dry[:, :3 * SAMPLE_RATE]) if g == 0 else None
     before, after = cached_profiles(("input", i), dry, model), profiles(wet, model)
     guides = [cached_profiles(("guide", k), audio, model) for k, audio in enumerate(_cache["guides"])]
     way = {judge: [toward(before[judge], after[judge], guide[judge]) for guide in guides] for judge in before}
     distance = {judge: [toward(before[judge], after[judge], guide[judge])
                         * float(np.linalg.norm(guide[judge] - before[judge])) for guide in guides] for judge in before}
     return {"input": i, "guide": g, "match": match, "model": model, "settings": label, "toward": way,
-            "distance": distance,
+            "distance": distance, "retention": report.retention, "smooth_db": smooth,
             "kept": kept(dry, wet, SAMPLE_RATE), "rtf": seconds / (dry.shape[1] / SAMPLE_RATE)}
 
 
@@ -124,8 +130,8 @@ def table(rows: list[dict]) -> None:
     toward the best other guide, specific (by fraction and by distance), kept, RTF."""
     print("| dreamer | match | settings | toward the guide (judges' mean) | pairs >= 0.25 | per judge | toward the "
           "best other guide | specific (fraction / distance) | >= 0.25 and specific (distance) | kept chroma / "
-          "onsets (lowest) | RTF |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "onsets (lowest) | retention | smooth (dB, lowest) | RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for model, match, label in dict.fromkeys((r["model"], r["match"], r.get("settings", "")) for r in rows):
         mine = [r for r in rows if (r["model"], r["match"], r.get("settings", "")) == (model, match, label)]
         judges = list(mine[0]["toward"])
@@ -144,6 +150,8 @@ def table(rows: list[dict]) -> None:
               f"{np.mean(other):.2f} | {np.mean(specific['toward']):.0%} / {np.mean(specific['distance']):.0%} | "
               f"{np.mean(far & np.array(specific['distance'])):.0%} | {kept_values[:, 0].mean():.2f} / "
               f"{kept_values[:, 1].mean():.2f} ({kept_values.min(axis=0)[0]:.2f} / {kept_values.min(axis=0)[1]:.2f}) | "
+              f"{np.mean([r.get('retention', np.nan) for r in mine]):.2f} | "
+              f"{min((r['smooth_db'] for r in mine if r.get('smooth_db') is not None), default=np.nan):.0f} | "
               f"{np.mean([r['rtf'] for r in mine]):.2f} |")
 
 
@@ -163,7 +171,7 @@ def parse_settings(text: str) -> list[tuple[str, dict]]:
 @click.option("--inputs", "count", default=4, show_default=True, help="recordings of the split dreamt")
 @click.option("--seconds", default=8.0, show_default=True, help="length of each input excerpt")
 @click.option("--matches", default=",".join(MATCHES), show_default=True)
-@click.option("--models", default="tags-live", show_default=True, help="dreaming networks, comma-separated")
+@click.option("--models", default="", help="dreaming networks, comma-separated (default: the preset's)")
 @click.option("--preset", default="guide", show_default=True, help="the dream settings")
 @click.option("--settings", "settings_text", default="", help="dream parameters overriding the preset's, a set "
               "per run separated by semicolons: iterations=16,step=0.3;memory=0.8")

@@ -66,9 +66,9 @@ def parse_blend(text: str, option: str) -> dict[str, float]:
 
 def validate_preset(name_or_path: str | Path) -> Preset:
     """Everything :func:`~dreamfx.plugin.presets.load_preset` checks, plus the model and every dream value
-    (builds the chain)."""
+    (builds the chain; with the bundled example guide where the preset needs one)."""
     preset = load_preset(name_or_path)
-    Chain.from_preset(preset)
+    Chain.from_preset(preset, **preset.example_overrides())
     return preset
 
 

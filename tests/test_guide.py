@@ -110,6 +110,10 @@ def test_guide_errors_are_one_line_and_name_what_to_do(tmp_path):
         DreamEffect(guide=str(nan))
     with pytest.raises(DreamfxError, match="match must be one of energy, gram, dot, tags"):
         DreamEffect(guide=str(GUIDE), match="style")
+    features = DreamEffect("tags-plain", guide=str(GUIDE)).settings.objective.guide
+    assert DreamEffect("tags-plain", guide=features).guide == features.name  # the same network: taken as they are
+    with pytest.raises(DreamfxError, match="were summarised by another network: set the guide's file instead"):
+        DreamEffect("tags-robust", guide=features)  # the same layers and tags, other weights
     with pytest.raises(DreamfxError, match="an ensemble dreams toward classes or tags"):
         DreamEffect("tags-plain", guide=str(GUIDE), ensemble={"tags-robust": 0.5})
     result = CliRunner().invoke(cli, ["process", str(short), str(tmp_path / "out.wav"), "--preset", "guide"])
@@ -119,7 +123,8 @@ def test_guide_errors_are_one_line_and_name_what_to_do(tmp_path):
 
 def test_a_saved_guided_preset_travels_with_its_guide(tmp_path):
     """`presets save` writes the guide's path relative to the preset and its SHA-256: the folder copied elsewhere
-    renders the same; a different file under the guide's name is refused in one line."""
+    renders the same; a different file under the guide's name is refused in one line, and so is a guide moved
+    away (the line names the file the preset needs)."""
     mine = tmp_path / "a" / "mine.toml"
     (tmp_path / "a" / "guides").mkdir(parents=True)
     shutil.copy(GUIDE, tmp_path / "a" / "guides" / GUIDE.name)
@@ -135,6 +140,9 @@ def test_a_saved_guided_preset_travels_with_its_guide(tmp_path):
     assert np.array_equal(*rendered)
     (tmp_path / "b" / "guides" / GUIDE.name).write_bytes(GUIDE.read_bytes()[:-100])
     with pytest.raises(DreamfxError, match="differs from the one the preset was saved with"):
+        DreamEffect.from_preset(tmp_path / "b" / "mine.toml")
+    (tmp_path / "b" / "guides" / GUIDE.name).unlink()  # the guide moved away: the preset names the file it needs
+    with pytest.raises(DreamfxError, match=f"dream.guide = 'guides/{GUIDE.name}': no such file"):
         DreamEffect.from_preset(tmp_path / "b" / "mine.toml")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import dataclasses
 import os
 import re
 import subprocess
@@ -528,7 +529,10 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     from dreamfx.live.midi_ports import close_midi_port
     from dreamfx.plugin.presets import load_preset, save_preset
     mine = workdir / "mine.toml"
-    save_preset(load_preset("default"), mine)
+    preset = load_preset("default")
+    # one program: without a list, MIDI would build every shipped preset's chain first (this test is about learning)
+    preset.midi = dataclasses.replace(preset.midi_map(), programs=("default",))
+    save_preset(preset, mine)
     cli = subprocess.Popen([sys.executable, "-m", "dreamfx.cli", "live", "--preset", str(mine), "--midi-virtual",
                             "dreamfx-learn-in", "--learn", "step", "--duration", "6"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -66,7 +66,7 @@ class Objective:
     target: str | None = None
     blend: tuple[tuple[str | int, float], ...] = ()
     guide: GuideFeatures | None = None
-    match: str = "gram"
+    match: str = "tags"
 
     def __post_init__(self):  # from JSON metadata, pairs arrive as lists
         object.__setattr__(self, "blend", tuple((key, weight) for key, weight in self.blend))

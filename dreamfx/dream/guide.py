@@ -63,12 +63,6 @@ class GuideFeatures:
     def layers(self) -> tuple[str, ...]:
         return tuple(self.energy)
 
-    def to(self, device: torch.device) -> GuideFeatures:
-        """The same features on ``device``."""
-        move = lambda table: {k: v.to(device) for k, v in table.items()}  # noqa: E731
-        return GuideFeatures(self.name, self.model_digest, move(self.energy), move(self.gram), move(self.samples),
-                             self.profile.to(device), self.tagging)
-
     def match(self, model: DreamNet, logmag: torch.Tensor, how: str, layers: tuple[str, ...]) -> torch.Tensor:
         """The match ``how`` of windows logmag (B, n_bins, T) with the guide, per window (B,); ``layers``: the
         conv layers it compares (the deepest one alone for "dot"; unused by "tags")."""

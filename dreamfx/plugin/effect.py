@@ -20,7 +20,7 @@ import numpy as np
 
 from dreamfx.audio_io import check_finite, read_audio, to_channels_first
 from dreamfx.dream.ascent import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, Transforms
-from dreamfx.dream.guide import MATCHES, GuideFeatures, guide_features
+from dreamfx.dream.guide import MATCHES, GuideFeatures, guide_features, model_digest
 from dreamfx.engine.backends import open_backend
 from dreamfx.engine.streaming import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
@@ -132,7 +132,7 @@ class DreamEffect:
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
                  device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None,
-                 guide: str | Path | GuideFeatures | None = None, match: str = "gram"):
+                 guide: str | Path | GuideFeatures | None = None, match: str = "tags"):
         self._backend = open_backend(model, backend, device, ensemble, exporter=export_step_graph)
         self._ensemble = dict(ensemble) if ensemble else None
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
@@ -378,8 +378,14 @@ class DreamEffect:
             if o.kind == "guide":
                 self._set_objective(replace(o, kind="layer", guide=None), "guide")
             return
+        if not isinstance(value, (str, Path, GuideFeatures)) or value == "":
+            raise DreamfxError(f"guide must be a recording's path (or None), got {value!r}: e.g. effect.guide = "
+                               "'that-sound.flac'")
         if not isinstance(value, GuideFeatures):
             value = self.summarise_guide(value)
+        elif self.backend.network is None or value.model_digest != model_digest(self.backend.network):
+            raise DreamfxError(f"guide: the features of {value.name} were summarised by another network: set the "
+                               "guide's file instead (this network listens to it)")
         self._set_objective(replace(o, kind="guide", target=None, blend=(), guide=value), "guide")
 
     def summarise_guide(self, path: str | Path) -> GuideFeatures:
@@ -405,7 +411,7 @@ class DreamEffect:
     def match(self, value: str) -> None:
         if value not in MATCHES:
             raise DreamfxError(f"match must be one of {', '.join(MATCHES)}, got {value!r}: e.g. effect.match = "
-                               "'gram'")
+                               "'tags'")
         self._set_objective(replace(self.settings.objective, match=value), "match")
 
     @property

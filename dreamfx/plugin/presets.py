@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -153,6 +154,9 @@ class Preset:
         dream.guide_sha256 when the preset has one."""
         path = self.file_path(value, "guide")
         expected = self.dream.get(GUIDE_CHECKSUM)
+        if expected is not None and not (isinstance(expected, str) and re.fullmatch("[0-9a-f]{64}", expected)):
+            raise DreamfxError(f"{self.where}: dream.{GUIDE_CHECKSUM} = {expected!r}: must be the guide file's SHA-256, "
+                               "64 hex digits (dreamfx presets save writes it)")
         if expected is not None and file_sha256(path) != expected:
             raise DreamfxError(f"{self.where}: dream.guide = {value!r}: the file differs from the one the preset was "
                                f"saved with (sha256 {expected[:12]}...): restore it, or remove guide_sha256 to accept "

@@ -210,12 +210,15 @@ def replaced(doc, path: tuple, value):
 
 
 def preset_document(ctx: Context) -> dict:
-    """The subject's preset as parsed TOML, a model file named by its absolute path (the copies live elsewhere)."""
+    """The subject's preset as parsed TOML, a model file and a guide named by their absolute paths (the copies
+    live elsewhere)."""
     path = ctx.subject.preset_file
     doc = tomllib.loads(path.read_text(encoding="utf-8"))
     model = doc.get("dream", {}).get("model", "default")
     if model not in SHIPPED_MODELS:
         doc["dream"]["model"] = str((path.parent / model).resolve())
+    if "guide" in doc.get("dream", {}):
+        doc["dream"]["guide"] = str((path.parent / doc["dream"]["guide"]).resolve())
     return doc
 
 

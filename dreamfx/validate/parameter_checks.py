@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from dreamfx.dream.ascent import Transforms
+from dreamfx.dream.guide import MATCHES
 from dreamfx.plugin.chain import Chain
 from dreamfx.plugin.effect import RECONSTRUCTIONS, DreamEffect, _Flag, _Range, parameter_names
-from dreamfx.plugin.presets import load_preset, save_preset
+from dreamfx.plugin.presets import EXAMPLE_GUIDE, load_preset, save_preset
 from dreamfx.validate.framework import (AUTOMATION_STEP_RATIO, SMOOTH_SNR_DB, Context, check, expect, max_difference,
                                         one_line_error, stream)
 from dreamfx.validate.metrics import perturbation_snr
@@ -42,6 +43,13 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
         if kind is int:
             outside.append(float(rng.integers(low, high)) + 0.5)
         return outside[rng.integers(len(outside))], False
+    if name == "match":
+        guided_graph = effect.objective == "guide" and effect.backend.name != "torch"  # serves "tags" only
+        return (MATCHES[rng.integers(len(MATCHES))], None if guided_graph else True) if rng.random() < 0.5 else \
+            (["style", "", 3, None][rng.integers(4)], False)
+    if name == "guide":  # a real guide one time in ten: the network listens to it each time
+        return (str(EXAMPLE_GUIDE), None) if rng.random() < 0.1 else \
+            ([str(EXAMPLE_GUIDE.with_name("no-such-guide.wav")), "", 3, b"x", []][rng.integers(5)], False)
     if name == "reconstruction":
         return (RECONSTRUCTIONS[rng.integers(2)], True) if rng.random() < 0.5 else (["phase", 0, None][rng.integers(3)],
                                                                                    False)
@@ -85,14 +93,12 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
 
 
 def _settings_state(effect: DreamEffect) -> dict:
-    return dataclasses.asdict(effect.settings)
+    """The effect's settings (every field an immutable value: numbers, tuples, frozen objective and transforms)."""
+    return {field.name: getattr(effect.settings, field.name) for field in dataclasses.fields(effect.settings)}
 
 
 def _restore(effect: DreamEffect, state: dict) -> None:
     for name, value in state.items():
-        current = getattr(effect.settings, name)
-        if dataclasses.is_dataclass(current):  # objective, transforms: asdict made them dicts
-            value = type(current)(**value)
         setattr(effect.settings, name, value)
 
 
