@@ -20,11 +20,16 @@ SR, BLOCK = 48000, 256
 
 
 def test_graphs_are_built_before_streaming():
-    """A layer change (MIDI CC5) while streaming must never wait for a trace or an ONNX export."""
+    """A layer change (MIDI CC5) or a note (a class) while streaming must never wait for a trace or an ONNX
+    export: with MIDI every graph is built first; without, the objective's alone (nothing can change it)."""
     from dreamfx.live.processor import LiveProcessor
-    processor = LiveProcessor(Chain([DreamEffect(backend="torchscript")]), SR, 2, BLOCK)
+    from dreamfx.plugin.midi import MidiControl
+    effect = DreamEffect(backend="torchscript")
+    processor = LiveProcessor(Chain([effect]), SR, 2, BLOCK, control=MidiControl(effect))
     assert sorted(layer for layer, _ in processor.engine.backend.graphs) == ["conv1", "conv2", "conv3", "conv4",
                                                                              "logits"]
+    alone = LiveProcessor(Chain([DreamEffect(backend="torchscript")]), SR, 2, BLOCK)
+    assert [layer for layer, _ in alone.engine.backend.graphs] == ["conv3"]
 
 
 def drive(processor, signal: np.ndarray, on_chunk=None) -> np.ndarray:

@@ -185,7 +185,7 @@ class TorchBackend:
     def check_transforms(self, transforms: Transforms) -> None:
         """Autograd takes the gradient through any transforms."""
 
-    def warm_up(self, objective: Objective | None = None) -> None:
+    def warm_up(self, objective: Objective | None = None, every_layer: bool = True) -> None:
         """Nothing to build: autograd needs no graphs."""
 
     def prepare(self, sample_rate: int) -> StftConfig:
@@ -308,12 +308,12 @@ class GraphBackend:
         """The graph for ``objective``; its weights come with the inputs (:meth:`Objective.weights`)."""
         return self.graph(objective)
 
-    def warm_up(self, objective: Objective | None = None) -> None:
-        """Build every graph this backend can serve at the prepared sample rate, and ``objective``'s, so that
-        switching layers while streaming never waits for an export (9-15 s each on 2 cores, cached on disk
-        afterwards)."""
+    def warm_up(self, objective: Objective | None = None, every_layer: bool = True) -> None:
+        """Build ``objective``'s graph and, with ``every_layer``, every graph this backend can serve at the
+        prepared sample rate, so that switching layers or targets while streaming (MIDI) never waits for an
+        export (9-15 s each on 2 cores, cached on disk afterwards)."""
         built = self.spec.exported_graph_layer
-        for layer in [built] if built else self.spec.layer_names:
+        for layer in ([built] if built else self.spec.layer_names) if every_layer else ():
             self.graph(Objective.on_graph_layer(self.spec, layer))
         if objective is not None:
             self.graph(objective)

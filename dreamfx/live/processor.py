@@ -184,12 +184,12 @@ class LiveProcessor:
             self.chain.take_whole_chunks(self.sample_rate, self.channels)
 
     def _prepare(self, chain: Chain) -> DreamEngine | None:
-        """The engine of ``chain``'s first dream, with every dream-step graph built (no export or trace may
-        happen on the worker while streaming)."""
+        """The engine of ``chain``'s first dream, with the dream-step graphs it can need built (no export or trace
+        may happen on the worker while streaming): its objective's, and with MIDI every layer's and the classes'."""
         dreams = chain.dream_effects
         engine = dreams[0].engine(self.sample_rate, self.channels) if dreams else None
         if engine is not None:
-            engine.backend.warm_up(engine.settings.objective)
+            engine.backend.warm_up(engine.settings.objective, every_layer=self.control is not None)
         return engine
 
     def _latency(self, chain: Chain, engine: DreamEngine | None) -> int:
