@@ -47,7 +47,7 @@ SILENCE = 1e-5     # a guide whose peak is below this (-100 dBFS) holds nothing 
 class GuideFeatures:
     """A guide's statistics under one network (see the module docstring); compared by identity.
 
-    name: what the guide is called (its file name); model_digest: the network's weights digest (the features
+    name: the guide's file (its absolute path); model_digest: the network's weights digest (the features
     only mean something to that network); energy / gram / samples: per conv layer name; profile (n_classes,).
     """
 
