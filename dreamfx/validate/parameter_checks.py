@@ -47,8 +47,8 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
         guided_graph = effect.objective == "guide" and effect.backend.name != "torch"  # serves "tags" only
         return (MATCHES[rng.integers(len(MATCHES))], None if guided_graph else True) if rng.random() < 0.5 else \
             (["style", "", 3, None][rng.integers(4)], False)
-    if name == "guide":  # a real guide one time in ten: the network listens to it each time
-        return (str(EXAMPLE_GUIDE), None) if rng.random() < 0.1 else \
+    if name == "guide":  # a real guide one time in fifty: the network listens to it each time (seconds)
+        return (str(EXAMPLE_GUIDE), None) if rng.random() < 0.02 else \
             ([str(EXAMPLE_GUIDE.with_name("no-such-guide.wav")), "", 3, b"x", []][rng.integers(5)], False)
     if name == "reconstruction":
         return (RECONSTRUCTIONS[rng.integers(2)], True) if rng.random() < 0.5 else (["phase", 0, None][rng.integers(3)],
