@@ -44,9 +44,9 @@ from dreamfx import DreamEffect  # noqa: E402
 from dreamfx.dream.guide import MATCHES  # noqa: E402
 from dreamfx.testing.transfer import kept, load_judges, toward  # noqa: E402
 from dreamfx.validate.metrics import measure_retention, perturbation_snr  # noqa: E402
-from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
+from training.real_recordings import package_of, recordings  # noqa: E402
+from transfer import SAMPLE_RATE, excerpt, spread  # noqa: E402  (benchmarks/transfer.py)
 
-SAMPLE_RATE = 44100
 GUIDE_SECONDS = 20.0
 MULDJORD = Path("/usr/share/games/fretsonfire/data/songs/muldjord")
 # split -> the guides: (package, file name), the first of the package's recordings with that name
@@ -72,13 +72,7 @@ def guide_name(path: Path) -> str:
 
 def input_files(split: str, count: int, guides: list[Path]) -> list[Path]:
     """``count`` recordings of ``split`` that are not guides, spread over the split."""
-    files = [p for p in recordings(split) if p not in guides]
-    return [files[round(i * (len(files) - 1) / max(1, count - 1))] for i in range(count)]
-
-
-def excerpt(path: Path, seconds: float) -> np.ndarray:
-    """``seconds`` of ``path`` from a third of the way in, (2, samples) at SAMPLE_RATE."""
-    return read_recording(path, SAMPLE_RATE, soundfile.info(str(path)).duration / 3, seconds)
+    return spread([p for p in recordings(split) if p not in guides], count)
 
 
 def profiles(audio: np.ndarray, dreamer: str) -> dict[str, np.ndarray]:

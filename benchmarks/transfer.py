@@ -79,14 +79,20 @@ JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", ROBUST, PLAIN]
 _cache: dict = {}
 
 
-def excerpts(split: str, count: int, seconds: float) -> list[tuple[str, np.ndarray]]:
-    """``count`` excerpts of ``seconds`` from ``split``, spread over its recordings (repeating them when it has
-    fewer), a third of the way in."""
+def spread(files: list[Path], count: int) -> list[Path]:
+    """``count`` of ``files``, evenly spread over them (repeating them when there are fewer)."""
+    return [files[round(i * (len(files) - 1) / max(1, count - 1))] for i in range(count)]
+
+
+def excerpt(path: Path, seconds: float) -> np.ndarray:
+    """``seconds`` of the recording at ``path`` from a third of the way in, (2, samples) at SAMPLE_RATE."""
     import soundfile
-    files = recordings(split)
-    picked = [files[round(i * (len(files) - 1) / max(1, count - 1))] for i in range(count)]
-    return [(f"{package_of(p).name}/{p.name}",
-             read_recording(p, SAMPLE_RATE, soundfile.info(str(p)).duration / 3, seconds)) for p in picked]
+    return read_recording(path, SAMPLE_RATE, soundfile.info(str(path)).duration / 3, seconds)
+
+
+def excerpts(split: str, count: int, seconds: float) -> list[tuple[str, np.ndarray]]:
+    """``count`` excerpts of ``seconds`` from ``split``, spread over its recordings, a third of the way in."""
+    return [(f"{package_of(p).name}/{p.name}", excerpt(p, seconds)) for p in spread(recordings(split), count)]
 
 
 def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:

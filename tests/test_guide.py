@@ -121,6 +121,15 @@ def test_guide_errors_are_one_line_and_name_what_to_do(tmp_path):
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_a_guide_given_to_a_preset_replaces_its_own_and_any_objective_replaces_a_needed_one():
+    """--guide on a preset that names its guide dreams toward the one given (its file and checksum are the
+    preset's, not asked of the given one); a layer or a target on the guide preset needs no guide."""
+    other = PRESET_DIR / "guides" / "warzone2100-menu.ogg"
+    assert DreamEffect.from_preset("live-guide-metal", guide=str(other)).guide == str(other.resolve())
+    assert DreamEffect.from_preset("live-guide", layer="conv2").objective == "layer"
+    assert DreamEffect.from_preset("live-guide", target="msd:jazz").objective == "class"
+
+
 def test_a_saved_guided_preset_travels_with_its_guide(tmp_path):
     """`presets save` writes the guide's path relative to the preset and its SHA-256: the folder copied elsewhere
     renders the same; a different file under the guide's name is refused in one line, and so is a guide moved

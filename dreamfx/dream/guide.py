@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from dreamfx.dsp.spectral import analyze_signal, log_magnitude
 from dreamfx.errors import DreamfxError
-from dreamfx.nets.models import DreamNet
+from dreamfx.nets.models import DreamNet, class_probabilities
 
 MATCHES = ("energy", "gram", "dot", "tags")
 GUIDE_TAGS_GRAPH = "guide-tags"  # the exported dream step of the "tags" match: the guide's profile is its weights
@@ -57,7 +57,6 @@ class GuideFeatures:
     gram: dict[str, torch.Tensor]
     samples: dict[str, torch.Tensor]
     profile: torch.Tensor
-    tagging: bool  # the profile is independent tag probabilities (sigmoid), else one genre (softmax)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -68,7 +67,7 @@ class GuideFeatures:
         conv layers it compares (the deepest one alone for "dot"; unused by "tags")."""
         if how == "tags":
             logits = model(logmag)
-            return tags_match(logits, self.profile.to(logits.device), self.tagging)[0]
+            return tags_match(logits, self.profile.to(logits.device), model.spec.tagging)[0]
         deepest = max(layers, key=lambda name: int(name.removeprefix("conv")))
         acts = model.activations(logmag, until=deepest)
         terms = []
@@ -137,11 +136,9 @@ def guide_features(model: DreamNet, audio: np.ndarray, sample_rate: int, window_
             vectors = act.transpose(1, 2).reshape(-1, act.shape[1])               # (W * positions, C)
             keep = np.linspace(0, len(vectors) - 1, min(MAX_SAMPLES, len(vectors))).round().astype(int)
             samples[layer] = vectors[torch.from_numpy(keep).to(vectors.device)]
-        tagging = model.meta.get("task") == "tagging"
-        logits = acts["logits"]
-        profile = (torch.sigmoid(logits) if tagging else logits.softmax(dim=1)).mean(dim=0)
+        profile = class_probabilities(model.spec, acts["logits"]).mean(dim=0)
     finally:
         model.configure(previous)
     if not all(torch.isfinite(t).all() for t in [*energy.values(), *gram.values(), profile]):
         raise DreamfxError(f"guide {name}: its features are not finite (is the file damaged?)")
-    return GuideFeatures(name, model_digest(model), energy, gram, samples, profile, tagging)
+    return GuideFeatures(name, model_digest(model), energy, gram, samples, profile)

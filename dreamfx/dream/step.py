@@ -66,7 +66,6 @@ class ObjectiveGradient(nn.Module):
         self.model = model
         self.graph_layer = graph_layer
         self.to_logits = graph_layer in ("logits", GUIDE_TAGS_GRAPH)
-        self.tagging = model.meta.get("task") == "tagging"
         self.depth = len(model.blocks) if self.to_logits else model.layer_names.index(graph_layer) + 1
 
     def forward(self, logmag: torch.Tensor, weights: torch.Tensor,
@@ -86,7 +85,7 @@ class ObjectiveGradient(nn.Module):
         if self.to_logits:
             logits = m.logits(x)
             if self.graph_layer == GUIDE_TAGS_GRAPH:
-                value, g_logits = tags_match(logits, weights, self.tagging)
+                value, g_logits = tags_match(logits, weights, m.spec.tagging)
             else:
                 value, g_logits = logits @ weights, weights.expand_as(logits)
             grad = self._head_backward(x, g_logits)

@@ -82,6 +82,8 @@ class ModelSpec:
         self.pools = tuple(None if p is None else (tuple(p[:2]), tuple(p[2:])) for p in pools)
         self.head = dict(meta.get("head") or {"kind": "mean-max"})
         self.frame_step = int(meta["frontend"].get("frame_step", 1))
+        # independent tag probabilities (sigmoid, the taggers) rather than one class of several (softmax, genres)
+        self.tagging = meta.get("task") == "tagging"
         window = meta.get("dream_window") or {"chunk_frames": 8, "context_frames": 24}
         self.default_window = (int(window["chunk_frames"]), int(window["context_frames"]))
 
@@ -241,6 +243,11 @@ class DreamNet(nn.Module):
 
     def forward(self, logmag: torch.Tensor) -> torch.Tensor:
         return self.activations(logmag)["logits"]
+
+
+def class_probabilities(spec: ModelSpec, logits: torch.Tensor) -> torch.Tensor:
+    """Probabilities of logits (..., n_classes): sigmoid per tag for a tagger, softmax over the classes else."""
+    return torch.sigmoid(logits) if spec.tagging else logits.softmax(dim=-1)
 
 
 def patch_logits(model: DreamNet, audio: np.ndarray, sample_rate: int, patch_frames: int,

@@ -26,7 +26,7 @@ from dreamfx.engine.streaming import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
 from dreamfx.dsp.fixed_blocks import FixedBlocks
 from dreamfx.nets.models import DreamNet, ModelSpec
-from dreamfx.plugin.presets import CONSTRUCTION_KEYS, OBJECTIVE_KEYS, TUNABLE, Preset, load_preset
+from dreamfx.plugin.presets import CONSTRUCTION_KEYS, OBJECTIVE_KEYS, TUNABLE, Preset, load_preset, needs_guide
 
 
 class _Range:
@@ -200,7 +200,7 @@ class DreamEffect:
         if any(k in overrides for k in OBJECTIVE_KEYS + ("layer",)):
             params = {k: v for k, v in params.items() if k not in OBJECTIVE_KEYS}
         params.update(overrides)
-        if preset.needs_guide and "guide" not in overrides and not any(k in overrides for k in OBJECTIVE_KEYS):
+        if needs_guide(params):
             raise DreamfxError(f"{preset.where} dreams toward a recording you choose: give one with --guide FILE "
                                "(Python: guide='FILE')")
         construction = {k: params[k] for k in CONSTRUCTION_KEYS[1:] if k in params}
@@ -215,7 +215,7 @@ class DreamEffect:
         for key in TUNABLE:
             if key in params:
                 value = params[key]
-                if key == "guide" and isinstance(value, str):
+                if key == "guide" and key not in overrides:  # the preset's own: relative to it, its checksum
                     value = preset.guide_path(value)
                 try:
                     setattr(effect, key, tuple(value) if key == "band_hz" and isinstance(value, list) else value)

@@ -117,7 +117,7 @@ class Preset:
     @property
     def needs_guide(self) -> bool:
         """A guided preset without a guide of its own (the user gives one: --guide FILE)."""
-        return "match" in self.dream and not any(k in self.dream for k in OBJECTIVE_KEYS + ("layer",))
+        return needs_guide(self.dream)
 
     def example_overrides(self) -> dict:
         """What building this preset needs where no one chooses (gallery, validator, tests): the bundled
@@ -336,6 +336,12 @@ def load_preset(name_or_path: str | Path) -> Preset:
         except DreamfxError as exc:
             raise DreamfxError(f"{path}: midi.programs[{i}] = {program!r}: {exc}") from None
     return preset
+
+
+def needs_guide(dream: dict) -> bool:
+    """Whether dream parameters (a preset's [dream], with any overrides) ask for a guide they lack: a ``match``
+    without a guide or any other objective."""
+    return "match" in dream and not any(k in dream for k in OBJECTIVE_KEYS + ("layer",))
 
 
 def file_sha256(path: Path) -> str:

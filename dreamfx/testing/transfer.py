@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from dreamfx.nets.models import DreamNet, load_model, patch_logits
+from dreamfx.nets.models import DreamNet, class_probabilities, load_model, patch_logits
 
 JUDGE_FILE = Path(__file__).resolve().parents[2] / "tests" / "data" / "judge_deep.safetensors"
 PATCH_SECONDS = 3.0
@@ -55,8 +54,7 @@ class Judge:
         step = self.model.spec.frame_step
         frames = round(PATCH_SECONDS * sample_rate / self.model.configure(sample_rate).hop) // step * step
         logits = patch_logits(self.model, audio, sample_rate, frames)
-        probs = torch.sigmoid(logits) if self.model.meta.get("task") == "tagging" else logits.softmax(dim=1)
-        return probs.mean(dim=0).numpy()
+        return class_probabilities(self.model.spec, logits).mean(dim=0).numpy()
 
 
 def load_judges(names: list[str]) -> list[Judge]:

@@ -72,8 +72,7 @@ def subject_for(target: str | Path) -> Subject:
         model = preset.dream.get("model", "default")
         model_file = None if model in SHIPPED_MODELS else preset.model_source(model)
         return Subject(target, "preset", lambda: Chain.from_preset(path, **preset.example_overrides()),
-                       model_file=model_file,
-                       preset_file=path)
+                       model_file=model_file, preset_file=path)
     path = model_path(name)
     if name in SHIPPED_MODELS or suffix == ".safetensors":
         return Subject(target, "model", lambda: DreamEffect(path), model_file=path)
