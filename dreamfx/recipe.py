@@ -16,13 +16,13 @@ from dreamfx.dream.guide import GuideFeatures
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.chain import Chain
-from dreamfx.plugin.presets import NATIVE_PLUGINS, Preset, load_preset
+from dreamfx.plugin.presets import NATIVE_PLUGINS, Preset, is_stage_name, load_preset
 
 
 def build_chain(preset: str | Path | Preset, model=None, chain_spec: str | None = None, **overrides) -> Chain:
     """The Chain of a preset (a name or path, or one already loaded, left unchanged) with overrides applied:
     ``model`` (a shipped name or a file), ``chain_spec`` (comma-separated stages replacing the preset's chain,
-    e.g. 'Reverb,dream'), dream parameters (None keeps the preset's; blends and tables may be written as text)."""
+    e.g. 'Reverb,dream' or 'dream,lv2:http://drobilla.net/plugins/mda/Overdrive'), dream parameters (None keeps the preset's; blends and tables may be written as text)."""
     p = preset if isinstance(preset, Preset) else load_preset(preset)
     if model is not None:
         overrides["model"] = model if model in SHIPPED_MODELS else str(Path(model).resolve())
@@ -42,8 +42,9 @@ def build_chain(preset: str | Path | Preset, model=None, chain_spec: str | None 
     if chain_spec:
         stages = [s.strip() for s in chain_spec.split(",") if s.strip()]
         for s in stages:
-            if s != "dream" and s not in NATIVE_PLUGINS:
-                raise DreamfxError(f"--chain: unknown stage {s!r}; use 'dream' or one of {', '.join(NATIVE_PLUGINS)}")
+            if not is_stage_name(s):
+                raise DreamfxError(f"--chain: unknown stage {s!r}; use 'dream', one of {', '.join(NATIVE_PLUGINS)}, "
+                                   "'lv2:URI' (dreamfx plugins lists the installed LV2 plugins) or 'vst3:PATH'")
         if stages.count("dream") != 1:
             raise DreamfxError("--chain must name the 'dream' stage exactly once, e.g. --chain 'Reverb,dream'")
         p = dataclasses.replace(p, chain=[{"plugin": s} for s in stages])

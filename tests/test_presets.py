@@ -150,7 +150,7 @@ def dreams_as_delays(chain: Chain, audio: np.ndarray, sr: int) -> np.ndarray:
             delayed = Chain(plugins)(delayed, sr) if plugins else delayed
             plugins = []
             if stage is not None:
-                first = stage is chain.dream_effects[0] and chain.native_plugins
+                first = stage is chain.dream_effects[0] and chain.hosted_plugins
                 delay = stage.latency_samples(sr) - (chain.piece_samples(sr) - 1 if first else 0)
                 delayed, total = np.pad(delayed, ((0, 0), (delay, 0))), total + delay
         else:

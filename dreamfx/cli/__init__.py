@@ -2,7 +2,7 @@
 
 Errors are one line on stderr (``dreamfx: error: ...``) with exit status 2;
 no traceback, no output file left behind.  One module per group of subcommands: render (process, demo,
-analyze, visualize, gallery), models (info, export), live (live, devices), presets, validate; options holds
+analyze, visualize, gallery), models (info, export), live (live, devices), presets, plugins, validate; options holds
 what they share.
 
 Layer: the top; may import every layer below.
@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from dreamfx.cli import live, models, presets, render, validate
+from dreamfx.cli import live, models, plugins, presets, render, validate
 from dreamfx.errors import DreamfxError
 
 
@@ -25,7 +25,8 @@ def cli() -> None:
 
 
 for command in (render.process, render.demo, render.analyze, render.visualize, render.gallery, models.info,
-                models.export_command, live.live, live.devices, presets.presets, validate.validate_command):
+                models.export_command, live.live, live.devices, presets.presets, plugins.plugins,
+                validate.validate_command):
     cli.add_command(command)
 
 

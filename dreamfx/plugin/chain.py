@@ -35,6 +35,7 @@ from dreamfx.audio_io import check_finite, to_channels_first
 from dreamfx.plugin.effect import DreamEffect
 from dreamfx.errors import DreamfxError
 from dreamfx.dsp.fixed_blocks import FixedBlocks
+from dreamfx.plugin.lv2 import LV2Plugin
 from dreamfx.plugin.presets import NATIVE_PLUGINS, MidiMap, Preset, load_preset, plugin_parameters, save_preset
 
 # Samples per piece of a chain of pedalboard plugins without a dream (5.3 ms at 48 kHz of latency).  A plugin
@@ -45,10 +46,26 @@ FLOAT32_TINY = np.finfo(np.float32).tiny
 
 
 def _check_plugin(plugin) -> object:
-    if not isinstance(plugin, (pedalboard.Plugin, DreamEffect)):
-        raise DreamfxError(f"a Chain holds pedalboard plugins and DreamEffects, not {type(plugin).__name__}: "
-                           "e.g. Chain([pedalboard.Reverb(), DreamEffect()])")
+    if not isinstance(plugin, (pedalboard.Plugin, LV2Plugin, DreamEffect)):
+        raise DreamfxError(f"a Chain holds pedalboard plugins, LV2Plugins and DreamEffects, not "
+                           f"{type(plugin).__name__}: e.g. Chain([pedalboard.Reverb(), DreamEffect()])")
     return plugin
+
+
+def stage_record(plugin) -> dict:
+    """A chain stage as a preset's [[chain]] entry: its kind and its parameters."""
+    if isinstance(plugin, DreamEffect):
+        return {"plugin": "dream"}
+    if isinstance(plugin, LV2Plugin):
+        return {"plugin": f"lv2:{plugin.uri}", **plugin.parameters}
+    if type(plugin).__name__ in NATIVE_PLUGINS:
+        return {"plugin": type(plugin).__name__, **plugin_parameters(plugin)}
+    path = getattr(plugin, "path_to_plugin_file", None)
+    if path is None or not str(path).endswith(".vst3"):
+        raise DreamfxError(f"{type(plugin).__name__} cannot be saved in a preset: presets hold the dream, "
+                           f"{', '.join(NATIVE_PLUGINS)}, LV2 and VST3 plugins")
+    return {"plugin": f"vst3:{path}", **{k: float(getattr(plugin, k)) for k in plugin.parameters
+                                         if isinstance(getattr(plugin, k), (int, float))}}
 
 
 class Chain(list):
@@ -90,18 +107,13 @@ class Chain(list):
         dream parameters (see :meth:`DreamEffect.from_preset`)."""
         preset = preset if isinstance(preset, Preset) else load_preset(preset)
         return cls(DreamEffect.from_preset(preset, **overrides) if stage["plugin"] == "dream" else
-                   preset.native_plugin(i, stage) for i, stage in enumerate(preset.chain))
+                   preset.stage_plugin(i, stage) for i, stage in enumerate(preset.chain))
 
     def to_preset(self, name: str, description: str = "", midi: MidiMap | None = None) -> Preset:
         """The preset that builds this chain again, with its current parameters."""
         if len(self.dream_effects) != 1:
             raise DreamfxError(f"a preset holds exactly one DreamEffect; this chain has {len(self.dream_effects)}")
-        stages = [{"plugin": "dream"} if isinstance(p, DreamEffect) else
-                  {"plugin": type(p).__name__, **plugin_parameters(p)} for p in self]
-        for stage in stages:
-            if stage["plugin"] not in NATIVE_PLUGINS + ("dream",):
-                raise DreamfxError(f"{stage['plugin']} cannot be saved in a preset: presets hold the dream and "
-                                   f"{', '.join(NATIVE_PLUGINS)}")
+        stages = [stage_record(p) for p in self]
         return Preset(name, description, None, self.dream_effects[0].parameters(), midi, stages)
 
     def save_preset(self, path, name: str, description: str = "", midi: MidiMap | None = None) -> None:
@@ -113,8 +125,8 @@ class Chain(list):
         return [p for p in self if isinstance(p, DreamEffect)]
 
     @property
-    def native_plugins(self) -> list:
-        """The pedalboard plugins of the chain (they run behind the fixed-block FIFO)."""
+    def hosted_plugins(self) -> list:
+        """The chain's plugins other than dreams: pedalboard's, LV2, VST3 (they run behind the fixed-block FIFO)."""
         return [p for p in self if not isinstance(p, DreamEffect)]
 
     def piece_samples(self, sample_rate: float) -> int:
@@ -123,12 +135,12 @@ class Chain(list):
         return dreams[0].chunk_samples(sample_rate) if dreams else PLUGIN_BLOCK
 
     def latency_samples(self, sample_rate: float) -> int:
-        """Total streaming delay at ``sample_rate``: the dream stages' latencies (the FIFO's ``chunk - 1``
-        stands in for the first dream's own wait), or ``PLUGIN_BLOCK - 1`` for pedalboard plugins alone.  After
-        :meth:`take_whole_chunks` the output comes ``chunk - 1`` samples sooner than this."""
+        """Total streaming delay at ``sample_rate``: the dream stages' and LV2 plugins' latencies (the FIFO's
+        ``chunk - 1`` stands in for the first dream's own wait), plus ``PLUGIN_BLOCK - 1`` for plugins without a
+        dream.  After :meth:`take_whole_chunks` the output comes ``chunk - 1`` samples sooner than this."""
         dreams = self.dream_effects
-        fifo = PLUGIN_BLOCK - 1 if self.native_plugins and not dreams else 0
-        return fifo + sum(p.latency_samples(sample_rate) for p in dreams)
+        fifo = PLUGIN_BLOCK - 1 if self.hosted_plugins and not dreams else 0
+        return fifo + sum(p.latency_samples(sample_rate) for p in self if isinstance(p, (DreamEffect, LV2Plugin)))
 
     def take_whole_chunks(self, sample_rate: float, channels: int) -> None:
         """From now until the next reset, accept only whole chunks of the first dream (from a chunk boundary) and
@@ -138,7 +150,7 @@ class Chain(list):
             raise DreamfxError("take_whole_chunks needs a dream in the chain: its chunk is the unit")
         self._plugin_blocks.resize(self.piece_samples(sample_rate))
         self._first_dream_on_whole_chunks(sample_rate, channels)
-        if self.native_plugins:
+        if self.hosted_plugins:
             self._plugin_blocks.take_whole_pieces()
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True,
@@ -156,7 +168,7 @@ class Chain(list):
             self.reset()
             audio = np.pad(audio, ((0, 0), (0, latency)))
         stages = functools.partial(self._stages, sample_rate=sample_rate, buffer_size=buffer_size, progress=progress)
-        if self.native_plugins and audio.shape[1]:
+        if self.hosted_plugins and audio.shape[1]:
             if not self._plugin_blocks.whole_pieces:
                 self._plugin_blocks.resize(self.piece_samples(sample_rate))
                 self._first_dream_on_whole_chunks(sample_rate, audio.shape[0])

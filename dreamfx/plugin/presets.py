@@ -45,6 +45,8 @@ import tomli_w
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.nets.models import SHIPPED_MODELS
+from dreamfx.plugin.hosted import load_vst3
+from dreamfx.plugin.lv2 import LV2Plugin
 
 PRESET_VERSION = 1
 # The dream parameters that can change while audio runs (DreamEffect's tunable ones), in the order they are
@@ -69,6 +71,7 @@ GUIDE_CHECKSUM = "guide_sha256"  # the guide file's SHA-256, written by save_pre
 DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE + (GUIDE_CHECKSUM,)
 MIDI_KEYS = ("cc", "notes", "programs")
 OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers", "guide")  # each picks what to dream
+HOSTED_PREFIXES = ("lv2:", "vst3:")  # chain stages hosted from outside pedalboard: lv2:URI, vst3:PATH
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
@@ -163,30 +166,45 @@ class Preset:
                                "this one")
         return path
 
-    def native_plugin(self, index: int, stage: dict):
-        """The pedalboard plugin of chain[index] (not the dream), its parameters checked and set."""
+    def stage_plugin(self, index: int, stage: dict):
+        """The plugin of chain[index] (not the dream): a pedalboard plugin, an LV2 plugin (``lv2:URI``) or a VST3
+        (``vst3:PATH``, relative to the preset file), its parameters checked and set."""
         params = dict(stage)
         name = params.pop("plugin")
+        where = f"{self.where}: chain[{index}]"
+        if name.startswith(HOSTED_PREFIXES):
+            return self._hosted_plugin(name, params, where)
         plugin = getattr(pedalboard, name)()
         allowed = plugin_parameter_names(plugin)
         for key, value in params.items():
-            where = f"{self.where}: chain[{index}].{key}"
             if key not in allowed:
-                raise DreamfxError(f"{where}: {name} has no parameter {key!r}; it takes "
+                raise DreamfxError(f"{where}.{key}: {name} has no parameter {key!r}; it takes "
                                    f"{', '.join(allowed) or 'no parameters'}")
             current = getattr(plugin, key)
             if hasattr(type(current), "__members__"):  # an enum (LadderFilter.mode): stored by name
                 members = list(type(current).__members__)
                 if value not in members:
-                    raise DreamfxError(f"{where} = {value!r}: use one of {', '.join(members)}")
+                    raise DreamfxError(f"{where}.{key} = {value!r}: use one of {', '.join(members)}")
                 value = type(current).__members__[value]
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise DreamfxError(f"{where} = {value!r}: must be a number")
+                raise DreamfxError(f"{where}.{key} = {value!r}: must be a number")
             try:
                 setattr(plugin, key, value)
             except (TypeError, ValueError) as exc:
-                raise DreamfxError(f"{where} = {value!r}: {str(exc).splitlines()[0]}") from None
+                raise DreamfxError(f"{where}.{key} = {value!r}: {str(exc).splitlines()[0]}") from None
         return plugin
+
+    def _hosted_plugin(self, name: str, params: dict, where: str):
+        """An LV2 plugin by URI or a VST3 by path, its controls set (errors name the preset and the stage)."""
+        kind, _, address = name.partition(":")
+        try:
+            if kind == "lv2":
+                return LV2Plugin(address, **params)
+            path = Path(address) if Path(address).is_absolute() or self.path is None else self.path.parent / address
+            return load_vst3(path, params)
+        except DreamfxError as exc:
+            hint = f" (this preset says: {self.description})" if "not installed" in str(exc) and self.description else ""
+            raise DreamfxError(f"{where}: {exc}{hint}") from None
 
     def document(self) -> dict:
         """The TOML document of this preset (what :func:`save_preset` writes)."""
@@ -257,8 +275,9 @@ def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
         _fail(where, "chain must be an array of tables ([[chain]])")
     for i, stage in enumerate(chain):
         plugin = stage.get("plugin")
-        if plugin != "dream" and plugin not in NATIVE_PLUGINS:
-            _fail(where, f"chain[{i}].plugin = {plugin!r}: use \"dream\" or one of {', '.join(NATIVE_PLUGINS)}")
+        if not is_stage_name(plugin):
+            _fail(where, f"chain[{i}].plugin = {plugin!r}: use \"dream\", one of {', '.join(NATIVE_PLUGINS)}, "
+                         "\"lv2:URI\" (an installed LV2 plugin: dreamfx plugins lists them) or \"vst3:PATH\"")
         if plugin == "dream" and len(stage) > 1:
             _fail(where, f"chain[{i}]: the dream stage takes its parameters from [dream], not from the chain entry")
     if sum(s.get("plugin") == "dream" for s in chain) != 1:
@@ -329,13 +348,19 @@ def load_preset(name_or_path: str | Path) -> Preset:
     preset = parse_preset(data, str(path), path)
     for i, stage in enumerate(preset.chain):  # fail now, not at render time
         if stage["plugin"] != "dream":
-            preset.native_plugin(i, stage)
+            preset.stage_plugin(i, stage)
     for i, program in enumerate(preset.midi_map().programs):
         try:
             preset_path(program, relative_to=path)
         except DreamfxError as exc:
             raise DreamfxError(f"{path}: midi.programs[{i}] = {program!r}: {exc}") from None
     return preset
+
+
+def is_stage_name(name) -> bool:
+    """Whether ``name`` names a chain stage: "dream", a pedalboard plugin, "lv2:URI" or "vst3:PATH"."""
+    return isinstance(name, str) and (name == "dream" or name in NATIVE_PLUGINS or
+                                      (name.startswith(HOSTED_PREFIXES) and len(name.partition(":")[2]) > 0))
 
 
 def needs_guide(dream: dict) -> bool:
