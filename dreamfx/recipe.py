@@ -16,7 +16,7 @@ from dreamfx.dream.guide import GuideFeatures
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.chain import Chain
-from dreamfx.plugin.presets import NATIVE_PLUGINS, Preset, is_stage_name, load_preset
+from dreamfx.plugin.presets import NATIVE_PLUGINS, MidiMap, Preset, is_stage_name, load_preset
 
 
 def build_chain(preset: str | Path | Preset, model=None, chain_spec: str | None = None, **overrides) -> Chain:
@@ -86,6 +86,10 @@ class ChainRecipe:
     automation: str | None = None
     buffer_size: int = 8192
     batch: int = 1
+
+    def midi_map(self) -> MidiMap:
+        """The preset's MIDI map (what the automation's controllers move, as in dreamfx live)."""
+        return load_preset(self.preset).midi_map()
 
     def build(self) -> Chain:
         chain = build_chain(self.preset, self.model, self.chain_spec, **dict(self.overrides))

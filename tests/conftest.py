@@ -63,6 +63,20 @@ def require_module(name: str, install: str):
         pytest.skip(message)
 
 
+def require_lv2(uri: str, package: str):
+    """An installed LV2 plugin's info; skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) when lilv or the plugin is
+    missing."""
+    from dreamfx.errors import DreamfxError
+    from dreamfx.plugin.lv2 import plugin_info
+    try:
+        return plugin_info(uri)
+    except DreamfxError as exc:
+        message = f"LV2 plugin {uri} unavailable ({exc}; apt-get install -y liblilv-0-0 {package})"
+        if os.environ.get("DREAMFX_REQUIRE_SYSTEM") == "1":
+            pytest.fail(message + " but DREAMFX_REQUIRE_SYSTEM=1")
+        pytest.skip(message)
+
+
 def excerpt(seconds: float, sample_rate: int = 44100, start: float = 2.0) -> np.ndarray:
     """(2, n) float32 excerpt of the example clip, resampled with pedalboard.io when needed."""
     with AudioFile(str(EXAMPLE)).resampled_to(sample_rate) as f:

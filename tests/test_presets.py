@@ -56,7 +56,7 @@ BAD = [
      "dream.model = 'missing.safetensors': no such file (a relative path is relative to the preset file"),
     ("unknown backend", edit("[dream]", "[dream]\nbackend = 'tensorflow'"),
      "[dream] unknown backend 'tensorflow': use one of auto, torch, torchscript, onnxruntime"),
-    ("unknown plugin", edit('"Gain"', '"Flanger"'), "chain[0].plugin = 'Flanger': use \"dream\" or one of Bitcrush"),
+    ("unknown plugin", edit('"Gain"', '"Flanger"'), "chain[0].plugin = 'Flanger': use \"dream\", one of Bitcrush"),
     ("unknown plugin parameter", edit("gain_db", "gain_dbb"), "chain[0].gain_dbb: Gain has no parameter 'gain_dbb'; it takes gain_db"),
     ("plugin value of the wrong type", edit("gain_db = -3.0", "gain_db = 'x'"), "chain[0].gain_db = 'x': must be a number"),
     ("plugin enum", edit('plugin = "Gain"\ngain_db = -3.0', 'plugin = "LadderFilter"\nmode = "LPF48"'),

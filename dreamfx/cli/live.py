@@ -79,7 +79,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
             return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"],
                                guide=guide), switched.midi
 
-        control = MidiControl(chain.dream_effects[0], source.midi_map()) if midi else None
+        control = MidiControl(chain.dream_effects[0], source.midi_map(), chain=chain) if midi else None
         programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # by program change
         processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control,
                                   chain_factory=chain_factory, programs=programs, preset_name=source.name,

@@ -355,7 +355,7 @@ class LiveProcessor:
     def _adopt(self, switch: PresetSwitch) -> None:
         self.chain, self.engine, self.preset_name = switch.chain, switch.engine, switch.name
         if self.control is not None and switch.chain.dream_effects:
-            self.control.retarget(switch.chain.dream_effects[0], switch.midi_map)
+            self.control.retarget(switch.chain.dream_effects[0], switch.midi_map, switch.chain)
         self.stats.switches += 1
         self.notice = f"switched to {switch.name}"
 

@@ -430,6 +430,7 @@ class LV2Plugin:
         object.__setattr__(self, "_running", [])
         object.__setattr__(self, "_layout", None)  # (sample rate, channels) the instances were made for
         object.__setattr__(self, "_latency", {})  # (sample rate, controls) -> reported latency
+        object.__setattr__(self, "_started", False)  # whether the instances have run
         for symbol, value in controls.items():
             setattr(self, symbol, value)
 
@@ -493,8 +494,11 @@ class LV2Plugin:
         if self._layout != (sample_rate, channels):
             self._start(sample_rate, channels)
         out = np.empty_like(audio)
-        piece = max(1, min(int(buffer_size), MAX_BLOCK))
-        for start in range(0, audio.shape[1], piece):
+        piece, start = max(1, min(int(buffer_size), MAX_BLOCK)), 0
+        if not self._started and audio.shape[1]:  # a fresh instance's first run is one frame long (see _Running)
+            out[:, :1], start = self._run(audio[:, :1]), 1
+            object.__setattr__(self, "_started", True)
+        for start in range(start, audio.shape[1], piece):
             out[:, start:start + piece] = self._run(audio[:, start:start + piece])
         if not np.isfinite(out).all():
             raise DreamfxError(f"LV2 plugin {self.info.name} ({self.uri}) produced NaN or Inf: check its controls "
@@ -538,6 +542,7 @@ class LV2Plugin:
             running.close()
         self._running.clear()
         object.__setattr__(self, "_layout", None)
+        object.__setattr__(self, "_started", False)
 
     def __del__(self):
         if "_running" in self.__dict__:

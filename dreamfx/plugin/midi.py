@@ -22,7 +22,7 @@ import collections
 from typing import Callable
 
 from dreamfx.plugin.effect import DreamEffect
-from dreamfx.plugin.presets import MIDI_PARAMETERS, MidiMap
+from dreamfx.plugin.presets import MIDI_PARAMETERS, STAGE_CONTROL, MidiMap, control_range
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 
@@ -34,12 +34,13 @@ TICKS_PER_SECOND = 2 * TICKS_PER_BEAT  # at mido's default tempo, 120 bpm
 class MidiControl:
     """Applies MIDI messages (3-byte lists) to a DreamEffect, on the thread that calls :meth:`apply_pending`.
 
-    ``on_program``: called with the program number of a program change (preset switching).
+    ``on_program``: called with the program number of a program change (preset switching); ``chain``: the chain
+    whose hosted plugins' controls the map may name (``chain[2].drive``).
     """
 
     def __init__(self, effect: DreamEffect, midi_map: MidiMap | None = None,
-                 on_program: Callable[[int], None] | None = None):
-        self.effect, self.map, self.on_program = effect, midi_map or MidiMap(), on_program
+                 on_program: Callable[[int], None] | None = None, chain: list | None = None):
+        self.effect, self.map, self.on_program, self.chain = effect, midi_map or MidiMap(), on_program, chain
         self.pending: collections.deque = collections.deque()  # append/popleft are atomic: any thread -> worker
         self.source: Callable[[], tuple | None] | None = None  # rtmidi's get_message: fetched before each chunk
         self.held: tuple | None = None  # (objective settings, intensity) before the sounding note
@@ -55,9 +56,10 @@ class MidiControl:
             raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(MIDI_PARAMETERS)}")
         self.learning = parameter
 
-    def retarget(self, effect: DreamEffect, midi_map: MidiMap | None) -> None:
-        """Control another effect (a preset switch); a sounding note is forgotten, a learned binding kept."""
-        self.effect, self.held = effect, None
+    def retarget(self, effect: DreamEffect, midi_map: MidiMap | None, chain: list | None = None) -> None:
+        """Control another effect and chain (a preset switch); a sounding note is forgotten, a learned binding
+        kept."""
+        self.effect, self.chain, self.held = effect, chain, None
         self.map = midi_map or MidiMap()
         for number, name in self.learned:
             self.map.bind(number, name)
@@ -109,6 +111,13 @@ class MidiControl:
             self.on_program(data[0])
 
     def _set_parameter(self, name: str, value: int) -> None:
+        if (control := STAGE_CONTROL.fullmatch(name)) is not None:
+            index, symbol = int(control[1]), control[2]
+            plugin = self.chain[index] if self.chain is not None and index < len(self.chain) else None
+            low, high, whole = control_range(plugin, symbol)
+            scaled = low + (high - low) * value / 127
+            setattr(plugin, symbol, round(scaled) if whole else scaled)
+            return
         effect = self.effect
         if name == "layer":
             layers = effect.layer_names

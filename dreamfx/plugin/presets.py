@@ -57,6 +57,8 @@ TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channe
 MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
     "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
 }
+# A controller may also move a hosted plugin's control over its range: "chain[2].drive" (stage 2's port "drive").
+STAGE_CONTROL = re.compile(r"chain\[(\d+)\]\.(\w+)")
 # presets/ of a source checkout (editable install), else the copy a wheel installs under <prefix>/share.
 PRESET_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "presets",
                                Path(sys.prefix) / "share" / "dreamfx" / "presets") if d.is_dir()),
@@ -96,9 +98,9 @@ class MidiMap:
         for number, name in self.cc.items():
             if not (isinstance(number, int) and 0 <= number <= 127):
                 raise DreamfxError(f"MIDI CC number {number!r} is outside 0..127")
-            if name not in MIDI_PARAMETERS:
+            if not is_midi_parameter(name):
                 raise DreamfxError(f"MIDI CC {number} maps to unknown parameter {name!r}; use one of "
-                                   f"{', '.join(MIDI_PARAMETERS)}")
+                                   f"{', '.join(MIDI_PARAMETERS)} or a plugin's control, chain[N].symbol")
 
 
 @dataclass
@@ -296,8 +298,9 @@ def _parse_midi(table, where: str) -> MidiMap:
     for number, name in cc.items():
         if not number.isdigit() or not 0 <= int(number) <= 127:
             _fail(where, f"midi.cc.{number}: controller numbers are 0..127")
-        if not isinstance(name, str) or name not in MIDI_PARAMETERS:
-            _fail(where, f"midi.cc.{number} = {name!r}: use one of {', '.join(MIDI_PARAMETERS)}")
+        if not is_midi_parameter(name):
+            _fail(where, f"midi.cc.{number} = {name!r}: use one of {', '.join(MIDI_PARAMETERS)} or a hosted "
+                         "plugin's control, chain[N].symbol")
         numbers[int(number)] = name
     notes = table.get("notes", True)
     _check_type(where, "midi.notes", notes, bool, "true or false")
@@ -346,15 +349,40 @@ def load_preset(name_or_path: str | Path) -> Preset:
     except RecursionError:  # tomllib parses nested arrays and tables recursively
         raise DreamfxError(f"{path}: invalid TOML (arrays or tables nested too deeply for a preset)") from None
     preset = parse_preset(data, str(path), path)
-    for i, stage in enumerate(preset.chain):  # fail now, not at render time
-        if stage["plugin"] != "dream":
-            preset.stage_plugin(i, stage)
+    stages = {i: preset.stage_plugin(i, stage) for i, stage in enumerate(preset.chain)  # fail now, not at render
+              if stage["plugin"] != "dream"}
+    for number, name in preset.midi_map().cc.items():
+        if (control := STAGE_CONTROL.fullmatch(name)) is not None:
+            try:
+                control_range(stages.get(int(control[1])), control[2])
+            except DreamfxError as exc:
+                raise DreamfxError(f"{path}: midi.cc.{number} = {name!r}: {exc}") from None
     for i, program in enumerate(preset.midi_map().programs):
         try:
             preset_path(program, relative_to=path)
         except DreamfxError as exc:
             raise DreamfxError(f"{path}: midi.programs[{i}] = {program!r}: {exc}") from None
     return preset
+
+
+def is_midi_parameter(name) -> bool:
+    """Whether a controller can be mapped to ``name``: a dream parameter or a stage's control, chain[N].symbol."""
+    return isinstance(name, str) and (name in MIDI_PARAMETERS or STAGE_CONTROL.fullmatch(name) is not None)
+
+
+def control_range(plugin, symbol: str) -> tuple[float, float, bool]:
+    """(low, high, whole numbers only) of a hosted plugin's control ``symbol``: an LV2 control port's range or a
+    VST3 parameter's; one line when the stage has no such control with a range."""
+    if isinstance(plugin, LV2Plugin):
+        port = plugin.info.controls.get(symbol)
+        if port is not None and np.isfinite(port.minimum + port.maximum):
+            return port.minimum, port.maximum, port.integer or port.toggled
+    parameter = getattr(plugin, "parameters", {}).get(symbol) if not isinstance(plugin, LV2Plugin) else None
+    if parameter is not None and hasattr(parameter, "range"):
+        low, high, step = parameter.range
+        return float(low), float(high), bool(step) and float(step).is_integer()
+    raise DreamfxError(f"that stage is not an LV2 or VST3 plugin with a control {symbol!r} of known range (dreamfx "
+                       "plugins URI lists an LV2 plugin's controls)")
 
 
 def is_stage_name(name) -> bool:

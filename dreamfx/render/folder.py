@@ -110,7 +110,7 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
         elif chain is None:
             chain = _cached_chain(recipe)
         attach = None if recipe.automation is None else lambda sr, channels: Automation(recipe.automation).attach(
-            MidiControl(chain.dream_effects[0]), sr, channels)
+            MidiControl(chain.dream_effects[0], recipe.midi_map(), chain=chain), sr, channels)
         result.destination.parent.mkdir(parents=True, exist_ok=True)
         # numpy's BLAS takes the same count: its own pool (a thread per core) beside every process's torch
         # threads made the processes of --jobs 2 compete for the cores
