@@ -4,8 +4,12 @@ packages (mda-lv2, swh-lv2, invada-studio-plugins-lv2), installed by .ci/run."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +200,51 @@ def test_vst3_stages_load_through_pedalboard_or_say_which_file_is_missing(tmp_pa
         pytest.skip("no VST3 plugin installed here (Debian packages none): loading one was not run")
     chain = build_chain("live-tight", chain_spec=f"dream,vst3:{found[0]}")
     assert chain(excerpt(1.0, SR), SR).shape == (2, SR)
+
+
+@pytest.fixture(scope="module")
+def faulty_plugin(tmp_path_factory):
+    """LV2_PATH holding tests/data/faulty.lv2 built with gcc (a real plugin that crashes or outputs NaN on
+    request), then the system's plugins."""
+    gcc = require_system("gcc", "gcc")
+    require_lv2(MDA + "Overdrive", "mda-lv2")
+    root = tmp_path_factory.mktemp("lv2")
+    bundle = root / "faulty.lv2"
+    shutil.copytree(Path(__file__).parent / "data" / "faulty.lv2", bundle)
+    subprocess.run([gcc, "-shared", "-fPIC", "-O1", "-o", str(bundle / "faulty.so"), str(bundle / "faulty.c")],
+                   check=True, timeout=120)
+    return {**os.environ, "LV2_PATH": f"{root}:/usr/lib/lv2"}
+
+
+@pytest.mark.parametrize("control,message", [
+    ("crash", "LV2 plugin urn:dreamfx:test:faulty crashed in a trial run in a child process (SIGSEGV): dreamfx "
+              "does not host it"),
+    ("nan", "LV2 plugin dreamfx faulty test plugin (urn:dreamfx:test:faulty) produced NaN or Inf: check its "
+            "controls (crash=0, nan=1)")], ids=["crash", "nan"])
+def test_a_plugin_that_crashes_or_outputs_nan_gets_one_line_and_nothing_is_written(control, message, faulty_plugin,
+                                                                                   tmp_path, measured):
+    soundfile.write(tmp_path / "in.wav", excerpt(0.5, SR).T, SR)
+    preset = tmp_path / "faulty.toml"
+    preset.write_text(f'version = 1\n[dream]\nintensity = 0.0\n[[chain]]\nplugin = "dream"\n[[chain]]\n'
+                      f'plugin = "lv2:urn:dreamfx:test:faulty"\n{control} = 1.0\n')
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", "in.wav", "out.wav", "--preset",
+                          str(preset)], capture_output=True, text=True, cwd=tmp_path, env=faulty_plugin, timeout=300)
+    measured(f"LV2 faulty plugin ({control}): refused in {time.perf_counter() - started:.1f} s")
+    assert run.returncode == 2
+    assert run.stderr == f"dreamfx: error: {preset}: chain[1]: {message}\n"
+    assert sorted(os.listdir(tmp_path)) == ["faulty.toml", "in.wav"]  # no output, not even a temporary file
+
+
+def test_nan_from_a_plugin_after_its_trial_is_one_line_too(faulty_plugin):
+    """The trial runs the controls a plugin starts with; a control moved later (a MIDI controller) is caught by
+    the output check."""
+    script = ("import numpy as np; from dreamfx.plugin.lv2 import LV2Plugin\n"
+              "plugin = LV2Plugin('urn:dreamfx:test:faulty')\nplugin(np.ones((2, 512), np.float32), 48000)\n"
+              "plugin.nan = 1\nplugin(np.ones((2, 512), np.float32), 48000, reset=False)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=faulty_plugin,
+                         timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[-1] == ("dreamfx.errors.DreamfxError: LV2 plugin dreamfx faulty test plugin "
+                                           "(urn:dreamfx:test:faulty) produced NaN or Inf: check its controls "
+                                           "(crash=0, nan=1)")

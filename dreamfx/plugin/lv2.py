@@ -23,10 +23,15 @@ Layer: below presets and the chain; imports only dreamfx.audio_io and dreamfx.er
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import math
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +40,8 @@ from dreamfx.audio_io import to_channels_first
 from dreamfx.errors import DreamfxError
 
 MAX_BLOCK = 4096  # frames per run (the options' maxBlockLength)
+TRIAL_SECONDS = 60.0  # the longest a plugin's trial run in a child process may take
+TRIAL_CHILD = "DREAMFX_LV2_TRIAL"  # set in the child process that runs a trial
 ATOM_CAPACITY = 8192  # bytes of an output atom port's buffer
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
@@ -342,6 +349,44 @@ class _Worker:
             self.interface.end_run(plugin_handle)
 
 
+@contextlib.contextmanager
+def _chatter_to_stderr():
+    """What a plugin prints while it starts goes to stderr (some print to stdout, which carries a command's
+    output, e.g. dreamfx validate --json)."""
+    sys.stdout.flush()
+    libc, saved = ctypes.CDLL(None), os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        libc.fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@functools.cache
+def trial_run(uri: str, controls: tuple[tuple[str, float], ...] = ()) -> None:
+    """Run the plugin with ``controls`` ((symbol, value) pairs) on 1 s of noise in a child process
+    (``python -m dreamfx.plugin.lv2 URI symbol=value ...``) before this process hosts it: a plugin that crashes
+    or hangs there gets one line instead of taking the host down.  Once per plugin, controls and process; what
+    a plugin does later, on other controls (a MIDI controller's) or audio, is not contained."""
+    if os.environ.get(TRIAL_CHILD):
+        return
+    try:
+        child = subprocess.run([sys.executable, "-m", "dreamfx.plugin.lv2", uri,
+                                *(f"{symbol}={value!r}" for symbol, value in controls)], capture_output=True,
+                               text=True, timeout=TRIAL_SECONDS, env={**os.environ, TRIAL_CHILD: "1"})
+    except subprocess.TimeoutExpired:
+        raise DreamfxError(f"LV2 plugin {uri} hung in a trial run (over {TRIAL_SECONDS:g} s on 1 s of noise in a "
+                           "child process): dreamfx does not host it") from None
+    if child.returncode < 0:
+        raise DreamfxError(f"LV2 plugin {uri} crashed in a trial run in a child process "
+                           f"({signal.Signals(-child.returncode).name}): dreamfx does not host it")
+    if child.returncode != 0:
+        lines = [line for line in child.stderr.splitlines() if line.strip()]
+        raise DreamfxError(lines[-1] if lines else f"LV2 plugin {uri}: its trial run failed ({child.returncode})")
+
+
 class _Running:
     """One instance of a plugin at one sample rate, its ports connected to buffers it keeps."""
 
@@ -360,7 +405,8 @@ class _Running:
         features = [_Feature(uri.encode(), address) for uri, address in data.items()]
         feature_array = (ctypes.POINTER(_Feature) * (len(features) + 1))(*map(ctypes.pointer, features), None)
         self._alive = (block, rate, options, features, feature_array)  # what the plugin may keep pointers to
-        self.instance = lib.lilv_plugin_instantiate(_plugin(info.uri), sample_rate, feature_array)
+        with _chatter_to_stderr():
+            self.instance = lib.lilv_plugin_instantiate(_plugin(info.uri), sample_rate, feature_array)
         if not self.instance:
             raise DreamfxError(f"LV2 plugin {info.name} ({info.uri}) failed to start at {sample_rate:g} Hz")
         self.descriptor, self.handle = self.instance.contents.descriptor.contents, self.instance.contents.handle
@@ -433,6 +479,7 @@ class LV2Plugin:
         object.__setattr__(self, "_started", False)  # whether the instances have run
         for symbol, value in controls.items():
             setattr(self, symbol, value)
+        trial_run(uri, tuple(sorted(self._values.items())))
 
     @property
     def uri(self) -> str:
@@ -550,3 +597,12 @@ class LV2Plugin:
 
     def __repr__(self) -> str:
         return f"<dreamfx.LV2Plugin {self.info.name} ({self.uri})>"
+
+
+if __name__ == "__main__":  # a trial run (see trial_run): 1 s of stereo noise at 48 kHz in pieces of 256 frames
+    try:
+        noise = np.random.default_rng(0).normal(0.0, 0.1, (2, 48000)).astype(np.float32)
+        controls = {symbol: float(value) for symbol, _, value in (arg.partition("=") for arg in sys.argv[2:])}
+        LV2Plugin(sys.argv[1], **controls)(noise, 48000, buffer_size=256)
+    except DreamfxError as exc:
+        sys.exit(f"{exc}")
