@@ -77,6 +77,16 @@ def require_lv2(uri: str, package: str):
         pytest.skip(message)
 
 
+def require_preset_plugins(name: str) -> None:
+    """Skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) a test of shipped preset ``name`` when an LV2 plugin its chain
+    hosts is not installed (its description names the package)."""
+    import tomllib
+    from dreamfx.plugin.presets import preset_path
+    for stage in tomllib.loads(preset_path(name).read_text())["chain"]:
+        if stage["plugin"].startswith("lv2:"):
+            require_lv2(stage["plugin"].removeprefix("lv2:"), f"(the package preset {name}'s description names)")
+
+
 def excerpt(seconds: float, sample_rate: int = 44100, start: float = 2.0) -> np.ndarray:
     """(2, n) float32 excerpt of the example clip, resampled with pedalboard.io when needed."""
     with AudioFile(str(EXAMPLE)).resampled_to(sample_rate) as f:

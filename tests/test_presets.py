@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from dreamfx import Chain, DreamEffect, DreamfxError, load_preset
 from dreamfx.cli import cli
 from dreamfx.validate.metrics import snr_db
-from dreamfx.plugin.presets import plugin_parameters, preset_names, save_preset
+from conftest import require_preset_plugins
+from dreamfx.plugin.chain import stage_record
+from dreamfx.plugin.presets import preset_names, save_preset
 from dreamfx.recipe import validate_preset
 
 GOOD = '''version = 1
@@ -101,6 +103,8 @@ def test_good_preset_builds_chain_in_order(tmp_path):
 
 def test_at_least_ten_distinct_presets_ship():
     names = preset_names()
+    for name in names:
+        require_preset_plugins(name)
     assert len(names) >= 10 and "default" in names
     presets = [load_preset(n) for n in names]
     assert all(p.name == n and p.description for p, n in zip(presets, names))
@@ -121,6 +125,7 @@ def with_guide_resolved(preset) -> dict:
 @pytest.mark.parametrize("name", preset_names())
 def test_shipped_preset_round_trips_exactly(name, tmp_path):
     """load -> save -> load gives the same document; a chain built from it saves back to the same parameters."""
+    require_preset_plugins(name)
     first = load_preset(name)
     save_preset(first, tmp_path / "a.toml")
     again = load_preset(tmp_path / "a.toml")
@@ -134,7 +139,7 @@ def test_shipped_preset_round_trips_exactly(name, tmp_path):
         if isinstance(original, DreamEffect):
             assert built.parameters() == original.parameters()
         else:
-            assert plugin_parameters(built) == plugin_parameters(original)
+            assert stage_record(built) == stage_record(original)
     rebuilt.save_preset(tmp_path / "c.toml", name, first.description, first.midi)
     assert (tmp_path / "c.toml").read_text() == (tmp_path / "b.toml").read_text()
 
@@ -163,6 +168,7 @@ def test_shipped_preset_renders_the_example_clip(name, example, measured):
     """Finite, below 0 dBFS, audibly dreamed; at intensity 0 the chain nulls against the same chain with each
     dream replaced by a pure delay (a Chorus after the dream meets the same samples either way).  The clip's
     first 5 s (three renders of each of 30 presets: the suite's time)."""
+    require_preset_plugins(name)
     audio, sr = example
     audio = audio[:, :5 * sr]
     preset = load_preset(name)
@@ -202,6 +208,8 @@ def test_band_confines_the_dream(example):
 
 def test_presets_cli_lists_shows_validates_and_saves(tmp_path):
     runner = CliRunner()
+    for name in preset_names():
+        require_preset_plugins(name)
     listing = runner.invoke(cli, ["presets", "list"])
     assert listing.exit_code == 0 and all(n in listing.output for n in preset_names())
     shown = runner.invoke(cli, ["presets", "show", "metal-hallucination"])

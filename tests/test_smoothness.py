@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_system
+from conftest import require_preset_plugins, require_system
 
 from dreamfx import Chain, DreamEffect, load_preset
 from dreamfx.validate.metrics import measure_retention, perturbation_snr, snr_db
@@ -41,6 +41,7 @@ def test_every_preset_is_a_smooth_function_of_its_input(name, clips, measured):
     renders it (chunks dreamt 16 at a time: tests/test_engine.py checks that against streaming; a dream with
     consistency dreams each chunk at its turn, never in a batch, so its chunks go one by one here: a batch's
     FIFO would only add 16 chunks of silence to dream, 2 s of clip -> 18 s with a tagger's 1.02 s chunks)."""
+    require_preset_plugins(name)
     preset = load_preset(name)
     chain = Chain.from_preset(preset, **preset.example_overrides())
     for effect in chain.dream_effects:

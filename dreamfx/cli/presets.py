@@ -25,7 +25,11 @@ def presets_list() -> None:
     names = preset_names()
     width = max(map(len, names), default=0)
     for name in names:
-        click.echo(f"{name:<{width}}  {load_preset(name).description}")
+        try:
+            description = load_preset(name).description
+        except DreamfxError as exc:  # e.g. an LV2 plugin it hosts is not installed: the others are still listed
+            description = f"(cannot be loaded here: {exc})"
+        click.echo(f"{name:<{width}}  {description}")
     click.echo(f"({len(names)} presets in {PRESET_DIR})")
 
 
