@@ -3,6 +3,7 @@ and a worker killed mid-file is survived (its file retried, no partial file left
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import require_lv2
 from dreamfx.audio_io import read_audio, write_audio
 from dreamfx.recipe import ChainRecipe
 from dreamfx.render.folder import WorkerProcesses, render_files, start_local_cluster
@@ -79,6 +81,28 @@ def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measu
     assert result.returncode == 0, result.stderr
     assert "rendered 4 of 4 file(s)" in result.stdout
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")
+
+
+def test_jobs_2_with_an_lv2_stage_renders_what_one_process_renders(folder, tmp_path, measured):
+    """Each process hosts its own instance of the plugin (by URI, from the recipe); without the plugin the command
+    says so in one line and writes nothing."""
+    overdrive = "http://drobilla.net/plugins/mda/Overdrive"
+    require_lv2(overdrive, "mda-lv2")
+    chain_spec = f"dream,lv2:{overdrive},Reverb"
+    alone = tmp_path / "alone"
+    assert not render_files(jobs_of(folder, alone), dataclasses.replace(RECIPE, chain_spec=chain_spec),
+                            threads=1).failed
+    command = [sys.executable, "-m", "dreamfx.cli", "process", str(folder), str(tmp_path / "out"),
+               "--no-consistency", "--iterations", "2", "--jobs", "2", "--chain", chain_spec]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert_same_files(alone, tmp_path / "out", measured, "--jobs 2 with an LV2 stage")
+    (tmp_path / "empty").mkdir()
+    missing = subprocess.run(command[:5] + [str(tmp_path / "nothing")] + command[6:], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "LV2_PATH": str(tmp_path / "empty")})
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert f"LV2 plugin {overdrive} is not installed" in missing.stderr
+    assert not (tmp_path / "nothing").exists()
 
 
 def test_two_jobs_share_the_files_between_this_process_and_a_worker(folder, slow_serial, tmp_path, measured):

@@ -34,7 +34,7 @@ import pytest
 
 from dreamfx.plugin.chain import Chain
 from dreamfx.plugin.effect import DreamEffect
-from tests.conftest import require_module, require_system
+from tests.conftest import require_lv2, require_module, require_system
 
 SR, BLOCK = 48000, 256
 
@@ -494,6 +494,21 @@ def test_cli_live_soak_prints_its_summary(jack_server, measured):
     assert chunks >= 1 and 0 < float(iterations[1]) <= 8 and sum(ast.literal_eval(iterations[3]).values()) == chunks
     assert re.search(r"xruns \d+, late blocks \d+, dropped frames \d+", summary)
     assert re.search(r"worker load: mean \d+ %, peak \d+ %", summary)
+
+
+def test_cli_live_with_an_lv2_stage_stays_under_100_ms(jack_server, measured):
+    """live-tight's dream into mda's Overdrive (LV2): the plugin runs on the worker with the chain."""
+    overdrive = "http://drobilla.net/plugins/mda/Overdrive"
+    require_lv2(overdrive, "mda-lv2")
+    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--preset", "live-tight", "--chain",
+                             f"dream,lv2:{overdrive},Compressor", "--soak", "3"], capture_output=True, text=True,
+                            timeout=180)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout[result.stdout.index("soak: 3 s"):]
+    measured("dreamfx live --preset live-tight with an LV2 Overdrive: " + " | ".join(summary.splitlines()))
+    latency = re.search(r"latency: ([\d.]+) ms \((\d+) samples of dreamfx", summary)
+    assert latency and int(latency[2]) / 48 <= 100.0  # dreamfx's part at 48 kHz (audio I/O adds its blocks)
+    assert re.search(r"iterations achieved per chunk: mean [\d.]+ of 4", summary)
 
 
 @pytest.mark.parametrize("args, message", [
