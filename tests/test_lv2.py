@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import tomli_w
 
 from conftest import excerpt, require_lv2, require_system
 from dreamfx import Chain
@@ -25,6 +26,7 @@ from dreamfx.recipe import build_chain
 from dreamfx.validate.framework import stream
 
 SR = 48000
+DRAGONFLY_ROOM = "urn:dragonfly:room"
 MDA, SWH, INVADA = "http://drobilla.net/plugins/mda/", "http://plugin.org.uk/swh-plugins/", \
     "http://invadarecords.com/plugins/lv2/"
 # (URI, Debian package, controls, mono plugin): three suites, and an EQ that reports its latency
@@ -100,9 +102,12 @@ def test_a_reported_latency_is_compensated_offline_and_delays_the_stream(tmp_pat
 
 @pytest.mark.parametrize("blocks", [1, 7, 4096, "random"])
 def test_a_chain_with_lv2_stages_streams_as_it_renders_offline(blocks):
+    """mda's Overdrive before the dream, swh's gverb and Dragonfly's room (options, an atom port, rand()) after."""
     require_lv2(SWH + "gverb", "swh-lv2")
     require_lv2(MDA + "Overdrive", "mda-lv2")
-    chain = build_chain("live-tight", chain_spec=f"lv2:{MDA}Overdrive,dream,lv2:{SWH}gverb,Compressor")
+    require_lv2(DRAGONFLY_ROOM, "dragonfly-reverb-lv2")
+    chain = build_chain("live-tight", chain_spec=f"lv2:{MDA}Overdrive,dream,lv2:{SWH}gverb,lv2:{DRAGONFLY_ROOM},"
+                                                 "Compressor")
     audio = excerpt(0.5 if blocks == 1 else 2.0, SR)
     offline = chain(audio, SR)
     latency = chain.latency_samples(SR)
@@ -158,6 +163,35 @@ def test_a_chain_with_an_lv2_stage_saves_as_a_preset_that_renders_the_same(tmp_p
     assert stage["plugin"] == f"lv2:{INVADA}compressor/stereo" and stage["threshold"] == -20.0
     audio = excerpt(2.0, SR)
     assert np.array_equal(Chain.from_preset(tmp_path / "saved.toml")(audio, SR), chain(audio, SR))
+
+
+def test_a_plugins_own_state_is_saved_in_the_preset_and_restored(tmp_path):
+    """Dragonfly's room keeps its chosen preset as LV2 state: saved as Turtle beside the controls, restored, and
+    the preset renders the same bit for bit (libc's rand(), which it draws from, is seeded per instance)."""
+    require_lv2(DRAGONFLY_ROOM, "dragonfly-reverb-lv2")
+    chain = build_chain("live-tight", chain_spec=f"dream,lv2:{DRAGONFLY_ROOM}")
+    assert '<urn:distrho:preset> "Medium Clear Room"' in chain[1].state
+    chain[1].state = chain[1].state.replace("Medium Clear Room", "Large Dark Room")
+    chain[1].size = 20.0
+    chain.save_preset(tmp_path / "room.toml", "room")
+    stage = load_preset(tmp_path / "room.toml").chain[1]
+    assert '"Large Dark Room"' in stage["lv2_state"] and stage["size"] == 20.0
+    audio = excerpt(2.0, SR)
+    rebuilt = Chain.from_preset(tmp_path / "room.toml")
+    assert np.array_equal(rebuilt(audio, SR), chain(audio, SR))
+    assert np.array_equal(rebuilt(audio, SR), rebuilt(audio, SR))
+    for broken, message in [
+            ("not Turtle", "LV2 plugin Dragonfly Room Reverb: its saved state is not valid Turtle of a state of this "
+                           "plugin (lv2_state in the preset): save the preset again"),
+            (stage["lv2_state"].replace(DRAGONFLY_ROOM, "urn:other"), "LV2 plugin Dragonfly Room Reverb: its saved "
+             "state is not valid Turtle of a state of this plugin (lv2_state in the preset): save the preset again"),
+            ("<urn:x> a <urn:y> .", f"LV2 plugin {DRAGONFLY_ROOM} crashed in a trial run in a child process "
+                                    "(SIGSEGV, restoring its saved state): dreamfx does not host it")]:  # lilv's crash
+        (tmp_path / "broken.toml").write_text((tmp_path / "room.toml").read_text().replace(
+            tomli_w.dumps({"lv2_state": stage["lv2_state"]}), tomli_w.dumps({"lv2_state": broken})))
+        with pytest.raises(DreamfxError) as error:
+            load_preset(tmp_path / "broken.toml")
+        assert str(error.value) == f"{tmp_path / 'broken.toml'}: chain[1]: {message}"
 
 
 def test_a_midi_controller_moves_an_lv2_control_over_its_range(tmp_path):

@@ -36,7 +36,7 @@ from dreamfx.plugin.effect import DreamEffect
 from dreamfx.errors import DreamfxError
 from dreamfx.dsp.fixed_blocks import FixedBlocks
 from dreamfx.plugin.lv2 import LV2Plugin
-from dreamfx.plugin.presets import NATIVE_PLUGINS, MidiMap, Preset, load_preset, plugin_parameters, save_preset
+from dreamfx.plugin.presets import LV2_STATE_KEY, NATIVE_PLUGINS, MidiMap, Preset, load_preset, plugin_parameters, save_preset
 
 # Samples per piece of a chain of pedalboard plugins without a dream (5.3 ms at 48 kHz of latency).  A plugin
 # given k whole pieces in one call with buffer_size = the piece renders as k calls of one piece, bit for bit
@@ -57,7 +57,8 @@ def stage_record(plugin) -> dict:
     if isinstance(plugin, DreamEffect):
         return {"plugin": "dream"}
     if isinstance(plugin, LV2Plugin):
-        return {"plugin": f"lv2:{plugin.uri}", **plugin.parameters}
+        state = plugin.state
+        return {"plugin": f"lv2:{plugin.uri}", **plugin.parameters, **({LV2_STATE_KEY: state} if state else {})}
     if type(plugin).__name__ in NATIVE_PLUGINS:
         return {"plugin": type(plugin).__name__, **plugin_parameters(plugin)}
     path = getattr(plugin, "path_to_plugin_file", None)

@@ -15,8 +15,15 @@ optional.  Control ports are set by symbol, like a pedalboard plugin's parameter
 checked against their ranges; output control ports are read the same way (``plugin.outputs``).
 
 A plugin instance is made at the first block of a sample rate and channel count, and made again by
-:meth:`LV2Plugin.reset` (deactivate/activate does not clear every plugin's state): a reset plugin renders the
-same audio every time.
+:meth:`LV2Plugin.reset` (deactivate/activate does not clear every plugin's state), with libc's random generator
+seeded as it starts (Dragonfly's reverbs draw from ``rand()``): a reset plugin renders the same audio every time.
+A fresh instance's first run is one frame long: plugins that glide from an internal start value to their controls
+over a run (invada's) then start where lilv's own host (``lv2apply``, frame by frame) starts them, instead of
+gliding across the first block.  The plugin's own state (LV2's state interface), where it has one, is saved and
+restored as Turtle text (:attr:`LV2Plugin.state`).
+
+Each plugin, with the controls it starts at, first gets a trial run on noise in a child process
+(:func:`trial_run`): a plugin that crashes there is refused in one line instead of taking the host down.
 
 Layer: below presets and the chain; imports only dreamfx.audio_io and dreamfx.errors.
 """
@@ -137,7 +144,20 @@ _SIGNATURES = {  # lilv function -> (result, arguments); every lilv object is an
     "lilv_port_has_property": (ctypes.c_bool, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]),
     "lilv_port_get_symbol": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
     "lilv_port_get_name": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
+    "lilv_free": (None, [ctypes.c_void_p]),
+    "lilv_state_new_from_instance": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(_Instance), ctypes.c_void_p]
+                                     + [ctypes.c_char_p] * 4 + [ctypes.c_void_p] * 2 + [ctypes.c_uint32,
+                                                                                       ctypes.c_void_p]),
+    "lilv_state_new_from_string": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p]),
+    "lilv_state_to_string": (ctypes.c_void_p, [ctypes.c_void_p] * 4 + [ctypes.c_char_p, ctypes.c_char_p]),
+    "lilv_state_get_num_properties": (ctypes.c_uint32, [ctypes.c_void_p]),
+    "lilv_state_get_plugin_uri": (ctypes.c_void_p, [ctypes.c_void_p]),
+    "lilv_state_restore": (None, [ctypes.c_void_p, ctypes.POINTER(_Instance), ctypes.c_void_p, ctypes.c_void_p,
+                                  ctypes.c_uint32, ctypes.c_void_p]),
+    "lilv_state_free": (None, [ctypes.c_void_p]),
 }
+STATE_URI = b"urn:dreamfx:state"  # the subject of a saved state's Turtle
+STATE_FLAGS = 1 | 2  # LV2_STATE_IS_POD | LV2_STATE_IS_PORTABLE
 
 
 @functools.cache
@@ -365,23 +385,26 @@ def _chatter_to_stderr():
 
 
 @functools.cache
-def trial_run(uri: str, controls: tuple[tuple[str, float], ...] = ()) -> None:
-    """Run the plugin with ``controls`` ((symbol, value) pairs) on 1 s of noise in a child process
-    (``python -m dreamfx.plugin.lv2 URI symbol=value ...``) before this process hosts it: a plugin that crashes
-    or hangs there gets one line instead of taking the host down.  Once per plugin, controls and process; what
-    a plugin does later, on other controls (a MIDI controller's) or audio, is not contained."""
+def trial_run(uri: str, controls: tuple[tuple[str, float], ...] = (), state: str | None = None) -> None:
+    """Run the plugin with ``controls`` ((symbol, value) pairs) and its own ``state`` restored on 1 s of noise in a
+    child process (``python -m dreamfx.plugin.lv2 URI symbol=value ...``, the state on stdin) before this process
+    hosts it: a plugin (or lilv reading a state) that crashes or hangs there gets one line instead of taking the
+    host down.  Once per plugin, controls, state and process; what a plugin does later, on other controls (a MIDI
+    controller's) or audio, is not contained."""
     if os.environ.get(TRIAL_CHILD):
         return
     try:
         child = subprocess.run([sys.executable, "-m", "dreamfx.plugin.lv2", uri,
-                                *(f"{symbol}={value!r}" for symbol, value in controls)], capture_output=True,
-                               text=True, timeout=TRIAL_SECONDS, env={**os.environ, TRIAL_CHILD: "1"})
+                                *(f"{symbol}={value!r}" for symbol, value in controls)], input=state or "",
+                               capture_output=True, text=True, timeout=TRIAL_SECONDS,
+                               env={**os.environ, TRIAL_CHILD: "1"})
     except subprocess.TimeoutExpired:
         raise DreamfxError(f"LV2 plugin {uri} hung in a trial run (over {TRIAL_SECONDS:g} s on 1 s of noise in a "
                            "child process): dreamfx does not host it") from None
     if child.returncode < 0:
         raise DreamfxError(f"LV2 plugin {uri} crashed in a trial run in a child process "
-                           f"({signal.Signals(-child.returncode).name}): dreamfx does not host it")
+                           f"({signal.Signals(-child.returncode).name}"
+                           f"{', restoring its saved state' if state else ''}): dreamfx does not host it")
     if child.returncode != 0:
         lines = [line for line in child.stderr.splitlines() if line.strip()]
         raise DreamfxError(lines[-1] if lines else f"LV2 plugin {uri}: its trial run failed ({child.returncode})")
@@ -390,8 +413,8 @@ def trial_run(uri: str, controls: tuple[tuple[str, float], ...] = ()) -> None:
 class _Running:
     """One instance of a plugin at one sample rate, its ports connected to buffers it keeps."""
 
-    def __init__(self, info: PluginInfo, sample_rate: float, controls: dict[str, float]):
-        lib, _ = _lilv()
+    def __init__(self, info: PluginInfo, sample_rate: float, controls: dict[str, float], state: str | None = None):
+        lib, world = _lilv()
         self.info, self.worker = info, _Worker()
         block, rate = ctypes.c_int32(MAX_BLOCK), ctypes.c_float(sample_rate)
         atom_int, atom_float = URIDS.map(EXT + "atom#Int"), URIDS.map(EXT + "atom#Float")
@@ -427,8 +450,18 @@ class _Running:
             else:  # optional CV or unknown ports stay unconnected
                 address = None
             self.descriptor.connect_port(self.handle, port.index, address)
+        if state is not None:
+            saved = lib.lilv_state_new_from_string(world, ctypes.addressof(URIDS.map_feature), state.encode())
+            if not saved or _text(lib.lilv_state_get_plugin_uri(saved)) != info.uri:  # lilv crashes on another's
+                if saved:
+                    lib.lilv_state_free(saved)
+                raise DreamfxError(f"LV2 plugin {info.name}: its saved state is not valid Turtle of a state of this "
+                                   "plugin (lv2_state in the preset): save the preset again")
+            lib.lilv_state_restore(saved, self.instance, None, None, STATE_FLAGS, feature_array)
+            lib.lilv_state_free(saved)
         if self.descriptor.activate:
             self.descriptor.activate(self.handle)
+        ctypes.CDLL(None).srand(0)  # plugins that draw from libc's rand() (Dragonfly's reverbs) render the same
         self.inputs = [p.index for p in info.ports_of("audio", "in")]
         self.outputs = [p.index for p in info.ports_of("audio", "out")]
 
@@ -441,6 +474,26 @@ class _Running:
         self.descriptor.run(self.handle, frames)
         self.worker.after_run(self.handle)
 
+    def state(self) -> str | None:
+        """The plugin's own state (what it keeps beyond its control ports, through the LV2 state interface) as
+        Turtle, or None when it keeps none."""
+        lib, world = _lilv()
+        saved = lib.lilv_state_new_from_instance(_plugin(self.info.uri), self.instance,
+                                                 ctypes.addressof(URIDS.map_feature), None, None, None, None, None,
+                                                 None, STATE_FLAGS, self._alive[-1])
+        if not saved:
+            return None
+        try:
+            if lib.lilv_state_get_num_properties(saved) == 0:
+                return None
+            text = lib.lilv_state_to_string(world, ctypes.addressof(URIDS.map_feature),
+                                            ctypes.addressof(URIDS.unmap_feature), saved, STATE_URI, None)
+            turtle = ctypes.string_at(text).decode()
+            lib.lilv_free(text)
+            return turtle
+        finally:
+            lib.lilv_state_free(saved)
+
     def close(self) -> None:
         lib, _ = _lilv()
         if self.descriptor.deactivate:
@@ -451,7 +504,7 @@ class _Running:
 class LV2Plugin:
     """An installed LV2 plugin as a chain stage: ``LV2Plugin("http://drobilla.net/plugins/mda/Overdrive",
     drive=0.5)(audio, sample_rate)``; controls are attributes (``plugin.drive = 0.7``, by port symbol), checked
-    against their ranges.
+    against their ranges; ``lv2_state``: the plugin's own state to restore (see :attr:`state`).
 
     Audio ports by channel: a plugin with as many audio inputs and outputs as the audio has channels gets one
     channel per port; a mono plugin (1 in, 1 out) runs once per channel; a 1-in-2-out plugin takes the channels'
@@ -462,7 +515,7 @@ class LV2Plugin:
     is_effect = True
     is_instrument = False
 
-    def __init__(self, uri: str, **controls):
+    def __init__(self, uri: str, lv2_state: str | None = None, **controls):
         info = plugin_info(uri)
         if info.unsupported:
             raise DreamfxError(f"LV2 plugin {info.name} ({uri}) cannot be hosted by dreamfx: "
@@ -477,9 +530,12 @@ class LV2Plugin:
         object.__setattr__(self, "_layout", None)  # (sample rate, channels) the instances were made for
         object.__setattr__(self, "_latency", {})  # (sample rate, controls) -> reported latency
         object.__setattr__(self, "_started", False)  # whether the instances have run
+        object.__setattr__(self, "_state", None)  # the plugin's own state (Turtle) to restore in new instances
         for symbol, value in controls.items():
             setattr(self, symbol, value)
-        trial_run(uri, tuple(sorted(self._values.items())))
+        trial_run(uri, tuple(sorted(self._values.items())), lv2_state)
+        if lv2_state is not None:
+            self.state = lv2_state
 
     @property
     def uri(self) -> str:
@@ -506,7 +562,28 @@ class LV2Plugin:
         raise AttributeError(f"LV2 plugin {info.name} has no control {name!r}; its controls: "
                              f"{', '.join(info.controls) or 'none'}")
 
+    @property
+    def state(self) -> str | None:
+        """The plugin's own state, beyond its controls (LV2's state interface: e.g. Dragonfly's chosen preset), as
+        Turtle text; None when it keeps none.  Set it (``plugin.state = text``) to restore it: new instances
+        start from it."""
+        if self._running:
+            return self._running[0].state()
+        running = _Running(self.info, 48000.0, self._values, self._state)
+        try:
+            return running.state()
+        finally:
+            running.close()
+
     def __setattr__(self, name: str, value) -> None:
+        if name == "state":
+            if value is not None and not isinstance(value, str):
+                raise DreamfxError(f"LV2 plugin {self.info.name}: its state is Turtle text, not {type(value).__name__}")
+            trial_run(self.uri, tuple(sorted(self._values.items())), value)  # lilv crashes on some bad texts
+            _Running(self.info, 48000.0, self._values, value).close()  # fails now on text lilv cannot read
+            object.__setattr__(self, "_state", value)
+            self.reset()
+            return
         port = self.info.controls.get(name)
         if port is None:
             raise DreamfxError(f"LV2 plugin {self.info.name} ({self.uri}) has no control {name!r}; it takes "
@@ -522,7 +599,7 @@ class LV2Plugin:
             return 0
         key = (sample_rate, tuple(self._values.items()))
         if key not in self._latency:
-            running = _Running(self.info, sample_rate, self._values)
+            running = _Running(self.info, sample_rate, self._values, self._state)
             try:
                 running.run(0)
                 self._latency[key] = max(0, round(running.values[ports[0].index]))
@@ -542,7 +619,7 @@ class LV2Plugin:
             self._start(sample_rate, channels)
         out = np.empty_like(audio)
         piece, start = max(1, min(int(buffer_size), MAX_BLOCK)), 0
-        if not self._started and audio.shape[1]:  # a fresh instance's first run is one frame long (see _Running)
+        if not self._started and audio.shape[1]:  # a fresh instance's first run is one frame long (module doc)
             out[:, :1], start = self._run(audio[:, :1]), 1
             object.__setattr__(self, "_started", True)
         for start in range(start, audio.shape[1], piece):
@@ -560,7 +637,7 @@ class LV2Plugin:
             raise DreamfxError(f"LV2 plugin {self.info.name} ({self.uri}) is stereo: give it mono or stereo audio, "
                                f"not {channels} channels")
         per_channel = len(self.info.ports_of("audio", "in")) == len(self.info.ports_of("audio", "out")) == 1
-        self._running.extend(_Running(self.info, sample_rate, self._values)
+        self._running.extend(_Running(self.info, sample_rate, self._values, self._state)
                              for _ in range(channels if per_channel else 1))
         object.__setattr__(self, "_layout", (sample_rate, channels))
 
@@ -603,6 +680,6 @@ if __name__ == "__main__":  # a trial run (see trial_run): 1 s of stereo noise a
     try:
         noise = np.random.default_rng(0).normal(0.0, 0.1, (2, 48000)).astype(np.float32)
         controls = {symbol: float(value) for symbol, _, value in (arg.partition("=") for arg in sys.argv[2:])}
-        LV2Plugin(sys.argv[1], **controls)(noise, 48000, buffer_size=256)
+        LV2Plugin(sys.argv[1], sys.stdin.read() or None, **controls)(noise, 48000, buffer_size=256)
     except DreamfxError as exc:
         sys.exit(f"{exc}")

@@ -74,6 +74,7 @@ DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE + (GUIDE_CHECKSUM,)
 MIDI_KEYS = ("cc", "notes", "programs")
 OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers", "guide")  # each picks what to dream
 HOSTED_PREFIXES = ("lv2:", "vst3:")  # chain stages hosted from outside pedalboard: lv2:URI, vst3:PATH
+LV2_STATE_KEY = "lv2_state"  # an LV2 stage's own state (Turtle), beside its controls
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
                   "NoiseGate", "PeakFilter", "Phaser", "Reverb")
@@ -201,7 +202,7 @@ class Preset:
         kind, _, address = name.partition(":")
         try:
             if kind == "lv2":
-                return LV2Plugin(address, **params)
+                return LV2Plugin(address, **params)  # with lv2_state, its own state, where the preset has it
             path = Path(address) if Path(address).is_absolute() or self.path is None else self.path.parent / address
             return load_vst3(path, params)
         except DreamfxError as exc:
