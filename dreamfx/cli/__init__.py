@@ -10,6 +10,7 @@ Layer: the top; may import every layer below.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -30,8 +31,17 @@ for command in (render.process, render.demo, render.analyze, render.visualize, r
     cli.add_command(command)
 
 
+def keep_stdout_for_output() -> None:
+    """The command's output keeps stdout; what C libraries print there (hosted LV2 plugins chatter: guitarix's
+    "buffersize changed to 128") goes to stderr, so that output such as validate --json stays clean."""
+    sys.stdout.flush()
+    sys.stdout = os.fdopen(os.dup(1), "w", buffering=1, encoding=sys.stdout.encoding, errors=sys.stdout.errors)
+    os.dup2(2, 1)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning DreamfxError into a one-line message and exit status 2."""
+    keep_stdout_for_output()
     try:
         cli(standalone_mode=False)
     except DreamfxError as exc:

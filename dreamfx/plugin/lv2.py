@@ -15,8 +15,9 @@ optional.  Control ports are set by symbol, like a pedalboard plugin's parameter
 checked against their ranges; output control ports are read the same way (``plugin.outputs``).
 
 A plugin instance is made at the first block of a sample rate and channel count, and made again by
-:meth:`LV2Plugin.reset` (deactivate/activate does not clear every plugin's state), with libc's random generator
-seeded as it starts (Dragonfly's reverbs draw from ``rand()``): a reset plugin renders the same audio every time.
+:meth:`LV2Plugin.reset` (deactivate/activate does not clear every plugin's state), with a random generator of its own
+(Dragonfly's reverbs draw from libc's ``rand()``, and so does onnxruntime): a reset plugin renders the same audio
+every time.
 A fresh instance's first run is one frame long: plugins that glide from an internal start value to their controls
 over a run (invada's) then start where lilv's own host (``lv2apply``, frame by frame) starts them, instead of
 gliding across the first block.  The plugin's own state (LV2's state interface), where it has one, is saved and
@@ -30,7 +31,6 @@ Layer: below presets and the chain; imports only dreamfx.audio_io and dreamfx.er
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -50,6 +50,7 @@ MAX_BLOCK = 4096  # frames per run (the options' maxBlockLength)
 TRIAL_SECONDS = 60.0  # the longest a plugin's trial run in a child process may take
 TRIAL_CHILD = "DREAMFX_LV2_TRIAL"  # set in the child process that runs a trial
 ATOM_CAPACITY = 8192  # bytes of an output atom port's buffer
+RANDOM_STATE_BYTES = 256  # an instance's random generator state (glibc's initstate: the largest table)
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
 EXT = "http://lv2plug.in/ns/ext/"
@@ -369,21 +370,6 @@ class _Worker:
             self.interface.end_run(plugin_handle)
 
 
-@contextlib.contextmanager
-def _chatter_to_stderr():
-    """What a plugin prints while it starts goes to stderr (some print to stdout, which carries a command's
-    output, e.g. dreamfx validate --json)."""
-    sys.stdout.flush()
-    libc, saved = ctypes.CDLL(None), os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        libc.fflush(None)
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 @functools.cache
 def trial_run(uri: str, controls: tuple[tuple[str, float], ...] = (), state: str | None = None) -> None:
     """Run the plugin with ``controls`` ((symbol, value) pairs) and its own ``state`` restored on 1 s of noise in a
@@ -410,6 +396,17 @@ def trial_run(uri: str, controls: tuple[tuple[str, float], ...] = (), state: str
         raise DreamfxError(lines[-1] if lines else f"LV2 plugin {uri}: its trial run failed ({child.returncode})")
 
 
+@functools.cache
+def _libc():
+    """libc, for its random generator: each instance draws from a state of its own, swapped in around its runs
+    (glibc's rand() is random(), whose state setstate() chooses), so a plugin that draws from rand() (Dragonfly's
+    reverbs) renders the same whatever else in the process draws from it (onnxruntime does)."""
+    libc = ctypes.CDLL(None)
+    libc.initstate.restype, libc.initstate.argtypes = ctypes.c_void_p, [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
+    libc.setstate.restype, libc.setstate.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    return libc
+
+
 class _Running:
     """One instance of a plugin at one sample rate, its ports connected to buffers it keeps."""
 
@@ -428,8 +425,7 @@ class _Running:
         features = [_Feature(uri.encode(), address) for uri, address in data.items()]
         feature_array = (ctypes.POINTER(_Feature) * (len(features) + 1))(*map(ctypes.pointer, features), None)
         self._alive = (block, rate, options, features, feature_array)  # what the plugin may keep pointers to
-        with _chatter_to_stderr():
-            self.instance = lib.lilv_plugin_instantiate(_plugin(info.uri), sample_rate, feature_array)
+        self.instance = lib.lilv_plugin_instantiate(_plugin(info.uri), sample_rate, feature_array)
         if not self.instance:
             raise DreamfxError(f"LV2 plugin {info.name} ({info.uri}) failed to start at {sample_rate:g} Hz")
         self.descriptor, self.handle = self.instance.contents.descriptor.contents, self.instance.contents.handle
@@ -461,7 +457,8 @@ class _Running:
             lib.lilv_state_free(saved)
         if self.descriptor.activate:
             self.descriptor.activate(self.handle)
-        ctypes.CDLL(None).srand(0)  # plugins that draw from libc's rand() (Dragonfly's reverbs) render the same
+        self.random_state = ctypes.create_string_buffer(RANDOM_STATE_BYTES)  # this instance's rand() (see _libc)
+        _libc().setstate(_libc().initstate(0, self.random_state, RANDOM_STATE_BYTES))
         self.inputs = [p.index for p in info.ports_of("audio", "in")]
         self.outputs = [p.index for p in info.ports_of("audio", "out")]
 
@@ -471,8 +468,12 @@ class _Running:
         for port in self.info.ports:
             if port.kind == "atom":  # an empty event sequence in, room for the plugin's events out
                 self.atoms[port.index][:2] = (8, sequence) if port.direction == "in" else (ATOM_CAPACITY - 8, chunk)
-        self.descriptor.run(self.handle, frames)
-        self.worker.after_run(self.handle)
+        others = _libc().setstate(self.random_state)
+        try:
+            self.descriptor.run(self.handle, frames)
+            self.worker.after_run(self.handle)
+        finally:
+            _libc().setstate(others)
 
     def state(self) -> str | None:
         """The plugin's own state (what it keeps beyond its control ports, through the LV2 state interface) as
@@ -618,18 +619,26 @@ class LV2Plugin:
         if self._layout != (sample_rate, channels):
             self._start(sample_rate, channels)
         out = np.empty_like(audio)
-        piece, start = max(1, min(int(buffer_size), MAX_BLOCK)), 0
-        if not self._started and audio.shape[1]:  # a fresh instance's first run is one frame long (module doc)
-            out[:, :1], start = self._run(audio[:, :1]), 1
-            object.__setattr__(self, "_started", True)
-        for start in range(start, audio.shape[1], piece):
-            out[:, start:start + piece] = self._run(audio[:, start:start + piece])
+        for start, end in self._runs(audio.shape[1], max(1, int(buffer_size))):
+            out[:, start:end] = self._run(audio[:, start:end])
         if not np.isfinite(out).all():
             raise DreamfxError(f"LV2 plugin {self.info.name} ({self.uri}) produced NaN or Inf: check its controls "
                                f"({', '.join(f'{k}={v:g}' for k, v in self._values.items())})")
         return restore(out)
 
     __call__ = process
+
+    def _runs(self, frames: int, block: int) -> list[tuple[int, int]]:
+        """(start, end) of the runs over ``frames``: blocks of ``block`` (a chain's FIFO gives whole ones, so runs
+        fall alike in every render), each cut into runs of at most MAX_BLOCK; a fresh instance's first run is one
+        frame long (see the module docstring)."""
+        runs = [(at, min(at + MAX_BLOCK, start + block, frames)) for start in range(0, frames, block)
+                for at in range(start, min(start + block, frames), MAX_BLOCK)]
+        if not self._started and runs:
+            object.__setattr__(self, "_started", True)
+            first_start, first_end = runs[0]
+            runs[:1] = [(first_start, first_start + 1)] + ([(first_start + 1, first_end)] if first_end > 1 else [])
+        return runs
 
     def _start(self, sample_rate: float, channels: int) -> None:
         self.reset()
