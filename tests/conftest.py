@@ -67,7 +67,7 @@ def require_lv2(uri: str, package: str):
     """An installed LV2 plugin's info; skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) when lilv or the plugin is
     missing."""
     from dreamfx.errors import DreamfxError
-    from dreamfx.plugin.lv2 import plugin_info
+    from dreamfx.plugin.lilv import plugin_info
     try:
         return plugin_info(uri)
     except DreamfxError as exc:

@@ -17,7 +17,7 @@ def plugins(plugin: str | None) -> None:
     ranges and defaults (an LV2 URI or a .vst3 path). In a chain: --chain 'dream,lv2:URI'; in a preset:
     plugin = "lv2:URI" with controls by symbol."""
     from dreamfx.plugin.hosted import load_vst3, vst3_files
-    from dreamfx.plugin.lv2 import installed_plugins, plugin_info
+    from dreamfx.plugin.lilv import installed_plugins, plugin_info
     if plugin is None:
         try:
             found = installed_plugins()

@@ -1,15 +1,16 @@
-"""Chain: a list of native pedalboard plugins and DreamEffects, called like a Pedalboard.
+"""Chain: a list of DreamEffects, native pedalboard plugins and hosted plugins (LV2 through
+:mod:`dreamfx.plugin.lv2`, VST3 through pedalboard), called like a Pedalboard.
 
 ``pedalboard.Pedalboard`` only holds native plugins, so dreamfx brings its own
 list with the same surface: build and edit it like a list, call it like a
-plugin.  With ``reset=False`` (streaming) the output is delayed by
+plugin.  An LV2 stage's reported latency counts in the chain's like a dream's.  With ``reset=False`` (streaming) the output is delayed by
 :meth:`Chain.latency_samples`; with ``reset=True`` (offline) the chain streams
 the input and ``latency`` samples of silence from a reset state and drops the
 first ``latency`` samples (a host's delay compensation), so the offline render
 is the streaming output advanced by the latency, sample for sample, whatever
 the stages (a Chorus's LFO runs from the reset in both).
 
-Whatever blocks the caller or host sends, a chain that holds pedalboard plugins runs
+Whatever blocks the caller or host sends, a chain that holds pedalboard (or hosted) plugins runs
 its stages on whole pieces of one size through one :class:`~dreamfx.dsp.fixed_blocks.FixedBlocks`
 FIFO: pedalboard's plugins give another output when the blocks vary in size (Chorus,
 Delay, Reverb up to 0.36 apart, measured), and behind the FIFO they see the same pieces

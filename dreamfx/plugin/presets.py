@@ -1,4 +1,4 @@
-"""Presets: TOML files describing a dream, its MIDI map and the pedalboard chain around it.
+"""Presets: TOML files describing a dream, its MIDI map and the chain of plugins around it.
 
     version = 1
     name = "default"
@@ -22,6 +22,9 @@
     [[chain]]
     plugin = "Reverb"
     room_size = 0.3
+    [[chain]]               # an installed LV2 plugin by URI, its controls by symbol (dreamfx plugins URI);
+    plugin = "lv2:http://drobilla.net/plugins/mda/Overdrive"   # or "vst3:PATH" (relative to this file)
+    drive = 0.4
 
 Presets are data: parsed with tomllib, written with tomli_w, validated key by
 key, never executed.  Every error names the file, the key path, the bad value
