@@ -14,9 +14,11 @@ import pytest
 
 from dreamfx.plugin.chain import Chain
 from dreamfx.plugin.effect import DreamEffect
-from tests.conftest import excerpt
+from dreamfx.plugin.lv2 import LV2Plugin
+from tests.conftest import excerpt, require_lv2
 
 SR, BLOCK = 48000, 256
+OVERDRIVE, AMP = "http://drobilla.net/plugins/mda/Overdrive", "http://plugin.org.uk/swh-plugins/amp"
 
 
 def test_graphs_are_built_before_streaming():
@@ -46,17 +48,23 @@ def drive(processor, signal: np.ndarray, on_chunk=None) -> np.ndarray:
     return out
 
 
-def test_a_whole_chain_live_equals_its_offline_render():
+@pytest.mark.parametrize("hosted", [False, True], ids=["pedalboard", "lv2"])
+def test_a_whole_chain_live_equals_its_offline_render(hosted):
     """Chorus, a dream, Reverb and Limiter run by the live processor (its compiled callback's logic and its
     worker, driven block by block without a device) give the chain's offline render, delayed by the live
-    latency: the pedalboard plugins get the same whole chunks live as offline.  (The deadline is set far off,
-    so every chunk gets all its iterations, as offline.)"""
+    latency: the pedalboard plugins get the same whole chunks live as offline; so do LV2 plugins (mda's
+    Overdrive and Dragonfly's room in place of Chorus and Reverb).  (The deadline is set far off, so every chunk
+    gets all its iterations, as offline.)"""
     import pedalboard
     from dreamfx.live.processor import LiveProcessor
+    if hosted:
+        require_lv2(OVERDRIVE, "mda-lv2")
+        require_lv2("urn:dragonfly:room", "dragonfly-reverb-lv2")
 
     def chain() -> Chain:
-        return Chain([pedalboard.Chorus(), DreamEffect(intensity=0.8, iterations=2), pedalboard.Reverb(),
-                      pedalboard.Limiter(threshold_db=-3)])
+        first, reverb = (LV2Plugin(OVERDRIVE, drive=0.5), LV2Plugin("urn:dragonfly:room")) if hosted else \
+            (pedalboard.Chorus(), pedalboard.Reverb())
+        return Chain([first, DreamEffect(intensity=0.8, iterations=2), reverb, pedalboard.Limiter(threshold_db=-3)])
     signal = excerpt(4.0, SR)  # the example clip, a real recording, resampled to 48 kHz
     processor = LiveProcessor(chain(), SR, 2, BLOCK, load_target=50.0, headroom=1024)
     live = drive(processor, signal)
@@ -68,14 +76,19 @@ def test_a_whole_chain_live_equals_its_offline_render():
     assert np.abs(live[:, latency:n] - offline[:, :n - latency]).max() <= 1e-6
 
 
-def test_preset_switch_crossfades_without_a_click():
-    """A 440 Hz sine through a bypassed dream and 0 dB, switched to a preset at -12 dB: the level glides over
-    one chunk.  Clicks are measured as the largest second difference (a sine's is tiny, a step's is not)."""
+@pytest.mark.parametrize("hosted", [False, True], ids=["pedalboard", "lv2"])
+def test_preset_switch_crossfades_without_a_click(hosted):
+    """A 440 Hz sine through a bypassed dream and 0 dB, switched to a preset at -12 dB (pedalboard's Gain, or
+    swh's amplifier, an LV2 plugin): the level glides over one chunk.  Clicks are measured as the largest second
+    difference (a sine's is tiny, a step's is not)."""
     import pedalboard
     from dreamfx.live.processor import LiveProcessor
+    if hosted:
+        require_lv2(AMP, "swh-lv2")
 
     def chain(gain_db: float) -> Chain:
-        return Chain([DreamEffect(intensity=0.0, iterations=2), pedalboard.Gain(gain_db=gain_db)])
+        gain = LV2Plugin(AMP, gain=gain_db) if hosted else pedalboard.Gain(gain_db=gain_db)
+        return Chain([DreamEffect(intensity=0.0, iterations=2), gain])
     processor = LiveProcessor(chain(0.0), SR, 2, BLOCK, chain_factory=lambda name: (chain(-12.0), None),
                               programs=("loud", "quiet"), preset_name="loud")
     n = 16 * processor.chunk // BLOCK * BLOCK
