@@ -44,7 +44,7 @@ def build_chain(preset: str | Path | Preset, model=None, chain_spec: str | None 
         for s in stages:
             if not is_stage_name(s):
                 raise DreamfxError(f"--chain: unknown stage {s!r}; use 'dream', one of {', '.join(NATIVE_PLUGINS)}, "
-                                   "'lv2:URI' (dreamfx plugins lists the installed LV2 plugins) or 'vst3:PATH'")
+                                   "'lv2:URI' (dreamfx plugins lists the installed LV2 plugins), 'vst3:PATH' or 'au:PATH'")
         if stages.count("dream") != 1:
             raise DreamfxError("--chain must name the 'dream' stage exactly once, e.g. --chain 'Reverb,dream'")
         p = dataclasses.replace(p, chain=[{"plugin": s} for s in stages])

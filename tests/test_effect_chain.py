@@ -139,7 +139,7 @@ def test_chain_is_a_list_that_rejects_non_plugins():
     chain.append(DreamEffect(iterations=1))
     chain.insert(0, pedalboard.Gain())
     assert [type(p).__name__ for p in chain] == ["Gain", "Reverb", "DreamEffect"]
-    with pytest.raises(DreamfxError, match="a Chain holds pedalboard plugins and DreamEffects"):
+    with pytest.raises(DreamfxError, match="a Chain holds pedalboard plugins, LV2Plugins and DreamEffects"):
         chain.append("reverb")
     with pytest.raises(DreamfxError):
         chain[0] = 42

@@ -4,6 +4,7 @@ packages (mda-lv2, swh-lv2, invada-studio-plugins-lv2), installed by .ci/run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -282,3 +283,29 @@ def test_nan_from_a_plugin_after_its_trial_is_one_line_too(faulty_plugin):
     assert run.stderr.splitlines()[-1] == ("dreamfx.errors.DreamfxError: LV2 plugin dreamfx faulty test plugin "
                                            "(urn:dreamfx:test:faulty) produced NaN or Inf: check its controls "
                                            "(crash=0, nan=1)")
+
+
+def test_the_validator_passes_a_preset_with_an_lv2_stage(tmp_path, measured):
+    """The validator's quick battery on live-tight's dream into mda's Overdrive (CI runs every check on metal-amp,
+    whose chain hosts guitarix's amplifier)."""
+    require_lv2(MDA + "Overdrive", "mda-lv2")
+    preset = lv2_preset(tmp_path, MDA + "Overdrive", {"drive": 0.4}, intensity=0.8)
+    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "validate", str(preset), "--strictness", "1",
+                          "--json"], capture_output=True, text=True, timeout=900)
+    report = json.loads(run.stdout)  # the plugins' chatter stays off stdout
+    measured(f"dreamfx validate --strictness 1 on a preset with an LV2 stage: {report['passed']} passed, "
+             f"{report['failed']} failed")
+    assert run.returncode == 0 and report["failed"] == 0 and report["passed"] >= 15, run.stdout[-2000:]
+
+
+def test_a_shipped_preset_whose_plugin_is_missing_names_its_package(tmp_path):
+    """metal-amp hosts guitarix's amplifier: where it is not installed, one line says which package has it."""
+    soundfile.write(tmp_path / "in.wav", excerpt(0.5, SR).T, SR)
+    (tmp_path / "no-plugins").mkdir()
+    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", "in.wav", "out.wav", "--preset",
+                          "metal-amp"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "LV2_PATH": str(tmp_path / "no-plugins")})
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "chain[2]: LV2 plugin http://guitarix.sourceforge.net/plugins/gx_amp#GUITARIX is not installed" in run.stderr
+    assert "(Debian package guitarix-lv2: apt-get install guitarix-lv2)" in run.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.wav", "no-plugins"]

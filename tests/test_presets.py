@@ -147,19 +147,17 @@ def test_shipped_preset_round_trips_exactly(name, tmp_path):
 def dreams_as_delays(chain: Chain, audio: np.ndarray, sr: int) -> np.ndarray:
     """``chain`` with every dream replaced by the pure delay a dream is at intensity 0, at its place: the
     first dream's latency less the chunk the chain's FIFO waits for in its stead (see dreamfx.plugin.chain), a later
-    one's whole latency; the pedalboard plugins between them run offline (their delay compensated); the
-    result advanced by the delays, as the chain compensates its latency at its output."""
-    delayed, plugins, total = audio, [], 0
-    for stage in [*chain, None]:
-        if isinstance(stage, DreamEffect) or stage is None:
-            delayed = Chain(plugins)(delayed, sr) if plugins else delayed
-            plugins = []
-            if stage is not None:
-                first = stage is chain.dream_effects[0] and chain.hosted_plugins
-                delay = stage.latency_samples(sr) - (chain.piece_samples(sr) - 1 if first else 0)
-                delayed, total = np.pad(delayed, ((0, 0), (delay, 0))), total + delay
+    one's whole latency; the other stages run on the same pieces as in the chain (the FIFO's, from the start:
+    guitarix's amplifier, for one, renders differently on other pieces); the result advanced by the delays, as
+    the chain compensates its latency at its output."""
+    delayed, total, piece = audio, 0, chain.piece_samples(sr)
+    for stage in chain:
+        if isinstance(stage, DreamEffect):
+            first = stage is chain.dream_effects[0] and chain.hosted_plugins
+            delay = stage.latency_samples(sr) - (piece - 1 if first else 0)
+            delayed, total = np.pad(delayed, ((0, 0), (delay, 0))), total + delay
         else:
-            plugins.append(stage)
+            delayed = stage.process(delayed, sr, buffer_size=piece, reset=True)
     return delayed[:, total:]
 
 

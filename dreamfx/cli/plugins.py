@@ -16,7 +16,7 @@ def plugins(plugin: str | None) -> None:
     """List the plugins a chain can host (LV2 by URI and name, VST3 files), or PLUGIN's parameters with their
     ranges and defaults (an LV2 URI or a .vst3 path). In a chain: --chain 'dream,lv2:URI'; in a preset:
     plugin = "lv2:URI" with controls by symbol."""
-    from dreamfx.plugin.hosted import load_vst3, vst3_files
+    from dreamfx.plugin.hosted import load_external, vst3_files
     from dreamfx.plugin.lilv import installed_plugins, plugin_info
     if plugin is None:
         try:
@@ -31,9 +31,10 @@ def plugins(plugin: str | None) -> None:
             click.echo(f"vst3:{path}")
         click.echo(f"{len(found)} LV2 plugins, {len(vst3)} VST3 plugins (dreamfx plugins URI lists one's parameters)")
         return
-    if plugin.removeprefix("vst3:").endswith(".vst3"):
-        loaded = load_vst3(plugin.removeprefix("vst3:"), {})
-        click.echo(f"vst3:{plugin.removeprefix('vst3:')}  {loaded.name}")
+    path = plugin.removeprefix("vst3:").removeprefix("au:")
+    if path.endswith((".vst3", ".component")):
+        loaded = load_external(path, {})
+        click.echo(f"{'au' if path.endswith('.component') else 'vst3'}:{path}  {loaded.name}")
         for name, parameter in loaded.parameters.items():
             click.echo(f"  {name} = {getattr(loaded, name)!r}  ({parameter})")
         return

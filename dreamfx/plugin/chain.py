@@ -36,6 +36,7 @@ from dreamfx.audio_io import check_finite, to_channels_first
 from dreamfx.plugin.effect import DreamEffect
 from dreamfx.errors import DreamfxError
 from dreamfx.dsp.fixed_blocks import FixedBlocks
+from dreamfx.plugin.hosted import external_prefix
 from dreamfx.plugin.lv2 import LV2Plugin
 from dreamfx.plugin.presets import LV2_STATE_KEY, NATIVE_PLUGINS, MidiMap, Preset, load_preset, plugin_parameters, save_preset
 
@@ -62,12 +63,12 @@ def stage_record(plugin) -> dict:
         return {"plugin": f"lv2:{plugin.uri}", **plugin.parameters, **({LV2_STATE_KEY: state} if state else {})}
     if type(plugin).__name__ in NATIVE_PLUGINS:
         return {"plugin": type(plugin).__name__, **plugin_parameters(plugin)}
-    path = getattr(plugin, "path_to_plugin_file", None)
-    if path is None or not str(path).endswith(".vst3"):
+    prefix = external_prefix(plugin)
+    if prefix is None:
         raise DreamfxError(f"{type(plugin).__name__} cannot be saved in a preset: presets hold the dream, "
-                           f"{', '.join(NATIVE_PLUGINS)}, LV2 and VST3 plugins")
-    return {"plugin": f"vst3:{path}", **{k: float(getattr(plugin, k)) for k in plugin.parameters
-                                         if isinstance(getattr(plugin, k), (int, float))}}
+                           f"{', '.join(NATIVE_PLUGINS)}, LV2, VST3 and Audio Unit plugins")
+    return {"plugin": f"{prefix}{plugin.path_to_plugin_file}",
+            **{k: float(getattr(plugin, k)) for k in plugin.parameters if isinstance(getattr(plugin, k), (int, float))}}
 
 
 class Chain(list):

@@ -1,5 +1,5 @@
 """Plugins hosted from outside pedalboard's built-ins: VST3 (and Audio Units on macOS) through
-``pedalboard.load_plugin``, found in the standard folders; LV2 is :mod:`dreamfx.plugin.lv2`.
+``pedalboard.load_plugin``, VST3 found in the standard folders; LV2 is :mod:`dreamfx.plugin.lv2`.
 
 Layer: below presets and the chain; imports pedalboard and dreamfx.errors.
 """
@@ -31,19 +31,26 @@ def vst3_files() -> list[Path]:
                   if not any(parent.suffix == ".vst3" for parent in p.parents))
 
 
-def load_vst3(path: Path, params: dict):
-    """A VST3 plugin file through pedalboard.load_plugin, its parameters set by name (pedalboard checks their
-    ranges)."""
+def load_external(path: Path, params: dict):
+    """A VST3 plugin file (or an Audio Unit on macOS) through pedalboard.load_plugin, its parameters set by name
+    (pedalboard checks their ranges)."""
+    kind = "Audio Unit" if Path(path).suffix == ".component" else "VST3 plugin"
     if not Path(path).exists():
-        raise DreamfxError(f"VST3 plugin {path} not found (dreamfx plugins lists the VST3 plugins in "
+        raise DreamfxError(f"{kind} {path} not found (dreamfx plugins lists the VST3 plugins in "
                            f"{', '.join(map(str, vst3_folders()))})")
     try:
         plugin = pedalboard.load_plugin(str(path))
     except (ImportError, RuntimeError, ValueError) as exc:
-        raise DreamfxError(f"VST3 plugin {path} could not be loaded: {str(exc).splitlines()[0]}") from None
+        raise DreamfxError(f"{kind} {path} could not be loaded: {str(exc).splitlines()[0]}") from None
     for key, value in params.items():
         try:
             setattr(plugin, key, value)
         except (AttributeError, TypeError, ValueError) as exc:
-            raise DreamfxError(f"VST3 plugin {path}: {key} = {value!r}: {str(exc).splitlines()[0]}") from None
+            raise DreamfxError(f"{kind} {path}: {key} = {value!r}: {str(exc).splitlines()[0]}") from None
     return plugin
+
+
+def external_prefix(plugin) -> str | None:
+    """"vst3:" or "au:" for a plugin pedalboard.load_plugin loaded (by its file), None for anything else."""
+    path = str(getattr(plugin, "path_to_plugin_file", ""))
+    return "vst3:" if path.endswith(".vst3") else "au:" if path.endswith(".component") else None

@@ -9,8 +9,9 @@ instance of a plugin with its ports connected to buffers it keeps.
 The host gives the features effect plugins commonly require: URID map and unmap, options (block lengths,
 sample rate), bounded block length, and a worker run in step with the audio (the work a plugin schedules during
 one run is done, and its replies delivered, before the next: renders stay deterministic).  Atom ports get an
-empty event sequence; CV ports are left unconnected (only optional ones are accepted).  Each instance draws
-from a random generator of its own (Dragonfly's reverbs draw from libc's ``rand()``, and so does onnxruntime).
+empty event sequence; CV ports are left unconnected (only optional ones are accepted).  Each instance runs in a
+random generator state and floating-point environment of its own (Dragonfly's reverbs draw from libc's
+``rand()``, as onnxruntime does, and turn on flush-to-zero): nothing a plugin changes reaches the host.
 lilv's instance functions are inline in its header, so they are called through the descriptor's fields.
 
 Layer: below :mod:`dreamfx.plugin.lv2` (the chain stage); imports only numpy and dreamfx.errors.
@@ -18,6 +19,7 @@ Layer: below :mod:`dreamfx.plugin.lv2` (the chain stage); imports only numpy and
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -31,6 +33,7 @@ from dreamfx.errors import DreamfxError
 MAX_BLOCK = 4096  # frames per run (the options' maxBlockLength)
 ATOM_CAPACITY = 8192  # bytes of an output atom port's buffer
 RANDOM_STATE_BYTES = 256  # an instance's random generator state (glibc's initstate: the largest table)
+FENV_BYTES = 256  # room for a fenv_t (32 bytes on x86-64 glibc)
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
 EXT = "http://lv2plug.in/ns/ext/"
@@ -352,21 +355,35 @@ class _Worker:
 
 @functools.cache
 def _libc():
-    """libc, for its random generator: each instance draws from a state of its own, swapped in around its runs
-    (glibc's rand() is random(), whose state setstate() chooses), so a plugin that draws from rand() (Dragonfly's
-    reverbs) renders the same whatever else in the process draws from it (onnxruntime does)."""
+    """libc (and libm's fenv functions), for what a plugin may change of the process around it: the random
+    generator (glibc's rand() is random(), whose state setstate() chooses) and the floating-point environment
+    (fegetenv/fesetenv; Dragonfly's reverbs turn on flush-to-zero, which changed what numpy and torch compute in
+    the same thread after them)."""
     libc = ctypes.CDLL(None)
     libc.initstate.restype, libc.initstate.argtypes = ctypes.c_void_p, [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
     libc.setstate.restype, libc.setstate.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    libc.fegetenv_, libc.fesetenv_ = libm.fegetenv, libm.fesetenv
     return libc
 
 
 class Instance:
-    """One instance of a plugin at one sample rate, its ports connected to buffers it keeps."""
+    """One instance of a plugin at one sample rate, its ports connected to buffers it keeps.
+
+    Every call into the plugin runs in an environment of its own (:meth:`_inside`): its random generator state
+    (Dragonfly's reverbs draw from rand(), and so does onnxruntime) and its floating-point environment are
+    swapped in around the call and the host's swapped back after it, so the plugin renders the same whatever
+    else the process does, and leaves nothing changed behind."""
 
     def __init__(self, info: PluginInfo, sample_rate: float, controls: dict[str, float], state: str | None = None):
         lib, world = _lilv()
         self.info, self.worker = info, _Worker()
+        self.random_state, self.fp_state = ctypes.create_string_buffer(RANDOM_STATE_BYTES), \
+            ctypes.create_string_buffer(FENV_BYTES)
+        self._host = (ctypes.create_string_buffer(FENV_BYTES), ctypes.c_void_p())  # the host's, while inside
+        libc = _libc()
+        libc.setstate(libc.initstate(0, self.random_state, RANDOM_STATE_BYTES))
+        libc.fegetenv_(self.fp_state)  # the plugin starts in the host's floating-point environment
         block, rate = ctypes.c_int32(MAX_BLOCK), ctypes.c_float(sample_rate)
         atom_int, atom_float = URIDS.map(EXT + "atom#Int"), URIDS.map(EXT + "atom#Float")
         options = (_Option * 4)(*[_Option(0, 0, URIDS.map(EXT + key), 4, kind, ctypes.addressof(value))
@@ -379,7 +396,8 @@ class Instance:
         features = [_Feature(uri.encode(), address) for uri, address in data.items()]
         feature_array = (ctypes.POINTER(_Feature) * (len(features) + 1))(*map(ctypes.pointer, features), None)
         self._alive = (block, rate, options, features, feature_array)  # what the plugin may keep pointers to
-        self.instance = lib.lilv_plugin_instantiate(_plugin(info.uri), sample_rate, feature_array)
+        with self._inside():
+            self.instance = lib.lilv_plugin_instantiate(_plugin(info.uri), sample_rate, feature_array)
         if not self.instance:
             raise DreamfxError(f"LV2 plugin {info.name} ({info.uri}) failed to start at {sample_rate:g} Hz")
         self.descriptor, self.handle = self.instance.contents.descriptor.contents, self.instance.contents.handle
@@ -389,32 +407,54 @@ class Instance:
         self.values = (ctypes.c_float * len(info.ports))()
         self.audio = {p.index: np.zeros(MAX_BLOCK, np.float32) for p in info.ports if p.kind == "audio"}
         self.atoms = {p.index: (ctypes.c_uint32 * (ATOM_CAPACITY // 4))() for p in info.ports if p.kind == "atom"}
-        for port in info.ports:
-            if port.kind == "control":
-                self.values[port.index] = controls.get(port.symbol, port.initial)
-                address = ctypes.addressof(self.values) + 4 * port.index
-            elif port.kind == "audio":
-                address = self.audio[port.index].ctypes.data
-            elif port.kind == "atom":
-                address = ctypes.addressof(self.atoms[port.index])
-            else:  # optional CV or unknown ports stay unconnected
-                address = None
-            self.descriptor.connect_port(self.handle, port.index, address)
-        if state is not None:
-            saved = lib.lilv_state_new_from_string(world, ctypes.addressof(URIDS.map_feature), state.encode())
-            if not saved or _text(lib.lilv_state_get_plugin_uri(saved)) != info.uri:  # lilv crashes on another's
-                if saved:
-                    lib.lilv_state_free(saved)
-                raise DreamfxError(f"LV2 plugin {info.name}: its saved state is not valid Turtle of a state of this "
-                                   "plugin (lv2_state in the preset): save the preset again")
-            lib.lilv_state_restore(saved, self.instance, None, None, STATE_FLAGS, feature_array)
-            lib.lilv_state_free(saved)
-        if self.descriptor.activate:
-            self.descriptor.activate(self.handle)
-        self.random_state = ctypes.create_string_buffer(RANDOM_STATE_BYTES)  # this instance's rand() (see _libc)
-        _libc().setstate(_libc().initstate(0, self.random_state, RANDOM_STATE_BYTES))
+        with self._inside():
+            for port in info.ports:
+                if port.kind == "control":
+                    self.values[port.index] = controls.get(port.symbol, port.initial)
+                    address = ctypes.addressof(self.values) + 4 * port.index
+                elif port.kind == "audio":
+                    address = self.audio[port.index].ctypes.data
+                elif port.kind == "atom":
+                    address = ctypes.addressof(self.atoms[port.index])
+                else:  # optional CV or unknown ports stay unconnected
+                    address = None
+                self.descriptor.connect_port(self.handle, port.index, address)
+            if state is not None:
+                try:
+                    self._restore(state)
+                except DreamfxError:
+                    lib.lilv_instance_free(self.instance)
+                    raise
+            if self.descriptor.activate:
+                self.descriptor.activate(self.handle)
         self.inputs = [p.index for p in info.ports_of("audio", "in")]
         self.outputs = [p.index for p in info.ports_of("audio", "out")]
+
+    @contextlib.contextmanager
+    def _inside(self):
+        """Calls into the plugin run in its own random generator state and floating-point environment."""
+        libc, (host_fp, host_random) = _libc(), self._host
+        libc.fegetenv_(host_fp)
+        libc.fesetenv_(self.fp_state)
+        host_random.value = libc.setstate(self.random_state)
+        try:
+            yield
+        finally:
+            libc.setstate(host_random)
+            libc.fegetenv_(self.fp_state)
+            libc.fesetenv_(host_fp)
+
+    def _restore(self, state: str) -> None:
+        """Restore the plugin's own state from Turtle text (see :meth:`state`)."""
+        lib, world = _lilv()
+        saved = lib.lilv_state_new_from_string(world, ctypes.addressof(URIDS.map_feature), state.encode())
+        if not saved or _text(lib.lilv_state_get_plugin_uri(saved)) != self.info.uri:  # lilv crashes on another's
+            if saved:
+                lib.lilv_state_free(saved)
+            raise DreamfxError(f"LV2 plugin {self.info.name}: its saved state is not valid Turtle of a state of this "
+                               "plugin (lv2_state in the preset): save the preset again")
+        lib.lilv_state_restore(saved, self.instance, None, None, STATE_FLAGS, self._alive[-1])
+        lib.lilv_state_free(saved)
 
     def run(self, frames: int) -> None:
         """run() on the frames already in the input buffers, then the worker's turn."""
@@ -422,20 +462,18 @@ class Instance:
         for port in self.info.ports:
             if port.kind == "atom":  # an empty event sequence in, room for the plugin's events out
                 self.atoms[port.index][:2] = (8, sequence) if port.direction == "in" else (ATOM_CAPACITY - 8, chunk)
-        others = _libc().setstate(self.random_state)
-        try:
+        with self._inside():
             self.descriptor.run(self.handle, frames)
             self.worker.after_run(self.handle)
-        finally:
-            _libc().setstate(others)
 
     def state(self) -> str | None:
         """The plugin's own state (what it keeps beyond its control ports, through the LV2 state interface) as
         Turtle, or None when it keeps none."""
         lib, world = _lilv()
-        saved = lib.lilv_state_new_from_instance(_plugin(self.info.uri), self.instance,
-                                                 ctypes.addressof(URIDS.map_feature), None, None, None, None, None,
-                                                 None, STATE_FLAGS, self._alive[-1])
+        with self._inside():
+            saved = lib.lilv_state_new_from_instance(_plugin(self.info.uri), self.instance,
+                                                     ctypes.addressof(URIDS.map_feature), None, None, None, None,
+                                                     None, None, STATE_FLAGS, self._alive[-1])
         if not saved:
             return None
         try:
@@ -451,6 +489,7 @@ class Instance:
 
     def close(self) -> None:
         lib, _ = _lilv()
-        if self.descriptor.deactivate:
-            self.descriptor.deactivate(self.handle)
-        lib.lilv_instance_free(self.instance)
+        with self._inside():
+            if self.descriptor.deactivate:
+                self.descriptor.deactivate(self.handle)
+            lib.lilv_instance_free(self.instance)

@@ -48,7 +48,7 @@ import tomli_w
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 from dreamfx.nets.models import SHIPPED_MODELS
-from dreamfx.plugin.hosted import load_vst3
+from dreamfx.plugin.hosted import load_external
 from dreamfx.plugin.lv2 import LV2Plugin
 
 PRESET_VERSION = 1
@@ -76,7 +76,7 @@ GUIDE_CHECKSUM = "guide_sha256"  # the guide file's SHA-256, written by save_pre
 DREAM_KEYS = CONSTRUCTION_KEYS + TUNABLE + (GUIDE_CHECKSUM,)
 MIDI_KEYS = ("cc", "notes", "programs")
 OBJECTIVE_KEYS = ("channel", "channels", "target", "targets", "layers", "guide")  # each picks what to dream
-HOSTED_PREFIXES = ("lv2:", "vst3:")  # chain stages hosted from outside pedalboard: lv2:URI, vst3:PATH
+HOSTED_PREFIXES = ("lv2:", "vst3:", "au:")  # stages hosted from outside pedalboard: lv2:URI, vst3:PATH, au:PATH
 LV2_STATE_KEY = "lv2_state"  # an LV2 stage's own state (Turtle), beside its controls
 NATIVE_PLUGINS = ("Bitcrush", "Chorus", "Clipping", "Compressor", "Delay", "Distortion", "Gain", "HighShelfFilter",
                   "HighpassFilter", "Invert", "LadderFilter", "Limiter", "LowShelfFilter", "LowpassFilter",
@@ -174,7 +174,7 @@ class Preset:
 
     def stage_plugin(self, index: int, stage: dict):
         """The plugin of chain[index] (not the dream): a pedalboard plugin, an LV2 plugin (``lv2:URI``) or a VST3
-        (``vst3:PATH``, relative to the preset file), its parameters checked and set."""
+        or Audio Unit (``vst3:PATH``, ``au:PATH``, relative to the preset file), its parameters checked and set."""
         params = dict(stage)
         name = params.pop("plugin")
         where = f"{self.where}: chain[{index}]"
@@ -207,7 +207,7 @@ class Preset:
             if kind == "lv2":
                 return LV2Plugin(address, **params)  # with lv2_state, its own state, where the preset has it
             path = Path(address) if Path(address).is_absolute() or self.path is None else self.path.parent / address
-            return load_vst3(path, params)
+            return load_external(path, params)
         except DreamfxError as exc:
             hint = f" (this preset says: {self.description})" if "not installed" in str(exc) and self.description else ""
             raise DreamfxError(f"{where}: {exc}{hint}") from None
@@ -283,7 +283,7 @@ def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
         plugin = stage.get("plugin")
         if not is_stage_name(plugin):
             _fail(where, f"chain[{i}].plugin = {plugin!r}: use \"dream\", one of {', '.join(NATIVE_PLUGINS)}, "
-                         "\"lv2:URI\" (an installed LV2 plugin: dreamfx plugins lists them) or \"vst3:PATH\"")
+                         "\"lv2:URI\" (an installed LV2 plugin: dreamfx plugins lists them), \"vst3:PATH\" or \"au:PATH\"")
         if plugin == "dream" and len(stage) > 1:
             _fail(where, f"chain[{i}]: the dream stage takes its parameters from [dream], not from the chain entry")
     if sum(s.get("plugin") == "dream" for s in chain) != 1:
@@ -390,7 +390,7 @@ def control_range(plugin, symbol: str) -> tuple[float, float, bool]:
 
 
 def is_stage_name(name) -> bool:
-    """Whether ``name`` names a chain stage: "dream", a pedalboard plugin, "lv2:URI" or "vst3:PATH"."""
+    """Whether ``name`` names a chain stage: "dream", a pedalboard plugin, "lv2:URI", "vst3:PATH" or "au:PATH"."""
     return isinstance(name, str) and (name == "dream" or name in NATIVE_PLUGINS or
                                       (name.startswith(HOSTED_PREFIXES) and len(name.partition(":")[2]) > 0))
 
