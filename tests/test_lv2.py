@@ -307,5 +307,5 @@ def test_a_shipped_preset_whose_plugin_is_missing_names_its_package(tmp_path):
                          env={**os.environ, "LV2_PATH": str(tmp_path / "no-plugins")})
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert "chain[2]: LV2 plugin http://guitarix.sourceforge.net/plugins/gx_amp#GUITARIX is not installed" in run.stderr
-    assert "(Debian package guitarix-lv2: apt-get install guitarix-lv2)" in run.stderr
+    assert "Debian package guitarix-lv2: apt-get install guitarix-lv2" in run.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.wav", "no-plugins"]
