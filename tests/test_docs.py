@@ -3,7 +3,9 @@ command and option of the CLI, every shipped preset and model."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ from pathlib import Path
 import click
 import pytest
 
-from conftest import require_module
+from conftest import require_module, require_system
+from test_gallery import CHROMIUM_FLAGS, ResultParser, serve
 from dreamfx.cli import cli
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.presets import preset_names
@@ -54,3 +57,27 @@ def test_the_generated_pages_list_every_preset_and_model(site):
     assert all(f"<code>{name}</code>" in models for name in SHIPPED_MODELS)
     api = (site / "api" / "index.html").read_text()
     assert all(name in api for name in ("DreamEffect", "Chain", "LV2Plugin", "render_file", "MidiControl"))
+
+
+def test_the_listen_page_plays_its_recordings_in_chromium(site, measured):
+    """docs/listen.md (made by scripts/listen_page.py from the project's renders): every player's audio and every
+    spectrogram is in the built site and loads in headless Chromium."""
+    chromium = require_system("chromium", "chromium")
+    shutil.copy(Path(__file__).parent / "gallery_check.html", site / "check.html")
+    server = serve(site)
+    try:
+        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={site.parent / 'profile'}",
+                              "--virtual-time-budget=20000", "--dump-dom",
+                              f"http://127.0.0.1:{server.server_address[1]}/check.html?page=listen/index.html"],
+                             capture_output=True, text=True, timeout=120).stdout
+    finally:
+        server.shutdown()
+    parser = ResultParser()
+    parser.feed(dom)
+    page = json.loads(parser.text)
+    audios = page["audios"]
+    images = [i for i in page["images"] if i["src"].endswith(".png")]  # the spectrograms (not the theme's)
+    measured(f"listen page: {len(audios)} players and {len(images)} spectrograms loaded in Chromium")
+    assert len(audios) >= 4 and all(a["ok"] and a["duration"] > 1.0 for a in audios), audios
+    assert len(images) >= 4 and all(i["ok"] for i in images), images
+    assert all((site / "listen" / Path(a["src"]).name).is_file() for a in audios)  # in the built site
