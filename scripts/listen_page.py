@@ -31,8 +31,8 @@ from dreamfx.render.figures import before_after_figure  # noqa: E402
 CLIPS = {  # name -> (file, start second, what it is)
     "example": (example_clip_path(), 0.0, "the bundled example clip (made here)"),
     "metal": (PRESET_DIR / "guides" / "muldjord-mutilated-mime.ogg", 4.0,
-              "Muldjord, \"Mutilated Mime\" (Debian's fretsonfire-songs-muldjord; CC BY-SA 3.0, text in presets/guides/: these renders of it "
-              "are CC BY-SA 3.0 too)"),
+              "Muldjord, \"Mutilated Mime\" (Debian's fretsonfire-songs-muldjord; CC BY-SA 3.0, text in "
+              "presets/guides/: these renders of it are CC BY-SA 3.0 too)"),
     "orchestral": (PRESET_DIR / "guides" / "warzone2100-menu.ogg", 4.0,
                    "Warzone 2100's menu music (Debian's warzone2100-music; GPL-2+, text in presets/guides/)"),
 }
