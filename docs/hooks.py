@@ -1,6 +1,6 @@
 """MkDocs hooks: the pages' generated parts, from the code and data they describe (never written by hand).
 
-    <!-- presets-table -->   every preset in presets/: what it does, model, objective, chain, latency at 48 kHz
+    <!-- presets-table -->   every preset in presets/: what it does, model, dream, chain, latency at 48 kHz
     <!-- midi-table -->      every preset's MIDI map
     <!-- models-table -->    every shipped model: what it learned from, its classes, licence (dreamfx info)
     <!-- benchmarks -->      BENCHMARKS.md, whole
@@ -14,9 +14,9 @@ from pathlib import Path
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import SHIPPED_MODELS, model_path
 from dreamfx.plugin.presets import MidiMap, load_preset, preset_names
+from dreamfx.render.gallery import chain_summary, dream_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-OBJECTIVE_KEYS = ("target", "targets", "layer", "layers", "channel", "channels", "guide", "match")
 
 
 def cell(text) -> str:
@@ -25,7 +25,7 @@ def cell(text) -> str:
 
 def presets_table() -> str:
     from dreamfx import Chain
-    rows = ["| preset | what it does | model | objective | chain | latency at 48 kHz |", "|---|---|---|---|---|---|"]
+    rows = ["| preset | what it does | model | dream | chain | latency at 48 kHz |", "|---|---|---|---|---|---|"]
     for name in preset_names():
         try:
             preset = load_preset(name)
@@ -34,11 +34,8 @@ def presets_table() -> str:
         except DreamfxError as exc:  # e.g. an LV2 plugin not installed where the site is built
             rows.append(f"| `{name}` | (cannot be loaded here: {cell(exc)}) | | | | |")
             continue
-        dream = preset.dream
-        objective = ", ".join(f"{key} = {dream[key]}" for key in OBJECTIVE_KEYS if key in dream) or "layer = conv3"
-        stages = " → ".join(stage["plugin"].rsplit("/", 1)[-1] for stage in preset.chain)
-        rows.append(f"| `{name}` | {cell(preset.description)} | {dream.get('model', 'default')} | {cell(objective)} | "
-                    f"{cell(stages)} | {latency} |")
+        rows.append(f"| `{name}` | {cell(preset.description)} | {preset.dream.get('model', 'default')} | "
+                    f"{cell(dream_summary(preset))} | {cell(chain_summary(preset))} | {latency} |")
     return "\n".join(rows)
 
 

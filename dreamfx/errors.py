@@ -7,3 +7,7 @@ class DreamfxError(ValueError):
     Raised for bad files, bad parameters and bad audio; the CLI prints it
     without a traceback and exits with status 2.
     """
+
+
+class PluginMissing(DreamfxError):
+    """A hosted plugin (LV2 by URI, VST3 or Audio Unit by path) that is not installed here."""

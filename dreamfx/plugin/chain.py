@@ -3,8 +3,8 @@
 
 ``pedalboard.Pedalboard`` only holds native plugins, so dreamfx brings its own
 list with the same surface: build and edit it like a list, call it like a
-plugin.  An LV2 stage's reported latency counts in the chain's like a dream's.  With ``reset=False`` (streaming) the output is delayed by
-:meth:`Chain.latency_samples`; with ``reset=True`` (offline) the chain streams
+plugin.  An LV2 stage's reported latency counts in the chain's like a dream's.  With ``reset=False``
+(streaming) the output is delayed by :meth:`Chain.latency_samples`; with ``reset=True`` (offline) the chain streams
 the input and ``latency`` samples of silence from a reset state and drops the
 first ``latency`` samples (a host's delay compensation), so the offline render
 is the streaming output advanced by the latency, sample for sample, whatever
@@ -38,7 +38,8 @@ from dreamfx.errors import DreamfxError
 from dreamfx.dsp.fixed_blocks import FixedBlocks
 from dreamfx.plugin.hosted import external_prefix
 from dreamfx.plugin.lv2 import LV2Plugin
-from dreamfx.plugin.presets import LV2_STATE_KEY, NATIVE_PLUGINS, MidiMap, Preset, load_preset, plugin_parameters, save_preset
+from dreamfx.plugin.presets import (LV2_STATE_KEY, NATIVE_PLUGINS, MidiMap, Preset, load_preset, plugin_parameters,
+                                    save_preset)
 
 # Samples per piece of a chain of pedalboard plugins without a dream (5.3 ms at 48 kHz of latency).  A plugin
 # given k whole pieces in one call with buffer_size = the piece renders as k calls of one piece, bit for bit

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pedalboard
 
-from dreamfx.errors import DreamfxError
+from dreamfx.errors import DreamfxError, PluginMissing
 
 
 def vst3_folders() -> list[Path]:
@@ -36,7 +36,7 @@ def load_external(path: Path, params: dict):
     (pedalboard checks their ranges)."""
     kind = "Audio Unit" if Path(path).suffix == ".component" else "VST3 plugin"
     if not Path(path).exists():
-        raise DreamfxError(f"{kind} {path} not found (dreamfx plugins lists the VST3 plugins in "
+        raise PluginMissing(f"{kind} {path} not found (dreamfx plugins lists the VST3 plugins in "
                            f"{', '.join(map(str, vst3_folders()))})")
     try:
         plugin = pedalboard.load_plugin(str(path))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dreamfx.errors import DreamfxError
+from dreamfx.errors import DreamfxError, PluginMissing
 
 MAX_BLOCK = 4096  # frames per run (the options' maxBlockLength)
 ATOM_CAPACITY = 8192  # bytes of an output atom port's buffer
@@ -259,6 +259,11 @@ class PluginInfo:
         return [p for p in self.ports if p.kind == kind and p.direction == direction]
 
     @property
+    def latency_port(self) -> Port | None:
+        """The control output port that reports the plugin's latency in samples, if it has one."""
+        return next((p for p in self.ports_of("control", "out") if p.latency), None)
+
+    @property
     def controls(self) -> dict[str, Port]:
         """Control input ports by symbol (the plugin's parameters)."""
         return {p.symbol: p for p in self.ports_of("control", "in")}
@@ -289,7 +294,7 @@ def _plugin(uri: str):
     lib, world = _lilv()
     plugin = lib.lilv_plugins_get_by_uri(lib.lilv_world_get_all_plugins(world), _uri_node(uri))
     if not plugin:
-        raise DreamfxError(f"LV2 plugin {uri} is not installed (dreamfx plugins lists those that are; install its "
+        raise PluginMissing(f"LV2 plugin {uri} is not installed (dreamfx plugins lists those that are; install its "
                            "package, e.g. apt-get install mda-lv2 for http://drobilla.net/plugins/mda/...)")
     return plugin
 
@@ -362,9 +367,13 @@ def _libc():
     libc = ctypes.CDLL(None)
     libc.initstate.restype, libc.initstate.argtypes = ctypes.c_void_p, [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
     libc.setstate.restype, libc.setstate.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
-    libm = ctypes.CDLL(ctypes.util.find_library("m"))
-    libc.fegetenv_, libc.fesetenv_ = libm.fegetenv, libm.fesetenv
     return libc
+
+
+@functools.cache
+def _libm():
+    """libm, for fegetenv/fesetenv (see :func:`_libc`)."""
+    return ctypes.CDLL(ctypes.util.find_library("m"))
 
 
 class Instance:
@@ -383,7 +392,7 @@ class Instance:
         self._host = (ctypes.create_string_buffer(FENV_BYTES), ctypes.c_void_p())  # the host's, while inside
         libc = _libc()
         libc.setstate(libc.initstate(0, self.random_state, RANDOM_STATE_BYTES))
-        libc.fegetenv_(self.fp_state)  # the plugin starts in the host's floating-point environment
+        _libm().fegetenv(self.fp_state)  # the plugin starts in the host's floating-point environment
         block, rate = ctypes.c_int32(MAX_BLOCK), ctypes.c_float(sample_rate)
         atom_int, atom_float = URIDS.map(EXT + "atom#Int"), URIDS.map(EXT + "atom#Float")
         options = (_Option * 4)(*[_Option(0, 0, URIDS.map(EXT + key), 4, kind, ctypes.addressof(value))
@@ -427,22 +436,26 @@ class Instance:
                     raise
             if self.descriptor.activate:
                 self.descriptor.activate(self.handle)
+        # written into the atom ports before each run: an empty event sequence in, room for the plugin's events out
+        sequence, chunk = URIDS.map(EXT + "atom#Sequence"), URIDS.map(EXT + "atom#Chunk")
+        self._atom_headers = [(self.atoms[p.index], (8, sequence) if p.direction == "in" else
+                               (ATOM_CAPACITY - 8, chunk)) for p in info.ports if p.kind == "atom"]
         self.inputs = [p.index for p in info.ports_of("audio", "in")]
         self.outputs = [p.index for p in info.ports_of("audio", "out")]
 
     @contextlib.contextmanager
     def _inside(self):
         """Calls into the plugin run in its own random generator state and floating-point environment."""
-        libc, (host_fp, host_random) = _libc(), self._host
-        libc.fegetenv_(host_fp)
-        libc.fesetenv_(self.fp_state)
+        libc, libm, (host_fp, host_random) = _libc(), _libm(), self._host
+        libm.fegetenv(host_fp)
+        libm.fesetenv(self.fp_state)
         host_random.value = libc.setstate(self.random_state)
         try:
             yield
         finally:
             libc.setstate(host_random)
-            libc.fegetenv_(self.fp_state)
-            libc.fesetenv_(host_fp)
+            libm.fegetenv(self.fp_state)
+            libm.fesetenv(host_fp)
 
     def _restore(self, state: str) -> None:
         """Restore the plugin's own state from Turtle text (see :meth:`state`)."""
@@ -458,10 +471,8 @@ class Instance:
 
     def run(self, frames: int) -> None:
         """run() on the frames already in the input buffers, then the worker's turn."""
-        sequence, chunk = URIDS.map(EXT + "atom#Sequence"), URIDS.map(EXT + "atom#Chunk")
-        for port in self.info.ports:
-            if port.kind == "atom":  # an empty event sequence in, room for the plugin's events out
-                self.atoms[port.index][:2] = (8, sequence) if port.direction == "in" else (ATOM_CAPACITY - 8, chunk)
+        for buffer, header in self._atom_headers:
+            buffer[:2] = header
         with self._inside():
             self.descriptor.run(self.handle, frames)
             self.worker.after_run(self.handle)

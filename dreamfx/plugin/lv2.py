@@ -94,7 +94,7 @@ class LV2Plugin:
         object.__setattr__(self, "_values", {s: p.initial for s, p in info.controls.items()})
         object.__setattr__(self, "_running", [])
         object.__setattr__(self, "_layout", None)  # (sample rate, channels) the instances were made for
-        object.__setattr__(self, "_latency", {})  # (sample rate, controls) -> reported latency
+        object.__setattr__(self, "_latency", {})  # (sample rate, controls, state) -> reported latency
         object.__setattr__(self, "_started", False)  # whether the instances have run
         object.__setattr__(self, "_state", None)  # the plugin's own state (Turtle) to restore in new instances
         for symbol, value in controls.items():
@@ -160,15 +160,15 @@ class LV2Plugin:
 
     def latency_samples(self, sample_rate: float) -> int:
         """The delay the plugin reports at ``sample_rate`` (its latency port after one empty run), in samples."""
-        ports = [p for p in self.info.ports if p.latency and p.kind == "control" and p.direction == "out"]
-        if not ports:
+        port = self.info.latency_port
+        if port is None:
             return 0
-        key = (sample_rate, tuple(self._values.items()))
+        key = (sample_rate, tuple(self._values.items()), self._state)
         if key not in self._latency:
             running = Instance(self.info, sample_rate, self._values, self._state)
             try:
                 running.run(0)
-                self._latency[key] = max(0, round(running.values[ports[0].index]))
+                self._latency[key] = max(0, round(running.values[port.index]))
             finally:
                 running.close()
         return self._latency[key]
@@ -186,6 +186,7 @@ class LV2Plugin:
         out = np.empty_like(audio)
         for start, end in self._runs(audio.shape[1], max(1, int(buffer_size))):
             out[:, start:end] = self._run(audio[:, start:end])
+        object.__setattr__(self, "_started", self._started or audio.shape[1] > 0)
         if not np.isfinite(out).all():
             raise DreamfxError(f"LV2 plugin {self.info.name} ({self.uri}) produced NaN or Inf: check its controls "
                                f"({', '.join(f'{k}={v:g}' for k, v in self._values.items())})")
@@ -200,7 +201,6 @@ class LV2Plugin:
         runs = [(at, min(at + MAX_BLOCK, start + block, frames)) for start in range(0, frames, block)
                 for at in range(start, min(start + block, frames), MAX_BLOCK)]
         if not self._started and runs:
-            object.__setattr__(self, "_started", True)
             first_start, first_end = runs[0]
             runs[:1] = [(first_start, first_start + 1)] + ([(first_start + 1, first_end)] if first_end > 1 else [])
         return runs

@@ -45,7 +45,7 @@ import numpy as np
 import pedalboard
 import tomli_w
 
-from dreamfx.errors import DreamfxError
+from dreamfx.errors import DreamfxError, PluginMissing
 from dreamfx.files import atomic_path
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.hosted import load_external
@@ -209,8 +209,9 @@ class Preset:
             path = Path(address) if Path(address).is_absolute() or self.path is None else self.path.parent / address
             return load_external(path, params)
         except DreamfxError as exc:
-            hint = f" (this preset says: {self.description})" if "not installed" in str(exc) and self.description else ""
-            raise DreamfxError(f"{where}: {exc}{hint}") from None
+            hint = f" (this preset says: {self.description})" if isinstance(exc, PluginMissing) and self.description \
+                else ""
+            raise type(exc)(f"{where}: {exc}{hint}") from None
 
     def document(self) -> dict:
         """The TOML document of this preset (what :func:`save_preset` writes)."""
@@ -283,7 +284,8 @@ def parse_preset(data: dict, where: str, path: Path | None = None) -> Preset:
         plugin = stage.get("plugin")
         if not is_stage_name(plugin):
             _fail(where, f"chain[{i}].plugin = {plugin!r}: use \"dream\", one of {', '.join(NATIVE_PLUGINS)}, "
-                         "\"lv2:URI\" (an installed LV2 plugin: dreamfx plugins lists them), \"vst3:PATH\" or \"au:PATH\"")
+                         "\"lv2:URI\" (an installed LV2 plugin: dreamfx plugins lists them), \"vst3:PATH\" or "
+                         "\"au:PATH\"")
         if plugin == "dream" and len(stage) > 1:
             _fail(where, f"chain[{i}]: the dream stage takes its parameters from [dream], not from the chain entry")
     if sum(s.get("plugin") == "dream" for s in chain) != 1:

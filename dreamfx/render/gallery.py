@@ -52,11 +52,11 @@ def render_gallery(presets: list[Preset], audio: np.ndarray, sample_rate: int, o
     return index
 
 
-def _chain_summary(preset: Preset) -> str:
+def chain_summary(preset: Preset) -> str:
     return " → ".join("dream" if s["plugin"] == "dream" else s["plugin"] for s in preset.chain)
 
 
-def _dream_summary(preset: Preset) -> str:
+def dream_summary(preset: Preset) -> str:
     d = preset.dream
     if "targets" in d:
         aim = "toward " + " + ".join(f"{name} {weight:g}" for name, weight in d["targets"].items())
@@ -80,7 +80,7 @@ def gallery_html(entries: list[GalleryEntry], clip_name: str, seconds: float) ->
     cards = "\n".join(f"""<section class="card" id="{e(entry.preset.name)}">
   <h2>{e(entry.preset.name)}</h2>
   <p class="description">{e(entry.preset.description)}</p>
-  <p class="details">{e(_dream_summary(entry.preset))} · chain: {e(_chain_summary(entry.preset))} · peak {entry.peak_db:.1f} dBFS</p>
+  <p class="details">{e(dream_summary(entry.preset))} · chain: {e(chain_summary(entry.preset))} · peak {entry.peak_db:.1f} dBFS</p>
   <audio controls preload="metadata" src="{e(entry.audio)}"></audio>
   <img src="{e(entry.figure)}" alt="spectrogram of {e(clip_name)} before and after {e(entry.preset.name)}" loading="eager">
 </section>""" for entry in entries)
