@@ -24,8 +24,10 @@ without them.
   al. 2019).
 * ``plain``: the robust student's architecture trained without the adversary (the lever's control).
 * ``judge``: never dreams; a deeper network on another STFT (22.05 kHz, n_fft 1024) for judging dreams made by
-  other networks.  It hears the real recordings only (the sources come first in the cache, so its held-out
-  recordings and its training are those of the cache without renders).
+  other networks.  Its mel bands end at 8 kHz, as the 16 kHz windows it learns from do: with bands up to
+  11 kHz that training never filled, it heard a tenth of its teachers' tags in 44.1 kHz audio and each sound
+  change as another tag (``python benchmarks/judge.py``).  It hears the real recordings only (the sources come
+  first in the cache, so its held-out recordings and its training are those of the cache without renders).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ KINDS = {
     "robust": STUDENT,
     "plain": STUDENT,
     "judge": (StftConfig(22050, 1024, 256), {"frontend": "mel_in_the_loop", "n_mels": 80, "fmin": 30.0,
-                                             "fmax": 11025.0}, "deep", None),
+                                             "fmax": 8000.0}, "deep", None),
 }
 
 
