@@ -13,13 +13,15 @@ networks that did not dream:
 * specific: the share of pairs that moved further toward their own guide than toward any other guide of the set
   (by the judges' mean), as a fraction of the way and as a distance (the projection on the unit direction: a
   fraction of the way to a guide close to the input is large for a small move);
+* toward the guide's first seconds: how far toward the judges' profile of the guide's first seconds, as long as
+  the input (what a dream that follows the guide in time, ``along=True``, follows while the input plays);
 * kept: chroma and onset-envelope correlation with the input; retention of the dream through resynthesis (the
   dreaming network's match, :mod:`dreamfx.validate.metrics`); smoothness: the perturbation SNR under 1e-7 of
   input noise on the first 3 s (toward the first guide only: two more renders); RTF of the render with its
   re-analysis (offline, one thread per worker).
 
     python benchmarks/guide.py [--split test] [--inputs 4] [--seconds 8] [--matches energy,gram,dot,tags]
-                               [--preset guide] [--models tags-live] [--settings "iterations=16,step=0.3;memory=0.8"]
+                               [--preset guide] [--models tags-live] [--settings "iterations=16,step=0.3;along=True"]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -41,6 +44,8 @@ from common import machine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
 
 from dreamfx import DreamEffect  # noqa: E402
+from dreamfx.dsp.spectral import analyze_signal, log_magnitude  # noqa: E402
+from dreamfx.nets.models import class_probabilities  # noqa: E402
 from dreamfx.dream.guide import MATCHES  # noqa: E402
 from dreamfx.testing.transfer import kept, load_judges, toward  # noqa: E402
 from dreamfx.validate.metrics import measure_retention, perturbation_snr  # noqa: E402
@@ -96,14 +101,42 @@ def cached_profiles(key: tuple, audio: np.ndarray, dreamer: str) -> dict[str, np
     return _cache["profiles"][key, dreamer]
 
 
+def along_profiles(effect: DreamEffect, guide: np.ndarray, channels: int) -> torch.Tensor:
+    """The dreaming network's tag profile (chunks, n_classes) of each dream window of ``guide`` (channels,
+    samples) at SAMPLE_RATE, window k ending where the input's chunk k ends: what "dream along" follows."""
+    engine, network = effect.engine(SAMPLE_RATE, channels), effect.backend.network
+    k, c = engine.chunk_frames, engine.context_frames
+    logmag = log_magnitude(analyze_signal(guide.mean(axis=0), engine.stft))
+    logmag = torch.cat([torch.full((logmag.shape[0], c), float(logmag.min())), logmag], dim=-1)
+    windows = torch.stack([logmag[:, s:s + c + k] for s in range(0, logmag.shape[-1] - c - k + 1, k)])
+    with torch.no_grad():
+        return class_probabilities(network.spec, network(windows.to(effect.backend.device))).cpu()
+
+
+def dream_along(effect: DreamEffect, guide: np.ndarray, channels: int) -> None:
+    """Make ``effect``'s guided dream follow ``guide`` window by window instead of as a whole: before chunk k,
+    the objective's guide profile becomes the guide's window k's (from the start again past its end)."""
+    engine, whole = effect.engine(SAMPLE_RATE, channels), effect.settings.objective
+    objectives = [replace(whole, guide=replace(whole.guide, profile=profile))
+                  for profile in along_profiles(effect, guide, channels)]
+
+    def before_chunk(index: int) -> None:
+        engine.settings.objective = objectives[index % len(objectives)]
+    engine.before_chunk.append(before_chunk)
+
+
 def measure(task: tuple) -> dict:
     """One guided render and its verdicts: task = (input index, guide index, match, dreaming model, preset,
-    settings: a label and the dream parameters it overrides)."""
+    settings: a label and the dream parameters it overrides; ``along=True``: :func:`dream_along`)."""
     i, g, match, model, preset, (label, settings) = task
     dry = _cache["inputs"][i]
     backend = None if match == "tags" else "torch"  # the preset's, where its exported step serves the match
-    effect = DreamEffect.from_preset(preset, **{"model": model or None, "backend": backend, **settings,
+    along = settings.get("along", False)
+    effect = DreamEffect.from_preset(preset, **{"model": model or None, "backend": backend,
+                                                **{k: v for k, v in settings.items() if k != "along"},
                                                 "guide": str(_cache["guide_paths"][g]), "match": match})
+    if along:
+        dream_along(effect, _cache["guides"][g], dry.shape[0])
     model = effect.model_source
     started = time.perf_counter()
     report = measure_retention(effect, dry, SAMPLE_RATE)
@@ -112,9 +145,12 @@ def measure(task: tuple) -> dict:
     before, after = cached_profiles(("input", i), dry, model), profiles(wet, model)
     guides = [cached_profiles(("guide", k), audio, model) for k, audio in enumerate(_cache["guides"])]
     way = {judge: [toward(before[judge], after[judge], guide[judge]) for guide in guides] for judge in before}
+    aligned = cached_profiles(("aligned", g), _cache["guides"][g][:, :dry.shape[1]], model)  # its first seconds
+    way_aligned = {judge: toward(before[judge], after[judge], aligned[judge]) for judge in before}
     distance = {judge: [toward(before[judge], after[judge], guide[judge])
                         * float(np.linalg.norm(guide[judge] - before[judge])) for guide in guides] for judge in before}
     return {"input": i, "guide": g, "match": match, "model": model, "settings": label, "toward": way,
+            "toward_aligned": way_aligned,
             "distance": distance, "retention": report.retention, "smooth_db": smooth,
             "kept": kept(dry, wet, SAMPLE_RATE), "rtf": seconds / (dry.shape[1] / SAMPLE_RATE)}
 
@@ -123,9 +159,10 @@ def table(rows: list[dict]) -> None:
     """One line per (model, match, settings): toward its guide (mean, per judge, the share of pairs >= 0.25),
     toward the best other guide, specific (by fraction and by distance), kept, RTF."""
     print("| dreamer | match | settings | toward the guide (judges' mean) | pairs >= 0.25 | per judge | toward the "
-          "best other guide | specific (fraction / distance) | >= 0.25 and specific (distance) | kept chroma / "
+          "best other guide | toward the guide's first seconds (as long as the input) | specific (fraction / "
+          "distance) | >= 0.25 and specific (distance) | kept chroma / "
           "onsets (lowest) | retention | smooth (dB, lowest) | RTF |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for model, match, label in dict.fromkeys((r["model"], r["match"], r.get("settings", "")) for r in rows):
         mine = [r for r in rows if (r["model"], r["match"], r.get("settings", "")) == (model, match, label)]
         judges = list(mine[0]["toward"])
@@ -140,8 +177,11 @@ def table(rows: list[dict]) -> None:
         far = np.array(own) >= 0.25
         per_judge = ", ".join(f"{j} {np.mean([r['toward'][j][r['guide']] for r in mine]):.2f}" for j in judges)
         kept_values = np.array([r["kept"] for r in mine])
+        aligned = f"{np.mean([np.mean(list(r['toward_aligned'].values())) for r in mine]):.2f}" \
+            if all("toward_aligned" in r for r in mine) else "-"
         print(f"| {model} | {match} | {label or '-'} | {np.mean(own):.2f} | {far.mean():.0%} | {per_judge} | "
-              f"{np.mean(other):.2f} | {np.mean(specific['toward']):.0%} / {np.mean(specific['distance']):.0%} | "
+              f"{np.mean(other):.2f} | {aligned} | "
+              f"{np.mean(specific['toward']):.0%} / {np.mean(specific['distance']):.0%} | "
               f"{np.mean(far & np.array(specific['distance'])):.0%} | {kept_values[:, 0].mean():.2f} / "
               f"{kept_values[:, 1].mean():.2f} ({kept_values.min(axis=0)[0]:.2f} / {kept_values.min(axis=0)[1]:.2f}) | "
               f"{np.mean([r.get('retention', np.nan) for r in mine]):.2f} | "

@@ -19,6 +19,7 @@ Then the four presets as shipped, whole chains, on the same recordings; with ``-
 with stages after the dream removed (:data:`CHAINS`): what in a chain takes away what the dream gives.
 
     python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2] [--chains all]
+                                  [--variants benchmarks/reports/issue31-variants.json]
 """
 
 from __future__ import annotations
@@ -111,10 +112,25 @@ def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
 
 
 def chain_variant(name: str, variant: str):
-    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain."""
+    """Preset ``name`` with the plugins of ``CHAINS[variant]`` removed from its chain (for a whole-chain variant
+    of ``--variants``: also its dream settings changed)."""
     preset = load_preset(name)
-    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in CHAINS[variant]]
+    removed, settings = CHAINS[variant], _cache.get("variants", {}).get(variant, {}).get("dream", {})
+    preset.chain = [stage for stage in preset.chain if stage["plugin"] not in removed]
+    preset.dream = {k: v for k, v in {**preset.dream, **settings}.items() if v is not None}
     return preset
+
+
+def add_variants(path: Path) -> list[str]:
+    """Variants of the presets from a JSON file, ``{name: {"tag": "mtt:guitar", "dream": {settings, null removes},
+    "drop": [plugins]}}``: each as a lever (its dream stage) and as a whole chain ("chain: " + name).  Returns
+    the names to measure."""
+    variants = json.loads(path.read_text())
+    for name, v in variants.items():
+        LEVERS[name] = ("preset", v.get("dream", {}))
+        CHAINS["chain: " + name] = tuple(v.get("drop", ()))
+    _cache["variants"] = {"chain: " + name: v for name, v in variants.items()}
+    return list(variants)
 
 
 def measure(task: tuple) -> dict:
@@ -207,11 +223,14 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--tags", "tags_chosen", default=",".join(TAGS), show_default=True, help="comma-separated tags")
 @click.option("--chains", "chain_variants", default="", help="also these variants of the presets' chains, separated by "
               "semicolons, or 'all' (CHAINS: without Reverb, without Compressor, ...)")
+@click.option("--variants", "variants_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="also these variants of the presets (JSON: name -> tag, dream settings, plugins "
+              "dropped), the dream stage and the whole chain, on their tag only (benchmarks/reports/)")
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
 @click.option("--rows", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="print the tables of rows saved before (later files replace earlier rows of the same lever)")
 def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, tags_chosen: str,
-         chain_variants: str, save: Path | None, saved: tuple[Path, ...]) -> None:
+         chain_variants: str, variants_file: Path | None, save: Path | None, saved: tuple[Path, ...]) -> None:
     if saved:
         merged = {}
         for path in saved:
@@ -226,6 +245,10 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
                                                       or v in chain_variants.split(";"))]
         tasks += [(i, tag, v) for v in variants for tag in tags for i in range(count)
                   if v == "preset" or any(s["plugin"] in CHAINS[v] for s in load_preset(TAGS[tag]).chain)]
+        if variants_file:
+            for name in add_variants(variants_file):
+                tag = _cache["variants"]["chain: " + name]["tag"]
+                tasks += [(i, tag, lever) for lever in (name, "chain: " + name) for i in range(count)]
         started = time.time()
         with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
             rows = list(pool.map(measure, tasks))
