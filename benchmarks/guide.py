@@ -44,7 +44,7 @@ from common import machine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
 
 from dreamfx import DreamEffect  # noqa: E402
-from dreamfx.dsp.spectral import analyze_signal, log_magnitude  # noqa: E402
+from dreamfx.dsp.spectral import LOG_EPS, analyze_signal, log_magnitude  # noqa: E402
 from dreamfx.nets.models import class_probabilities  # noqa: E402
 from dreamfx.dream.guide import MATCHES  # noqa: E402
 from dreamfx.testing.transfer import kept, load_judges, toward  # noqa: E402
@@ -107,7 +107,7 @@ def along_profiles(effect: DreamEffect, guide: np.ndarray, channels: int) -> tor
     engine, network = effect.engine(SAMPLE_RATE, channels), effect.backend.network
     k, c = engine.chunk_frames, engine.context_frames
     logmag = log_magnitude(analyze_signal(guide.mean(axis=0), engine.stft))
-    logmag = torch.cat([torch.full((logmag.shape[0], c), float(logmag.min())), logmag], dim=-1)
+    logmag = torch.cat([torch.full((logmag.shape[0], c), float(np.log(LOG_EPS))), logmag], dim=-1)  # as the engine
     windows = torch.stack([logmag[:, s:s + c + k] for s in range(0, logmag.shape[-1] - c - k + 1, k)])
     with torch.no_grad():
         return class_probabilities(network.spec, network(windows.to(effect.backend.device))).cpu()
