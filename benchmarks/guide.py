@@ -44,9 +44,9 @@ from common import machine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # training/ (the recordings' split)
 
 from dreamfx import DreamEffect  # noqa: E402
+from dreamfx.dream.guide import MATCHES  # noqa: E402
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal, log_magnitude  # noqa: E402
 from dreamfx.nets.models import class_probabilities  # noqa: E402
-from dreamfx.dream.guide import MATCHES  # noqa: E402
 from dreamfx.testing.transfer import kept, load_judges, toward  # noqa: E402
 from dreamfx.validate.metrics import measure_retention, perturbation_snr  # noqa: E402
 from training.real_recordings import package_of, recordings  # noqa: E402
