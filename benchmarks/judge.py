@@ -23,14 +23,12 @@ from pathlib import Path
 import click
 import numpy as np
 import pedalboard
-import torch
 from common import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from transfer import SAMPLE_RATE, excerpts  # noqa: E402
 
-from dreamfx.nets.models import load_model  # noqa: E402
 from dreamfx.testing.transfer import Judge, load_judges  # noqa: E402
 
 CHANGES = {
@@ -73,8 +71,8 @@ def main(models: tuple[str, ...], count: int, seconds: float) -> None:
     teachers = load_judges(["msd-vgg", "mtt-vgg"])
     reference = {name: [teachers_profile(teachers, a) for a in audio] for name, audio in versions.items()}
     rows = [("teachers (msd-vgg + mtt-vgg)", reference)]
-    rows += [(m, {name: [Judge(m, load_model(m)).profile(a, SAMPLE_RATE) for a in audio]
-                  for name, audio in versions.items()}) for m in models]
+    rows += [(judge.name, {name: [judge.profile(a, SAMPLE_RATE) for a in audio] for name, audio in versions.items()})
+             for judge in load_judges(list(models))]
     changes = [c for c in versions if c != "dry"]
     print("\n| model | vs teachers: correlation / total | " +
           " | ".join(f"{c}: kept / total" for c in changes) + " |")

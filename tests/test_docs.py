@@ -3,7 +3,6 @@ command and option of the CLI, every shipped preset and model."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ import click
 import pytest
 
 from conftest import require_module, require_system
-from test_gallery import CHROMIUM_FLAGS, ResultParser, serve
+from test_gallery import page_report, serve
 from dreamfx.cli import cli
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.presets import preset_names
@@ -66,15 +65,10 @@ def test_the_listen_page_plays_its_recordings_in_chromium(site, measured):
     shutil.copy(Path(__file__).parent / "gallery_check.html", site / "check.html")
     server = serve(site)
     try:
-        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={site.parent / 'profile'}",
-                              "--virtual-time-budget=20000", "--dump-dom",
-                              f"http://127.0.0.1:{server.server_address[1]}/check.html?page=listen/index.html"],
-                             capture_output=True, text=True, timeout=120).stdout
+        page = page_report(chromium, f"http://127.0.0.1:{server.server_address[1]}", "listen/index.html",
+                           site.parent / "profile")
     finally:
         server.shutdown()
-    parser = ResultParser()
-    parser.feed(dom)
-    page = json.loads(parser.text)
     audios = page["audios"]
     images = [i for i in page["images"] if i["src"].endswith(".png")]  # the spectrograms (not the theme's)
     measured(f"listen page: {len(audios)} players and {len(images)} spectrograms loaded in Chromium")

@@ -43,6 +43,17 @@ def serve(root: Path) -> http.server.ThreadingHTTPServer:
     return server
 
 
+def page_report(chromium: str, url: str, page: str, profile: Path) -> dict:
+    """What tests/gallery_check.html (served at ``url``/check.html) reports of ``page`` loaded in headless Chromium:
+    {"title", "images": [{src, ok}], "audios": [{src, ok, duration}]}."""
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+                          "--dump-dom", f"{url}/check.html?page={page}"], capture_output=True, text=True,
+                         timeout=120).stdout
+    parser = ResultParser()
+    parser.feed(dom)
+    return json.loads(parser.text)
+
+
 # Presets of every kind: the genre model, a guided dream (the gallery gives it the bundled guide), the live student
 # on onnxruntime, the students' ensemble before Distortion.  That every shipped preset renders the example clip is
 # tests/test_presets.py's; this test is about the page.
@@ -63,17 +74,12 @@ def test_gallery_renders_presets_and_loads_in_chromium(tmp_path, measured):
     server = serve(tmp_path)
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                              "--virtual-time-budget=20000", "--dump-dom", f"{url}/check.html"],
-                             capture_output=True, text=True, timeout=120).stdout
+        page = page_report(chromium, url, "gal/index.html", tmp_path / "profile")
         shot = tmp_path / "gallery.png"
         subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,1400",
                         f"--screenshot={shot}", f"{url}/gal/index.html"], capture_output=True, timeout=120)
     finally:
         server.shutdown()
-    parser = ResultParser()
-    parser.feed(dom)
-    page = json.loads(parser.text)
     assert page["title"] == "dreamfx preset gallery"
     assert [i["src"] for i in page["images"]] == [f"figures/{n}.png" for n in names]
     assert [a["src"] for a in page["audios"]] == ["audio/input.flac"] + [f"audio/{n}.flac" for n in names]
