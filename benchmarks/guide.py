@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 import tempfile
 import time
@@ -190,11 +191,11 @@ def table(rows: list[dict]) -> None:
 
 
 def parse_settings(text: str) -> list[tuple[str, dict]]:
-    """'iterations=16,step=0.3;memory=0.8' -> [(label, {'iterations': 16, 'step': 0.3}), (label, {...})];
-    an empty text: the preset's settings alone."""
+    """'iterations=16,step=0.3;memory=0.8' -> [(label, {'iterations': 16, 'step': 0.3}), (label, {...})]
+    (tables in braces: 'transforms={"samples":8,"shift_bins":3}'); an empty text: the preset's settings alone."""
     settings = []
     for label in text.split(";") if text else [""]:
-        pairs = [part.split("=", 1) for part in label.split(",") if part]
+        pairs = [part.split("=", 1) for part in re.split(r",(?![^{]*})", label) if part]  # not inside {...}
         settings.append((label, {key.strip(): ast.literal_eval(value) for key, value in pairs}))
     return settings
 

@@ -74,6 +74,24 @@ def test_every_match_rises_as_the_dream_follows_it(match):
     assert sum(rises) >= 0.75 * len(rises), (match, trace)
 
 
+def test_an_ensemble_follows_the_guide_as_each_of_its_networks_hears_it(asc_clip, measured):
+    """In an ensemble every network listens to the guide itself (its own summary: its own tag profile of the
+    guide), and the dream moves what each of them hears toward the guide as it heard it."""
+    effect = DreamEffect.from_preset("guide", guide=str(GUIDE), ensemble={"tags-plain": 1.0})
+    objective = effect.settings.objective
+    ((name, member),) = objective.member_guides
+    networks = {"tags-robust": objective.guide, "tags-plain": member}
+    assert name == "tags-plain" and member.model_digest != objective.guide.model_digest
+    wet = effect(asc_clip, SR)
+    ways = {}
+    for judge in load_judges(list(networks)):
+        guide_profile = networks[judge.name].profile.cpu().numpy()
+        ways[judge.name] = toward(judge.profile(asc_clip, SR), judge.profile(wet, SR), guide_profile)
+    measured("guide preset with tags-plain in the ensemble, asc excerpt -> Muldjord, of the way toward each "
+             "network's own profile of the guide: " + ", ".join(f"{k} {v:.2f}" for k, v in ways.items()))
+    assert min(ways.values()) >= 0.25
+
+
 def test_a_guided_dream_streams_exactly_and_renders_the_same_every_time():
     """Streamed in blocks of 1, 7 and 4096 samples, a guided dream ("tags" match, the guide preset's) is its
     offline render delayed by the latency; a new effect with the same guide renders it bit for bit."""
@@ -113,8 +131,8 @@ def test_guide_errors_are_one_line_and_name_what_to_do(tmp_path):
     assert DreamEffect("tags-plain", guide=features).guide == features.name  # the same network: taken as they are
     with pytest.raises(DreamfxError, match="were summarised by another network: set the guide's file instead"):
         DreamEffect("tags-robust", guide=features)  # the same layers and tags, other weights
-    with pytest.raises(DreamfxError, match="an ensemble dreams toward classes or tags"):
-        DreamEffect("tags-plain", guide=str(GUIDE), ensemble={"tags-robust": 0.5})
+    with pytest.raises(DreamfxError, match="every network of the ensemble must listen to .*: set the guide's file"):
+        DreamEffect("tags-plain", guide=features, ensemble={"tags-robust": 0.5})
     result = CliRunner().invoke(cli, ["process", str(short), str(tmp_path / "out.wav"), "--preset", "guide"])
     assert isinstance(result.exception, DreamfxError) and "give one with --guide FILE" in str(result.exception)
     assert not (tmp_path / "out.wav").exists()

@@ -57,7 +57,9 @@ class Objective:
     an exported dream step ends at one layer.
 
     ``"guide"``: the ``match`` (one of :data:`~dreamfx.dream.guide.MATCHES`) of the window's features with a
-    guide recording's (:mod:`dreamfx.dream.guide`), over every conv layer.  Autograd only, one network.
+    guide recording's (:mod:`dreamfx.dream.guide`), over every conv layer; ``member_guides``: the same guide
+    summarised by each ensemble member, ``((member name, features), ...)``.  Autograd only (exported steps: the
+    "tags" match of one network).
     """
 
     kind: str = "layer"
@@ -67,6 +69,7 @@ class Objective:
     blend: tuple[tuple[str | int, float], ...] = ()
     guide: GuideFeatures | None = None
     match: str = "tags"
+    member_guides: tuple[tuple[str, GuideFeatures], ...] = ()
 
     def __post_init__(self):  # from JSON metadata, pairs arrive as lists
         object.__setattr__(self, "blend", tuple((key, weight) for key, weight in self.blend))
@@ -196,11 +199,19 @@ class Objective:
     def for_member(self, spec: ModelSpec, member: ModelSpec, member_name: str) -> Objective:
         """The same objective for an ensemble member (``member``, its metadata; ``spec``: the dreaming model's).
 
-        Classes (or a blend of them) only: the member's class of the same name, or, for a member that holds
-        the model's whole tag list under a prefix (``msd:jazz``, ``mtt:piano``), the prefixed one."""
+        Classes (or a blend of them): the member's class of the same name, or, for a member that holds the
+        model's whole tag list under a prefix (``msd:jazz``, ``mtt:piano``), the prefixed one.  A guide: the
+        same match with the member's own summary of the guide (:attr:`member_guides`)."""
+        if self.kind == "guide":
+            features = dict(self.member_guides).get(member_name)
+            if features is None:
+                raise DreamfxError(f"ensemble member {member_name} has not listened to the guide: set the guide's "
+                                   "file again (every network of the ensemble summarises it)")
+            return Objective("guide", guide=features, match=self.match)
         if self.kind != "class":
-            raise DreamfxError(f"an ensemble dreams toward classes or tags (target / targets), not a {self.kind!r} "
-                               f"objective: the networks' layers differ; set a target, or drop the ensemble")
+            raise DreamfxError(f"an ensemble dreams toward classes, tags (target / targets) or a guide, not a "
+                               f"{self.kind!r} objective: the networks' layers differ; set a target, or drop the "
+                               "ensemble")
         names = set(member.class_names)
         prefix = next((p + ":" for p in {c.split(":")[0] for c in member.class_names if ":" in c}
                        if [c[len(p) + 1:] for c in member.class_names if c.startswith(p + ":")]

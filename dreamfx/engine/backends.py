@@ -258,6 +258,8 @@ class GraphBackend:
     sample rate.
     """
 
+    members = ()  # an exported step holds one network: no ensemble
+
     def __init__(self, name: str, spec: ModelSpec, device: torch.device, build: Callable[[str, int], Graph],
                  default_objective: Objective | None = None, source: Path | None = None,
                  network: DreamNet | None = None):

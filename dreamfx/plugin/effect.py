@@ -88,8 +88,9 @@ class DreamEffect:
     default: the model's own, 8 / 24 for the genre models).
     backend: "auto", "torch", "torchscript" or "onnxruntime" (see :mod:`dreamfx.engine.backends`).
     device: "auto" (CUDA when available), "cpu" or "cuda".
-    ensemble: ``{model: weight}``, networks that dream with ``model`` (weight 1) toward the same tag (torch
-    backend; fixed at construction), so that what changes is what several networks hear.
+    ensemble: ``{model: weight}``, networks that dream with ``model`` (weight 1) toward the same tag or guide
+    (each network listens to the guide itself; torch backend; fixed at construction), so that what changes is
+    what several networks hear.
     transforms: random small transforms of the window each iteration's gradient is averaged over, e.g.
     ``{"samples": 4, "shift_bins": 2, "gain_db": 3.0}`` (:class:`~dreamfx.dream.ascent.Transforms`; torch backend).
     guide: a recording (a file path, or :class:`~dreamfx.dream.guide.GuideFeatures`) to dream toward instead of a
@@ -381,15 +382,21 @@ class DreamEffect:
         if not isinstance(value, (str, Path, GuideFeatures)) or value == "":
             raise DreamfxError(f"guide must be a recording's path (or None), got {value!r}: e.g. effect.guide = "
                                "'that-sound.flac'")
+        members = ()
         if not isinstance(value, GuideFeatures):
-            value = self.summarise_guide(value)
+            value, members = self.summarise_guide(value)
+        elif self.ensemble:
+            raise DreamfxError(f"guide: every network of the ensemble must listen to {value.name}: set the guide's "
+                               "file instead")
         elif self.backend.network is None or value.model_digest != model_digest(self.backend.network):
             raise DreamfxError(f"guide: the features of {value.name} were summarised by another network: set the "
                                "guide's file instead (this network listens to it)")
-        self._set_objective(replace(o, kind="guide", target=None, blend=(), guide=value), "guide")
+        self._set_objective(replace(o, kind="guide", target=None, blend=(), guide=value, member_guides=members),
+                            "guide")
 
-    def summarise_guide(self, path: str | Path) -> GuideFeatures:
-        """The statistics of the recording at ``path`` under this effect's network (for :attr:`guide`)."""
+    def summarise_guide(self, path: str | Path) -> tuple[GuideFeatures, tuple[tuple[str, GuideFeatures], ...]]:
+        """The statistics of the recording at ``path`` under this effect's network, and under each ensemble
+        member ``((name, features), ...)`` (for :attr:`guide`)."""
         path = Path(path)
         network = self.backend.network
         if network is None:
@@ -399,8 +406,11 @@ class DreamEffect:
         if not path.is_file():
             raise DreamfxError(f"guide: {path} not found: give a recording (wav, flac, ogg, mp3) to dream toward")
         audio, sample_rate = read_audio(path, GUIDE_SECONDS)
-        return guide_features(network, audio, sample_rate, self.chunk_frames + self.context_frames,
-                              str(path.resolve()), self.backend.device)
+
+        def listen(net: DreamNet) -> GuideFeatures:
+            return guide_features(net, audio, sample_rate, self.chunk_frames + self.context_frames,
+                                  str(path.resolve()), self.backend.device)
+        return listen(network), tuple((name, listen(net)) for name, net, _ in self.backend.members)
 
     @property
     def match(self) -> str:
