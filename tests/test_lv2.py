@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -212,6 +213,33 @@ def test_a_midi_controller_moves_an_lv2_control_over_its_range(tmp_path):
     path.write_text(path.read_text().replace('7 = "chain[1].drive"', '7 = "chain[0].drive"'))
     with pytest.raises(DreamfxError, match=r"midi.cc.7 = 'chain\[0\].drive': that stage is not an LV2 or VST3"):
         load_preset(path)
+
+
+def test_midi_learn_binds_a_controller_to_an_lv2_control(tmp_path):
+    """Learning a plugin's control binds the next controller moved to it (over the port's range); a preset switch
+    to a chain without that control leaves the controller unbound there, and bound again on the way back; a
+    control the chain lacks cannot be learned (one line)."""
+    require_lv2(MDA + "Overdrive", "mda-lv2")
+    preset = load_preset(lv2_preset(tmp_path, MDA + "Overdrive", {"drive": 0.0}))
+    chain = Chain.from_preset(preset)
+    control = MidiControl(chain.dream_effects[0], preset.midi_map(), chain=chain)
+    control.learn("chain[1].drive")
+    control.apply([0xB0, 20, 127])
+    assert control.learned == [(20, "chain[1].drive")] and chain[1].drive == 1.0
+    control.apply([0xB0, 20, 32])
+    assert chain[1].drive == pytest.approx(32 / 127)
+    plain = Chain.from_preset("default")
+    control.retarget(plain.dream_effects[0], load_preset("default").midi_map(), chain=plain)
+    assert 20 not in control.map.cc
+    control.apply([0xB0, 20, 127])  # nothing to move here, and no error
+    control.retarget(chain.dream_effects[0], preset.midi_map(), chain=chain)
+    control.apply([0xB0, 20, 127])
+    assert chain[1].drive == 1.0
+    for name, message in [("chain[1].nosuch", "that stage is not an LV2 or VST3 plugin with a control 'nosuch'"),
+                          ("chain[7].drive", "that stage is not an LV2 or VST3 plugin"),
+                          ("drive", "use one of intensity, mix, iterations, step, layer or a plugin's control")]:
+        with pytest.raises(DreamfxError, match=re.escape(f"cannot learn {name!r}: {message}")):
+            control.learn(name)
 
 
 def test_dreamfx_plugins_lists_lv2_plugins_and_one_plugins_controls():

@@ -10,7 +10,7 @@ import click
 from dreamfx.audio_io import check_output_path
 from dreamfx.cli.options import dream_options
 from dreamfx.errors import DreamfxError
-from dreamfx.plugin.presets import MIDI_PARAMETERS, load_preset
+from dreamfx.plugin.presets import MIDI_PARAMETERS, is_midi_parameter, load_preset
 from dreamfx.recipe import build_chain
 
 
@@ -32,8 +32,9 @@ from dreamfx.recipe import build_chain
               "the dream (torch, onnxruntime); one runs at the worker's real-time priority, more do not.")
 @click.option("--headroom", type=float, metavar="MS", help="Time the worker has for each chunk, part of the "
               "latency (default: the preset's live.headroom_ms, else measured before the stream starts).")
-@click.option("--learn", type=click.Choice(list(MIDI_PARAMETERS)), help="Bind the next MIDI controller moved to "
-              "this parameter, and save the preset with that MIDI map when the session ends.")
+@click.option("--learn", metavar="PARAMETER", help=f"Bind the next MIDI controller moved to this parameter "
+              f"({', '.join(MIDI_PARAMETERS)}, or a hosted plugin's control: chain[N].symbol), and save the preset "
+              "with that MIDI map when the session ends.")
 @click.option("--save-preset", type=click.Path(path_type=Path), help="Where --learn saves the preset (default: "
               "the preset file itself; needed for a shipped preset).")
 def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
@@ -58,6 +59,9 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     midi = midi_port is not None or midi_virtual is not None
     if (record is not None or learn is not None) and not midi:
         raise DreamfxError(f"{'--record' if record else '--learn'} needs MIDI input: add --midi-port or --midi-virtual")
+    if learn is not None and not is_midi_parameter(learn):
+        raise DreamfxError(f"--learn {learn}: use one of {', '.join(MIDI_PARAMETERS)} or a hosted plugin's control, "
+                           "chain[N].symbol")
     if record is not None:
         check_output_path(record, [], formats=(".mid",))
     source = load_preset(preset)

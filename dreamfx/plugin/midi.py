@@ -8,7 +8,7 @@ held before the note.
 The controller map is the preset's (:class:`dreamfx.plugin.presets.MidiMap`).  Live, messages come from a
 port (:mod:`dreamfx.live.midi_ports`) and the worker applies them before each chunk
 (:meth:`MidiControl.apply_pending`), so the audio callback never sees MIDI.  ``learn(parameter)`` binds the next
-controller moved to that parameter.  Intensity and mix changes are ramped
+controller moved to that parameter (or to a hosted plugin's control, ``chain[2].drive``).  Intensity and mix changes are ramped
 frame by frame across the chunk by the engine (no zipper noise).
 
 A performance can be recorded (each message stamped with the start of the chunk
@@ -22,7 +22,7 @@ import collections
 from typing import Callable
 
 from dreamfx.plugin.effect import DreamEffect
-from dreamfx.plugin.presets import MIDI_PARAMETERS, STAGE_CONTROL, MidiMap, control_range
+from dreamfx.plugin.presets import MIDI_PARAMETERS, STAGE_CONTROL, MidiMap, control_range, is_midi_parameter
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 
@@ -51,18 +51,38 @@ class MidiControl:
         self.learned: list[tuple[int, str]] = []  # (controller, parameter) bound by learning
 
     def learn(self, parameter: str) -> None:
-        """Bind the next controller moved to ``parameter`` (one of MIDI_PARAMETERS)."""
-        if parameter not in MIDI_PARAMETERS:
-            raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(MIDI_PARAMETERS)}")
+        """Bind the next controller moved to ``parameter``: a dream parameter (MIDI_PARAMETERS) or a hosted
+        plugin's control in this chain, ``chain[N].symbol``."""
+        if not is_midi_parameter(parameter):
+            raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(MIDI_PARAMETERS)} or a plugin's "
+                               "control, chain[N].symbol")
+        if STAGE_CONTROL.fullmatch(parameter) is not None:
+            try:
+                self._stage_control(parameter)
+            except DreamfxError as exc:
+                raise DreamfxError(f"cannot learn {parameter!r}: {exc}") from None
         self.learning = parameter
 
     def retarget(self, effect: DreamEffect, midi_map: MidiMap | None, chain: list | None = None) -> None:
         """Control another effect and chain (a preset switch); a sounding note is forgotten, a learned binding
-        kept."""
+        kept (one to a plugin's control only while the chain has that control)."""
         self.effect, self.chain, self.held = effect, chain, None
         self.map = midi_map or MidiMap()
         for number, name in self.learned:
+            if STAGE_CONTROL.fullmatch(name) is not None:
+                try:
+                    self._stage_control(name)
+                except DreamfxError:
+                    continue
             self.map.bind(number, name)
+
+    def _stage_control(self, name: str) -> tuple[object, str, tuple[float, float, bool]]:
+        """(plugin, control symbol, (low, high, whole numbers only)) of ``name`` = ``chain[N].symbol`` in this
+        chain; one line when the chain has no such control."""
+        control = STAGE_CONTROL.fullmatch(name)
+        index, symbol = int(control[1]), control[2]
+        plugin = self.chain[index] if self.chain is not None and index < len(self.chain) else None
+        return plugin, symbol, control_range(plugin, symbol)
 
     def queue(self, message: list[int]) -> None:
         """Thread-safe, non-blocking: keep a message for the next chunk."""
@@ -111,10 +131,8 @@ class MidiControl:
             self.on_program(data[0])
 
     def _set_parameter(self, name: str, value: int) -> None:
-        if (control := STAGE_CONTROL.fullmatch(name)) is not None:
-            index, symbol = int(control[1]), control[2]
-            plugin = self.chain[index] if self.chain is not None and index < len(self.chain) else None
-            low, high, whole = control_range(plugin, symbol)
+        if STAGE_CONTROL.fullmatch(name) is not None:
+            plugin, symbol, (low, high, whole) = self._stage_control(name)
             scaled = low + (high - low) * value / 127
             setattr(plugin, symbol, round(scaled) if whole else scaled)
             return
