@@ -137,7 +137,8 @@ class LiveProcessor:
             control.on_program = self.program_change
         self.preset_name = preset_name
         self.notice = ""  # the latest switch or MIDI-learn event, for the status line
-        self.engine = self._prepare(chain)
+        self.engine = self._engine(chain)
+        self._warm_up(self.engine)
         self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
         self.chunk_in = np.zeros((channels, self.chunk), dtype=np.float32)
         # The outbox holds one chunk, the worker's headroom and a callback block when a chunk's last sample
@@ -183,14 +184,16 @@ class LiveProcessor:
         if self.engine is not None:
             self.chain.take_whole_chunks(self.sample_rate, self.channels)
 
-    def _prepare(self, chain: Chain) -> DreamEngine | None:
-        """The engine of ``chain``'s first dream, with the dream-step graphs it can need built (no export or trace
-        may happen on the worker while streaming): its objective's, and with MIDI every layer's and the classes'."""
+    def _engine(self, chain: Chain) -> DreamEngine | None:
+        """The engine of ``chain``'s first dream at the stream's rate and channels (None: no dream)."""
         dreams = chain.dream_effects
-        engine = dreams[0].engine(self.sample_rate, self.channels) if dreams else None
+        return dreams[0].engine(self.sample_rate, self.channels) if dreams else None
+
+    def _warm_up(self, engine: DreamEngine | None) -> None:
+        """Build the dream-step graphs ``engine`` can need (no export or trace may happen on the worker while
+        streaming): its objective's, and with MIDI every layer's and the classes'."""
         if engine is not None:
             engine.backend.warm_up(engine.settings.objective, every_layer=self.control is not None)
-        return engine
 
     def _latency(self, chain: Chain, engine: DreamEngine | None) -> int:
         """Samples from input to output with ``chain`` (whose first dream runs on ``engine``): the chain's latency
@@ -327,15 +330,17 @@ class LiveProcessor:
             self.incoming.append(switch)
 
     def _build(self, name: str, chain_factory: ChainFactory) -> None:
-        """Build program preset ``name`` and its dream-step graphs (before streaming), or note why not."""
+        """Build program preset ``name`` and, when it can be switched to, its dream-step graphs (before
+        streaming), or note why not."""
         try:
             chain, midi_map = chain_factory(name)
-            engine = self._prepare(chain)
+            engine = self._engine(chain)
             chunk = engine.chunk_samples if engine else self.chunk
             latency = self._latency(chain, engine)
             if chunk != self.chunk or latency != self.latency:
                 raise DreamfxError(f"its chunk ({chunk} samples) and latency ({latency}) differ from the running "
                                    f"preset's ({self.chunk}, {self.latency}); start dreamfx live with it instead")
+            self._warm_up(engine)
             self.switchable[name] = PresetSwitch(name, chain, engine, midi_map)
         except Exception as exc:  # reported when the program is chosen; the running chain plays on
             self.unswitchable[name] = str(exc) if isinstance(exc, DreamfxError) else f"{type(exc).__name__}: {exc}"
