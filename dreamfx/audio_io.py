@@ -37,14 +37,14 @@ def to_channels_first(array, channels_hint: int | None = None):
     return np.ascontiguousarray(array, dtype=np.float32), lambda out: out
 
 
-def check_finite(audio: np.ndarray, what: str, offset: int = 0) -> None:
+def check_finite(audio: np.ndarray, what: str, offset: int = 0,
+                 remedy: str = "repair or re-export it before dreaming") -> None:
     """Raise DreamfxError naming the first NaN/Inf sample of ``audio`` (channels, samples), which starts at sample
-    ``offset`` of ``what``."""
+    ``offset`` of ``what``, and ``remedy``."""
     bad = ~np.isfinite(audio)
     if bad.any():
         channel, sample = (int(i[0]) for i in np.nonzero(bad))
-        raise DreamfxError(f"{what} contains NaN/Inf (first at sample {offset + sample}, channel {channel}): "
-                           "repair or re-export it before dreaming")
+        raise DreamfxError(f"{what} contains NaN/Inf (first at sample {offset + sample}, channel {channel}): {remedy}")
 
 
 def open_audio(path: Path):
@@ -135,7 +135,8 @@ def open_output(path: Path, sample_rate: int, channels: int, bit_depth: int | No
     kwargs = {"bit_depth": bit_depth} if path.suffix.lower() in (".wav", ".aif", ".aiff", ".flac") else {}
 
     def write(block: np.ndarray) -> None:
-        check_finite(block, "output audio")
+        check_finite(block, "output audio", remedy="a stage of the chain put it out (a filter's cutoff above half "
+                     "the sample rate? feedback of 1 or more?): change that stage's settings; nothing was written")
         f.write((block if bit_depth == 32 else np.clip(block, -1.0, 1.0)).astype(np.float32, copy=False))
     with atomic_path(path) as tmp, AudioFile(str(tmp), "w", sample_rate, channels, **kwargs) as f:
         yield write

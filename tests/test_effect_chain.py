@@ -220,3 +220,52 @@ def test_every_public_attribute_is_a_validated_parameter_or_refused():
         Chain([effect]).intensity = 0.5
     assert "intensitty" not in vars(effect) and effect.chunk_frames == 8
     assert np.array_equal(effect(audio, sr), before)
+
+
+KNOBS = """version = 1
+name = "knobs"
+description = "A dream at rest, a reverb and a low-pass, their controls on controllers 20 and 21."
+[dream]
+intensity = 0.0
+[midi.cc]
+20 = "chain[1].wet_level"
+21 = "chain[2].cutoff_frequency_hz"
+[[chain]]
+plugin = "dream"
+[[chain]]
+plugin = "Reverb"
+[[chain]]
+plugin = "LowpassFilter"
+cutoff_frequency_hz = 10000.0
+"""
+
+
+def test_a_controller_sweeps_a_pedalboard_plugins_control_over_its_range(tmp_path):
+    """A MIDI controller moves a pedalboard plugin's control (``chain[N].control``): in equal steps over its range
+    (Reverb's wet level, 0..1), in equal ratios for a frequency (the low-pass cutoff over 20 Hz..10 kHz: the
+    knob's middle, 64, is 460 Hz), and the sound follows; a control no controller can sweep is refused in one
+    line when the preset loads, naming those that can."""
+    from dreamfx.plugin.midi import MidiControl
+    from dreamfx.plugin.presets import load_preset
+    sr = 22050
+    (tmp_path / "knobs.toml").write_text(KNOBS)
+    preset = load_preset(tmp_path / "knobs.toml")
+    chain = Chain.from_preset(preset)
+    control = MidiControl(chain.dream_effects[0], preset.midi_map(), chain=chain)
+    control.apply([0xB0, 20, 127])
+    assert chain[1].wet_level == 1.0
+    control.apply([0xB0, 20, 0])
+    assert chain[1].wet_level == 0.0
+    control.apply([0xB0, 21, 64])
+    assert chain[2].cutoff_frequency_hz == pytest.approx(20 * 500 ** (64 / 127), rel=1e-6)
+    audio = excerpt(1.0, sr)
+    control.apply([0xB0, 21, 127])
+    open_filter = chain(audio, sr)
+    control.apply([0xB0, 21, 0])
+    closed = chain(audio, sr)
+    above = lambda x: np.sum(np.abs(np.fft.rfft(x.mean(axis=0))[round(500 * x.shape[1] / sr):]) ** 2)  # noqa: E731
+    assert above(closed) < 1e-3 * above(open_filter)  # at 20 Hz, nothing above 500 Hz is left (-30 dB at least)
+    (tmp_path / "knobs.toml").write_text(KNOBS.replace("chain[1].wet_level", "chain[1].freeze_mode"))
+    with pytest.raises(DreamfxError, match=r"midi.cc.20 = 'chain\[1\].freeze_mode': Reverb has no control "
+                                           r"'freeze_mode' a controller can sweep: use one of room_size, damping"):
+        load_preset(tmp_path / "knobs.toml")

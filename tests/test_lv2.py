@@ -211,7 +211,7 @@ def test_a_midi_controller_moves_an_lv2_control_over_its_range(tmp_path):
     assert chain[1].drive == pytest.approx(64 / 127)
     assert snr_db(chain(audio, SR), before) < 30.0  # the drive changed the sound
     path.write_text(path.read_text().replace('7 = "chain[1].drive"', '7 = "chain[0].drive"'))
-    with pytest.raises(DreamfxError, match=r"midi.cc.7 = 'chain\[0\].drive': that stage is not an LV2 or VST3"):
+    with pytest.raises(DreamfxError, match=r"midi.cc.7 = 'chain\[0\].drive': that stage has no control 'drive' a controller can sweep"):
         load_preset(path)
 
 
@@ -235,8 +235,8 @@ def test_midi_learn_binds_a_controller_to_an_lv2_control(tmp_path):
     control.retarget(chain.dream_effects[0], preset.midi_map(), chain=chain)
     control.apply([0xB0, 20, 127])
     assert chain[1].drive == 1.0
-    for name, message in [("chain[1].nosuch", "that stage is not an LV2 or VST3 plugin with a control 'nosuch'"),
-                          ("chain[7].drive", "that stage is not an LV2 or VST3 plugin"),
+    for name, message in [("chain[1].nosuch", "that stage has no control 'nosuch' a controller can sweep"),
+                          ("chain[7].drive", "that stage has no control 'drive' a controller can sweep"),
                           ("drive", "use one of intensity, mix, iterations, step, layer or a plugin's control")]:
         with pytest.raises(DreamfxError, match=re.escape(f"cannot learn {name!r}: {message}")):
             control.learn(name)

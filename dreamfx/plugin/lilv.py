@@ -223,6 +223,7 @@ class Port:
     toggled: bool = False
     latency: bool = False
     optional: bool = False
+    logarithmic: bool = False  # the port-props extension's hint: a knob sweeps it in equal ratios
 
     def check(self, value, where: str) -> float:
         """``value`` for this control input port, checked: a number within the port's range (whole for integer
@@ -319,7 +320,8 @@ def plugin_info(uri: str) -> PluginInfo:
                           _text(lib.lilv_port_get_name(plugin, port), free=True), kind,
                           "in" if is_a(LV2 + "InputPort") else "out", low[i], high[i], default[i],
                           has(LV2 + "integer") or has(LV2 + "enumeration"), has(LV2 + "toggled"),
-                          has(LV2 + "reportsLatency"), has(LV2 + "connectionOptional")))
+                          has(LV2 + "reportsLatency"), has(LV2 + "connectionOptional"),
+                          has(EXT + "port-props#logarithmic")))
     label = _text(lib.lilv_plugin_class_get_label(lib.lilv_plugin_get_class(plugin)))
     return PluginInfo(uri, _text(lib.lilv_plugin_get_name(plugin), free=True), label, tuple(ports),
                       tuple(_nodes(lib.lilv_plugin_get_required_features(plugin))))

@@ -8,7 +8,7 @@ held before the note.
 The controller map is the preset's (:class:`dreamfx.plugin.presets.MidiMap`).  Live, messages come from a
 port (:mod:`dreamfx.live.midi_ports`) and the worker applies them before each chunk
 (:meth:`MidiControl.apply_pending`), so the audio callback never sees MIDI.  ``learn(parameter)`` binds the next
-controller moved to that parameter (or to a hosted plugin's control, ``chain[2].drive``).  Intensity and mix changes are ramped
+controller moved to that parameter (or to a stage's control, ``chain[2].drive``).  Intensity and mix changes are ramped
 frame by frame across the chunk by the engine (no zipper noise).
 
 A performance can be recorded (each message stamped with the start of the chunk
@@ -22,7 +22,8 @@ import collections
 from typing import Callable
 
 from dreamfx.plugin.effect import DreamEffect
-from dreamfx.plugin.presets import MIDI_PARAMETERS, STAGE_CONTROL, MidiMap, control_range, is_midi_parameter
+from dreamfx.plugin.presets import (MIDI_PARAMETERS, STAGE_CONTROL, ControlRange, MidiMap, control_range,
+                                    is_midi_parameter)
 from dreamfx.errors import DreamfxError
 from dreamfx.files import atomic_path
 
@@ -35,7 +36,7 @@ class MidiControl:
     """Applies MIDI messages (3-byte lists) to a DreamEffect, on the thread that calls :meth:`apply_pending`.
 
     ``on_program``: called with the program number of a program change (preset switching); ``chain``: the chain
-    whose hosted plugins' controls the map may name (``chain[2].drive``).
+    whose stages' controls the map may name (``chain[2].drive``).
     """
 
     def __init__(self, effect: DreamEffect, midi_map: MidiMap | None = None,
@@ -51,8 +52,8 @@ class MidiControl:
         self.learned: list[tuple[int, str]] = []  # (controller, parameter) bound by learning
 
     def learn(self, parameter: str) -> None:
-        """Bind the next controller moved to ``parameter``: a dream parameter (MIDI_PARAMETERS) or a hosted
-        plugin's control in this chain, ``chain[N].symbol``."""
+        """Bind the next controller moved to ``parameter``: a dream parameter (MIDI_PARAMETERS) or a stage's
+        control in this chain, ``chain[N].symbol``."""
         if not is_midi_parameter(parameter):
             raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(MIDI_PARAMETERS)} or a plugin's "
                                "control, chain[N].symbol")
@@ -76,8 +77,8 @@ class MidiControl:
                     continue
             self.map.bind(number, name)
 
-    def _stage_control(self, name: str) -> tuple[object, str, tuple[float, float, bool]]:
-        """(plugin, control symbol, (low, high, whole numbers only)) of ``name`` = ``chain[N].symbol`` in this
+    def _stage_control(self, name: str) -> tuple[object, str, ControlRange]:
+        """(plugin, control symbol, what a controller sweeps it over) of ``name`` = ``chain[N].symbol`` in this
         chain; one line when the chain has no such control."""
         control = STAGE_CONTROL.fullmatch(name)
         index, symbol = int(control[1]), control[2]
@@ -132,9 +133,8 @@ class MidiControl:
 
     def _set_parameter(self, name: str, value: int) -> None:
         if STAGE_CONTROL.fullmatch(name) is not None:
-            plugin, symbol, (low, high, whole) = self._stage_control(name)
-            scaled = low + (high - low) * value / 127
-            setattr(plugin, symbol, round(scaled) if whole else scaled)
+            plugin, symbol, sweep = self._stage_control(name)
+            setattr(plugin, symbol, sweep.at(value))
             return
         effect = self.effect
         if name == "layer":

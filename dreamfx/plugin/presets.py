@@ -60,7 +60,7 @@ TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channe
 MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
     "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
 }
-# A controller may also move a hosted plugin's control over its range: "chain[2].drive" (stage 2's port "drive").
+# A controller may also move a stage's control over its range: "chain[2].drive" (stage 2's control "drive").
 STAGE_CONTROL = re.compile(r"chain\[(\d+)\]\.(\w+)")
 # presets/ of a source checkout (editable install), else the copy a wheel installs under <prefix>/share.
 PRESET_DIR = next((d for d in (Path(__file__).resolve().parents[2] / "presets",
@@ -376,19 +376,73 @@ def is_midi_parameter(name) -> bool:
     return isinstance(name, str) and (name in MIDI_PARAMETERS or STAGE_CONTROL.fullmatch(name) is not None)
 
 
-def control_range(plugin, symbol: str) -> tuple[float, float, bool]:
-    """(low, high, whole numbers only) of a hosted plugin's control ``symbol``: an LV2 control port's range or a
-    VST3 parameter's; one line when the stage has no such control with a range."""
+@dataclass(frozen=True)
+class ControlRange:
+    """What a MIDI controller sweeps a stage's control over: ``low`` at 0, ``high`` at 127, in equal steps, or
+    in equal ratios when ``logarithmic`` (frequencies); rounded when ``whole``."""
+
+    low: float
+    high: float
+    whole: bool = False
+    logarithmic: bool = False
+
+    def at(self, value: int) -> float:
+        """The control's value for controller value 0..127."""
+        share = value / 127
+        scaled = self.low * (self.high / self.low) ** share if self.logarithmic else \
+            self.low + (self.high - self.low) * share
+        return float(round(scaled)) if self.whole else scaled
+
+
+# Frequencies end at 10 kHz: pedalboard's filters blow up above half the sample rate (inf at 22.05 kHz audio).
+_UNIT, _FREQUENCY = ControlRange(0.0, 1.0), ControlRange(20.0, 10000.0, logarithmic=True)
+# pedalboard's plugins declare no ranges: what a controller sweeps their controls over, where pedalboard allows
+# (Reverb, Delay, Chorus's mix, the filters' frequencies and Q) or where the sound is musical (dB, times, rates).
+NATIVE_CONTROLS = {
+    "Reverb": {"room_size": _UNIT, "damping": _UNIT, "wet_level": _UNIT, "dry_level": _UNIT, "width": _UNIT},
+    "Chorus": {"rate_hz": ControlRange(0.05, 10.0, logarithmic=True), "depth": _UNIT, "mix": _UNIT,
+               "centre_delay_ms": ControlRange(1.0, 30.0), "feedback": ControlRange(0.0, 0.95)},
+    "Phaser": {"rate_hz": ControlRange(0.05, 10.0, logarithmic=True), "depth": _UNIT, "mix": _UNIT,
+               "centre_frequency_hz": ControlRange(100.0, 8000.0, logarithmic=True),
+               "feedback": ControlRange(0.0, 0.95)},
+    "Delay": {"delay_seconds": ControlRange(0.0, 2.0), "feedback": ControlRange(0.0, 0.95), "mix": _UNIT},
+    "Distortion": {"drive_db": ControlRange(0.0, 50.0)},
+    "Gain": {"gain_db": ControlRange(-40.0, 12.0)},
+    "Clipping": {"threshold_db": ControlRange(-30.0, 0.0)},
+    "Compressor": {"threshold_db": ControlRange(-50.0, 0.0), "ratio": ControlRange(1.0, 20.0),
+                   "attack_ms": ControlRange(0.1, 100.0, logarithmic=True),
+                   "release_ms": ControlRange(10.0, 1000.0, logarithmic=True)},
+    "Limiter": {"threshold_db": ControlRange(-30.0, 0.0), "release_ms": ControlRange(10.0, 1000.0, logarithmic=True)},
+    "Bitcrush": {"bit_depth": ControlRange(1.0, 16.0, whole=True)},
+    "HighpassFilter": {"cutoff_frequency_hz": _FREQUENCY},
+    "LowpassFilter": {"cutoff_frequency_hz": _FREQUENCY},
+    "LadderFilter": {"cutoff_hz": _FREQUENCY, "resonance": _UNIT, "drive": ControlRange(1.0, 10.0)},
+    **{name: {"cutoff_frequency_hz": _FREQUENCY, "gain_db": ControlRange(-24.0, 24.0),
+              "q": ControlRange(0.1, 10.0, logarithmic=True)}
+       for name in ("HighShelfFilter", "LowShelfFilter", "PeakFilter")},
+}
+
+
+def control_range(plugin, symbol: str) -> ControlRange:
+    """What a controller sweeps the stage ``plugin``'s control ``symbol`` over: an LV2 control port's range, a
+    VST3 parameter's, or for pedalboard's plugins :data:`NATIVE_CONTROLS`; one line when the stage has no such
+    control with a range."""
     if isinstance(plugin, LV2Plugin):
         port = plugin.info.controls.get(symbol)
         if port is not None and np.isfinite(port.minimum + port.maximum):
-            return port.minimum, port.maximum, port.integer or port.toggled
+            return ControlRange(port.minimum, port.maximum, port.integer or port.toggled,
+                                port.logarithmic and port.minimum > 0)
+    elif (native := NATIVE_CONTROLS.get(type(plugin).__name__, {}).get(symbol)) is not None:
+        return native
     parameter = getattr(plugin, "parameters", {}).get(symbol) if not isinstance(plugin, LV2Plugin) else None
     if parameter is not None and hasattr(parameter, "range"):
         low, high, step = parameter.range
-        return float(low), float(high), bool(step) and float(step).is_integer()
-    raise DreamfxError(f"that stage is not an LV2 or VST3 plugin with a control {symbol!r} of known range (dreamfx "
-                       "plugins URI lists an LV2 plugin's controls)")
+        return ControlRange(float(low), float(high), bool(step) and float(step).is_integer())
+    if type(plugin).__name__ in NATIVE_CONTROLS:
+        raise DreamfxError(f"{type(plugin).__name__} has no control {symbol!r} a controller can sweep: use one of "
+                           f"{', '.join(NATIVE_CONTROLS[type(plugin).__name__])}")
+    raise DreamfxError(f"that stage has no control {symbol!r} a controller can sweep (pedalboard's plugins: "
+                       "docs/plugins.md; an LV2 or VST3 plugin's: dreamfx plugins URI lists an LV2 plugin's controls)")
 
 
 def is_stage_name(name) -> bool:
