@@ -211,7 +211,8 @@ def test_a_midi_controller_moves_an_lv2_control_over_its_range(tmp_path):
     assert chain[1].drive == pytest.approx(64 / 127)
     assert snr_db(chain(audio, SR), before) < 30.0  # the drive changed the sound
     path.write_text(path.read_text().replace('7 = "chain[1].drive"', '7 = "chain[0].drive"'))
-    with pytest.raises(DreamfxError, match=r"midi.cc.7 = 'chain\[0\].drive': that stage has no control 'drive' a controller can sweep"):
+    with pytest.raises(DreamfxError, match=r"midi.cc.7 = 'chain\[0\].drive': that stage has no control 'drive' "
+                                           r"a controller can sweep"):
         load_preset(path)
 
 

@@ -33,8 +33,8 @@ from dreamfx.recipe import build_chain
 @click.option("--headroom", type=float, metavar="MS", help="Time the worker has for each chunk, part of the "
               "latency (default: the preset's live.headroom_ms, else measured before the stream starts).")
 @click.option("--learn", metavar="PARAMETER", help=f"Bind the next MIDI controller moved to this parameter "
-              f"({', '.join(MIDI_PARAMETERS)}, or a stage's control: chain[N].symbol, e.g. chain[2].wet_level), and save the preset "
-              "with that MIDI map when the session ends.")
+              f"({', '.join(MIDI_PARAMETERS)}, or a stage's control: chain[N].symbol, e.g. chain[2].wet_level), "
+              "and save the preset with that MIDI map when the session ends.")
 @click.option("--save-preset", type=click.Path(path_type=Path), help="Where --learn saves the preset (default: "
               "the preset file itself; needed for a shipped preset).")
 def live(preset, model, chain_spec, input_device, output_device, samplerate, blocksize, channels, midi_port,
