@@ -77,6 +77,7 @@ LEVERS = {
 CHAINS = {"preset": (), "preset without Reverb": ("Reverb",), "preset without Distortion": ("Distortion",),
           "preset without Compressor": ("Compressor",), "preset without Clipping": ("Clipping",)}
 JUDGES = ["judge-deep", "msd-vgg", "mtt-vgg", "default", ROBUST, PLAIN]
+KEPT = 0.7  # the issue's bar for chroma and onset correlation with the input
 _cache: dict = {}
 
 
@@ -183,9 +184,9 @@ def rises(before: float, after: float) -> bool:
 def table(rows: list[dict], group: str, tags: list[str]) -> None:
     """Print one line per ``group`` value (lever or preset) and tag over ``rows``."""
     print(f"| {group} | tag | dreamer before -> after | judge-deep before -> after (hits) | other held-out judges, "
-          "after / before | held-out mean: hits | specific | kept chroma / onsets | retention | smooth (dB, lowest) "
-          "| RTF |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "after / before | held-out mean: hits | ... and kept >= 0.7 (that recording's chroma and onsets) | specific "
+          "| kept chroma / onsets | retention | smooth (dB, lowest) | RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     by_key = {(r["lever"], r["tag"], r["recording"]): r for r in rows}
     for lever in dict.fromkeys(r["lever"] for r in rows):
         for tag in tags:
@@ -198,7 +199,8 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
             others = sorted({k for h in held for k in h if k != "judge-deep"})
             other_text = ", ".join(f"{k} {np.mean([h[k][1] for h in held]) / np.mean([h[k][0] for h in held]):.2f}x"
                                    for k in others) or "-"
-            mean_hits = np.mean([rises(*np.mean(list(h.values()), axis=0)) for h in held])
+            hits = np.array([rises(*np.mean(list(h.values()), axis=0)) for h in held])
+            kept_hits = np.mean(hits & np.array([min(r["kept"]) >= KEPT for r in mine]))
             rivals = [by_key.get((lever, RIVAL[tag], r["recording"])) for r in mine]
             specific = np.mean([r["verdicts"]["judge-deep"][1] > rival["rival_judge"]
                                 for r, rival in zip(mine, rivals)]) if all(rivals) else float("nan")
@@ -206,7 +208,8 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
             retention = [r["retention"] for r in mine if r["retention"] == r["retention"]]  # NaN: a whole chain
             smooth = [r["smooth_db"] for r in mine if not np.isnan(r.get("smooth_db", np.nan))]  # whole chains only
             print(f"| {lever} | {tag} | {d0:.3f} -> {d1:.3f} | {j[:, 0].mean():.3f} -> {j[:, 1].mean():.3f} "
-                  f"({np.mean([rises(a, b) for a, b in j]):.0%}) | {other_text} | {mean_hits:.0%} | {specific:.0%} | "
+                  f"({np.mean([rises(a, b) for a, b in j]):.0%}) | {other_text} | {hits.mean():.0%} | {kept_hits:.0%} | "
+                  f"{specific:.0%} | "
                   f"{chroma:.2f} / {onsets:.2f} | {f'{np.mean(retention):.2f}' if retention else '-'} | "
                   f"{f'{min(smooth):.0f}' if smooth else '-'} | "
                   f"{np.mean([r['rtf'] for r in mine]):.2f} |")
