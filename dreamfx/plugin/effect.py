@@ -382,15 +382,12 @@ class DreamEffect:
         if not isinstance(value, (str, Path, GuideFeatures)) or value == "":
             raise DreamfxError(f"guide must be a recording's path (or None), got {value!r}: e.g. effect.guide = "
                                "'that-sound.flac'")
-        members = ()
-        if not isinstance(value, GuideFeatures):
-            value, members = self.summarise_guide(value)
-        elif self.ensemble:
-            raise DreamfxError(f"guide: every network of the ensemble must listen to {value.name}: set the guide's "
-                               "file instead")
-        elif self.backend.network is None or value.model_digest != model_digest(self.backend.network):
-            raise DreamfxError(f"guide: the features of {value.name} were summarised by another network: set the "
-                               "guide's file instead (this network listens to it)")
+        if isinstance(value, GuideFeatures) and (self.ensemble or self.backend.network is None or
+                                                 value.model_digest != model_digest(self.backend.network)):
+            by = "one network, and every network of the ensemble must listen" if self.ensemble else "another network"
+            raise DreamfxError(f"guide: the features of {value.name} were summarised by {by}: set the guide's file "
+                               "instead (the networks listen to it)")
+        value, members = (value, ()) if isinstance(value, GuideFeatures) else self.summarise_guide(value)
         self._set_objective(replace(o, kind="guide", target=None, blend=(), guide=value, member_guides=members),
                             "guide")
 
@@ -406,10 +403,8 @@ class DreamEffect:
         if not path.is_file():
             raise DreamfxError(f"guide: {path} not found: give a recording (wav, flac, ogg, mp3) to dream toward")
         audio, sample_rate = read_audio(path, GUIDE_SECONDS)
-
-        def listen(net: DreamNet) -> GuideFeatures:
-            return guide_features(net, audio, sample_rate, self.chunk_frames + self.context_frames,
-                                  str(path.resolve()), self.backend.device)
+        listen = lambda net: guide_features(net, audio, sample_rate, self.chunk_frames + self.context_frames,  # noqa
+                                            str(path.resolve()), self.backend.device)
         return listen(network), tuple((name, listen(net)) for name, net, _ in self.backend.members)
 
     @property
