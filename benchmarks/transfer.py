@@ -208,8 +208,8 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
             retention = [r["retention"] for r in mine if r["retention"] == r["retention"]]  # NaN: a whole chain
             smooth = [r["smooth_db"] for r in mine if not np.isnan(r.get("smooth_db", np.nan))]  # whole chains only
             print(f"| {lever} | {tag} | {d0:.3f} -> {d1:.3f} | {j[:, 0].mean():.3f} -> {j[:, 1].mean():.3f} "
-                  f"({np.mean([rises(a, b) for a, b in j]):.0%}) | {other_text} | {hits.mean():.0%} | {kept_hits:.0%} | "
-                  f"{specific:.0%} | "
+                  f"({np.mean([rises(a, b) for a, b in j]):.0%}) | {other_text} | {hits.mean():.0%} | "
+                  f"{kept_hits:.0%} | {specific:.0%} | "
                   f"{chroma:.2f} / {onsets:.2f} | {f'{np.mean(retention):.2f}' if retention else '-'} | "
                   f"{f'{min(smooth):.0f}' if smooth else '-'} | "
                   f"{np.mean([r['rtf'] for r in mine]):.2f} |")

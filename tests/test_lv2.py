@@ -238,7 +238,7 @@ def test_midi_learn_binds_a_controller_to_an_lv2_control(tmp_path):
     assert chain[1].drive == 1.0
     for name, message in [("chain[1].nosuch", "that stage has no control 'nosuch' a controller can sweep"),
                           ("chain[7].drive", "that stage has no control 'drive' a controller can sweep"),
-                          ("drive", "use one of intensity, mix, iterations, step, layer or a plugin's control")]:
+                          ("drive", "use one of intensity, mix, iterations, step, layer or a stage's control")]:
         with pytest.raises(DreamfxError, match=re.escape(f"cannot learn {name!r}: {message}")):
             control.learn(name)
 

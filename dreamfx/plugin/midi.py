@@ -55,7 +55,7 @@ class MidiControl:
         """Bind the next controller moved to ``parameter``: a dream parameter (MIDI_PARAMETERS) or a stage's
         control in this chain, ``chain[N].symbol``."""
         if not is_midi_parameter(parameter):
-            raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(MIDI_PARAMETERS)} or a plugin's "
+            raise DreamfxError(f"cannot learn {parameter!r}: use one of {', '.join(MIDI_PARAMETERS)} or a stage's "
                                "control, chain[N].symbol")
         if STAGE_CONTROL.fullmatch(parameter) is not None:
             try:
@@ -66,7 +66,7 @@ class MidiControl:
 
     def retarget(self, effect: DreamEffect, midi_map: MidiMap | None, chain: list | None = None) -> None:
         """Control another effect and chain (a preset switch); a sounding note is forgotten, a learned binding
-        kept (one to a plugin's control only while the chain has that control)."""
+        kept (one to a stage's control only while the chain has that control)."""
         self.effect, self.chain, self.held = effect, chain, None
         self.map = midi_map or MidiMap()
         for number, name in self.learned:
