@@ -243,10 +243,12 @@ cutoff_frequency_hz = 10000.0
 def test_a_controller_sweeps_a_pedalboard_plugins_control_over_its_range(tmp_path):
     """A MIDI controller moves a pedalboard plugin's control (``chain[N].control``): in equal steps over its range
     (Reverb's wet level, 0..1), in equal ratios for a frequency (the low-pass cutoff over 20 Hz..10 kHz: the
-    knob's middle, 64, is 460 Hz), and the sound follows; a control no controller can sweep is refused in one
-    line when the preset loads, naming those that can."""
+    knob's middle, 64, is 460 Hz), and the sound follows; a cutoff above half the sample rate, where pedalboard's
+    filter puts out inf, is refused in one line; a control no controller can sweep is refused in one line when the
+    preset loads, naming those that can."""
     from dreamfx.plugin.midi import MidiControl
     from dreamfx.plugin.presets import load_preset
+    from dreamfx.render.file import render_file
     sr = 22050
     (tmp_path / "knobs.toml").write_text(KNOBS)
     preset = load_preset(tmp_path / "knobs.toml")
@@ -265,6 +267,14 @@ def test_a_controller_sweeps_a_pedalboard_plugins_control_over_its_range(tmp_pat
     closed = chain(audio, sr)
     above = lambda x: np.sum(np.abs(np.fft.rfft(x.mean(axis=0))[round(500 * x.shape[1] / sr):]) ** 2)  # noqa: E731
     assert above(closed) < 1e-3 * above(open_filter)  # at 20 Hz, nothing above 500 Hz is left (-30 dB at least)
+    control.apply([0xB0, 21, 127])
+    with pytest.raises(DreamfxError, match=r"chain\[2\]: LowpassFilter cutoff_frequency_hz = 10000 is above half the "
+                                           r"sample rate \(8000 Hz\), where the filter blows up: lower it"):
+        chain(excerpt(1.0, 16000), 16000)  # pedalboard's filter would put out inf
+    write_audio(tmp_path / "low.wav", excerpt(1.0, 16000), 16000)
+    with pytest.raises(DreamfxError, match=r"chain\[2\]: LowpassFilter cutoff_frequency_hz = 10000 is above half"):
+        render_file(chain, tmp_path / "low.wav", tmp_path / "out.wav")
+    assert not (tmp_path / "out.wav").exists()
     (tmp_path / "knobs.toml").write_text(KNOBS.replace("chain[1].wet_level", "chain[1].freeze_mode"))
     with pytest.raises(DreamfxError, match=r"midi.cc.20 = 'chain\[1\].freeze_mode': Reverb has no control "
                                            r"'freeze_mode' a controller can sweep: use one of room_size, damping"):

@@ -137,6 +137,7 @@ class LiveProcessor:
             control.on_program = self.program_change
         self.preset_name = preset_name
         self.notice = ""  # the latest switch or MIDI-learn event, for the status line
+        chain.check_rate(sample_rate)
         self.engine = self._engine(chain)
         self._warm_up(self.engine)
         self.chunk = self.engine.chunk_samples if self.engine else max(blocksize, 256)
@@ -334,6 +335,7 @@ class LiveProcessor:
         streaming), or note why not."""
         try:
             chain, midi_map = chain_factory(name)
+            chain.check_rate(self.sample_rate)
             engine = self._engine(chain)
             chunk = engine.chunk_samples if engine else self.chunk
             latency = self._latency(chain, engine)

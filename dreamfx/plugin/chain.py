@@ -146,6 +146,16 @@ class Chain(list):
         fifo = PLUGIN_BLOCK - 1 if self.hosted_plugins and not dreams else 0
         return fifo + sum(p.latency_samples(sample_rate) for p in self if isinstance(p, (DreamEffect, LV2Plugin)))
 
+    def check_rate(self, sample_rate: float) -> None:
+        """One line for a stage that cannot run at ``sample_rate``: pedalboard's high- and low-pass filters put
+        out inf when their cutoff is above half the sample rate."""
+        for index, plugin in enumerate(self):
+            if isinstance(plugin, (pedalboard.HighpassFilter, pedalboard.LowpassFilter)) \
+                    and plugin.cutoff_frequency_hz > sample_rate / 2:
+                raise DreamfxError(f"chain[{index}]: {type(plugin).__name__} cutoff_frequency_hz = "
+                                   f"{plugin.cutoff_frequency_hz:g} is above half the sample rate ({sample_rate / 2:g} "
+                                   "Hz), where the filter blows up: lower it, or give audio of a higher sample rate")
+
     def take_whole_chunks(self, sample_rate: float, channels: int) -> None:
         """From now until the next reset, accept only whole chunks of the first dream (from a chunk boundary) and
         drop the wait for one: the latency shrinks by ``chunk - 1`` samples.  For a caller that already waits
@@ -169,6 +179,7 @@ class Chain(list):
         object.__setattr__(self, "_stream_channels", audio.shape[0])
         latency = self.latency_samples(sample_rate) if reset else 0
         if reset:
+            self.check_rate(sample_rate)
             self.reset()
             audio = np.pad(audio, ((0, 0), (0, latency)))
         stages = functools.partial(self._stages, sample_rate=sample_rate, buffer_size=buffer_size, progress=progress)

@@ -40,6 +40,7 @@ def render_file(chain, source: str | Path, destination: str | Path, *, buffer_si
         sample_rate, channels = checked_sample_rate(source, f, frames), f.num_channels
         if before is not None:
             before(sample_rate, channels)
+        chain.check_rate(sample_rate)
         chain.reset()
         latency = chain.latency_samples(sample_rate)
         to_drop = latency  # the first samples out precede the input: a host's delay compensation drops them
