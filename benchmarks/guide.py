@@ -178,6 +178,7 @@ def table(rows: list[dict]) -> None:
                     own.append(mean[r["guide"]])
                     other.append(max(np.delete(mean, r["guide"])))
         far = np.array(own) >= 0.25
+        reached = far & np.array(specific["distance"])  # far enough and specific (by distance)
         per_judge = ", ".join(f"{j} {np.mean([r['toward'][j][r['guide']] for r in mine]):.2f}" for j in judges)
         kept_values = np.array([r["kept"] for r in mine])
         aligned = f"{np.mean([np.mean(list(r['toward_aligned'].values())) for r in mine]):.2f}" \
@@ -185,8 +186,7 @@ def table(rows: list[dict]) -> None:
         print(f"| {model} | {match} | {label or '-'} | {np.mean(own):.2f} | {far.mean():.0%} | {per_judge} | "
               f"{np.mean(other):.2f} | {aligned} | "
               f"{np.mean(specific['toward']):.0%} / {np.mean(specific['distance']):.0%} | "
-              f"{np.mean(far & np.array(specific['distance'])):.0%} | "
-              f"{np.mean(far & np.array(specific['distance']) & (kept_values.min(axis=1) >= KEPT)):.0%} | "
+              f"{reached.mean():.0%} | {np.mean(reached & (kept_values.min(axis=1) >= KEPT)):.0%} | "
               f"{kept_values[:, 0].mean():.2f} / "
               f"{kept_values[:, 1].mean():.2f} ({kept_values.min(axis=0)[0]:.2f} / {kept_values.min(axis=0)[1]:.2f}) | "
               f"{np.mean([r.get('retention', np.nan) for r in mine]):.2f} | "

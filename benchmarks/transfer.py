@@ -122,16 +122,16 @@ def chain_variant(name: str, variant: str):
     return preset
 
 
-def add_variants(path: Path) -> list[str]:
+def add_variants(path: Path) -> list[tuple[str, str]]:
     """Variants of the presets from a JSON file, ``{name: {"tag": "mtt:guitar", "dream": {settings, null removes},
     "drop": [plugins]}}``: each as a lever (its dream stage) and as a whole chain ("chain: " + name).  Returns
-    the names to measure."""
+    (name, tag) of each."""
     variants = json.loads(path.read_text())
     for name, v in variants.items():
         LEVERS[name] = ("preset", v.get("dream", {}))
         CHAINS["chain: " + name] = tuple(v.get("drop", ()))
     _cache["variants"] = {"chain: " + name: v for name, v in variants.items()}
-    return list(variants)
+    return [(name, v["tag"]) for name, v in variants.items()]
 
 
 def measure(task: tuple) -> dict:
@@ -249,8 +249,7 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
         tasks += [(i, tag, v) for v in variants for tag in tags for i in range(count)
                   if v == "preset" or any(s["plugin"] in CHAINS[v] for s in load_preset(TAGS[tag]).chain)]
         if variants_file:
-            for name in add_variants(variants_file):
-                tag = _cache["variants"]["chain: " + name]["tag"]
+            for name, tag in add_variants(variants_file):
                 tasks += [(i, tag, lever) for lever in (name, "chain: " + name) for i in range(count)]
         started = time.time()
         with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
