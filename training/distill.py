@@ -18,10 +18,10 @@ judges heard no more often (hits summed over the four tags: 143 % both ways), so
 without them.
 
 * ``robust``: dreams in ensembles with the taggers (same STFT, so one dream step serves all).  Trained
-  adversarially in the log-magnitude domain (each batch also through the worst change within +-ADV_DB, found by
-  one signed-gradient step from a random start, Wong et al. 2020's fast adversarial training), so that its input
-  gradient points at changes of the sound rather than at its own blind spots (Madry et al. 2018; Santurkar et
-  al. 2019).
+  adversarially in the log-magnitude domain (each batch also through the worst change within +-ADV_DB dB,
+  ``--adversary-db``, found by one signed-gradient step from a random start, Wong et al. 2020's fast adversarial
+  training), so that its input gradient points at changes of the sound rather than at its own blind spots (Madry
+  et al. 2018; Santurkar et al. 2019).
 * ``plain``: the robust student's architecture trained without the adversary (the lever's control).
 * ``judge``: never dreams; a deeper network on another STFT (22.05 kHz, n_fft 1024) for judging dreams made by
   other networks.  Its mel bands end at 8 kHz, as the 16 kHz windows it learns from do: with bands up to
@@ -187,10 +187,10 @@ def student(kind: str, tags: list[str]) -> DreamNet:
     return DreamNet(meta)
 
 
-def adversarial(model: DreamNet, logmag: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``logmag`` plus the change within +-ADV_DB that most raises the loss: one signed-gradient step of 1.25
+def adversarial(model: DreamNet, logmag: torch.Tensor, target: torch.Tensor, radius_db: float) -> torch.Tensor:
+    """``logmag`` plus the change within +-radius_db that most raises the loss: one signed-gradient step of 1.25
     radii from a uniform random start, clipped to the radius (Wong et al. 2020)."""
-    radius = ADV_DB / 20 * float(np.log(10))
+    radius = radius_db / 20 * float(np.log(10))
     delta = ((torch.rand_like(logmag) * 2 - 1) * radius).requires_grad_(True)
     loss = F.binary_cross_entropy_with_logits(model(logmag + delta), target)
     (grad,) = torch.autograd.grad(loss, delta)
@@ -220,7 +220,9 @@ def descend(optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler
 @click.option("--kind", type=click.Choice(list(KINDS)), required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--epochs", type=int, default=None, help="default: EPOCHS[kind]")
-def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
+@click.option("--adversary-db", type=float, default=ADV_DB, show_default=True,
+              help="robust: L-inf radius of the adversarial change, dB")
+def train(cache: Path, kind: str, output: Path, epochs: int | None, adversary_db: float) -> None:
     """Train a student of KIND on the teachers' tags in CACHE and write it to OUTPUT."""
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -253,7 +255,8 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
             x, y = inputs(batch) + level_jitter(len(batch), rng), targets[batch]
             loss = F.binary_cross_entropy_with_logits(model(x), y)
             if kind == "robust":
-                loss = 0.5 * loss + 0.5 * F.binary_cross_entropy_with_logits(model(adversarial(model, x, y)), y)
+                worst = adversarial(model, x, y, adversary_db)
+                loss = 0.5 * loss + 0.5 * F.binary_cross_entropy_with_logits(model(worst), y)
             losses.append(descend(optimizer, schedule, loss))
         click.echo(f"epoch {epoch + 1:3d}/{epochs}  loss {np.mean(losses):.4f}  ({time.time() - started:.0f} s)")
     model.eval()
@@ -265,7 +268,7 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None) -> None:
         "recordings": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
         "seed": SEED, "epochs": epochs, "batch": BATCH, "gain_jitter_db": GAIN_JITTER_DB,
-        "adversarial": {"radius_db": ADV_DB, "method": "FGSM, random start"} if kind == "robust" else None,
+        "adversarial": {"radius_db": adversary_db, "method": "FGSM, random start"} if kind == "robust" else None,
         "held_out_agreement": agreement, "train_seconds": round(time.time() - started, 1),
         "torch": torch.__version__,
     }
