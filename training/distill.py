@@ -15,7 +15,9 @@ eight synthetic genres and of solos on :data:`training.genres.TRAINING_INSTRUMEN
 jazz or lone acoustic instruments).
 Measured on the tune split (issue 22), students trained with them made whole-chain dreams that the held-out
 judges heard no more often (hits summed over the four tags: 143 % both ways), so the shipped students are trained
-without them.
+without them.  Two more levers, measured and not shipped (BENCHMARKS.md, "Two more levers for the students"):
+``cache --mixes N`` mixes each isolated guitar into N other train recordings (the teachers label guitar heard
+within other music), ``train --adversary-db`` widens the robust student's adversary.
 
 * ``robust``: dreams in ensembles with the taggers (same STFT, so one dream step serves all).  Trained
   adversarially in the log-magnitude domain (each batch also through the worst change within +-ADV_DB dB,
@@ -67,6 +69,9 @@ BATCH = 32
 LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-3
 GAIN_JITTER_DB = 6.0           # random level change per example (the teachers' tags barely move with level)
+RENDER_KINDS = ("genre", "solo")  # the kinds of cache sources that are FluidSynth renders
+MIX_DB = (-12.0, 0.0)          # --mixes: a guitar stem's level against the music it is mixed into (RMS), dB
+MIX_WINDOWS = 40               # --mixes: windows of one (stem, recording) mix
 ADV_DB = 3.0                   # robust training: L-inf radius of the adversarial change, dB
 # (STFT, frontend, architecture, pools over (freq, time) per block: the 260-frame window reaches the head whole)
 STUDENT = (TEACHER_STFT, {"frontend": "mel_in_the_loop", "n_mels": 64, "fmin": 30.0, "fmax": 8000.0}, "compact",
@@ -104,23 +109,55 @@ def main() -> None:
 @click.argument("cache", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--renders", is_flag=True, help="Also FluidSynth renders of the genres and of solo instruments "
               "(the shipped students are trained without).")
-def cache(cache: Path, renders: bool) -> None:
+@click.option("--mixes", default=0, show_default=True, help="Also each isolated guitar of the train split mixed "
+              "into this many other train recordings (the shipped students are trained without).")
+def cache(cache: Path, renders: bool, mixes: int) -> None:
     """Render the clips, cut them and the train split into windows, store them with both teachers' logits in
     CACHE/teachers.safetensors and the sources (with their licences) in CACHE/sources.json."""
     torch.manual_seed(SEED)
     started = time.time()
     sources = train_recordings()
+    sources += guitar_mixes(sources, mixes, np.random.default_rng(SEED))
     if renders:
         sources += render_clips(cache / "renders", SAMPLE_RATE, RENDER_SEED, RENDER_SECONDS, GENRE_CLIPS,
                                 SOLO_CLIPS)
 
     def cut(clip: dict, limit: int) -> tuple[np.ndarray, np.ndarray]:
         audio = read_mono(Path(clip["path"]), SAMPLE_RATE)
+        if clip["kind"] == "mix":
+            audio = mixed(audio, read_mono(Path(clip["stem"]), SAMPLE_RATE), clip)
         count = min(limit, len(audio) // WINDOW_SAMPLES)
         windows = audio[:count * WINDOW_SAMPLES].reshape(count, WINDOW_SAMPLES)
         return windows, windows  # the students hear the teachers' own windows
 
     cache_teachers(cache, sources, cut, started)
+
+
+def guitar_mixes(sources: list[dict], count: int, rng: np.random.Generator) -> list[dict]:
+    """Cache sources that mix each isolated guitar of ``sources`` (Muldjord's ``guitar.ogg``, held-out songs left
+    out) into ``count`` random other recordings of them (not Muldjord's), at a random level within MIX_DB and
+    from a random point of the stem: the teachers label guitar heard within other music."""
+    stems = [s for s in sources if s["name"].endswith("guitar") and not s["held_out"]]
+    music = [s for s in sources if s["package"] not in {t["package"] for t in stems}]
+    mixes = []
+    for stem in stems:
+        for index in rng.choice(len(music), count, replace=False):
+            other = music[index]
+            mixes.append({"name": f"{other['name']} + {stem['name']}", "path": other["path"], "stem": stem["path"],
+                          "kind": "mix", "package": other["package"], "licence": f"{other['licence']}; "
+                          f"{stem['licence']}", "held_out": False, "level_db": round(float(rng.uniform(*MIX_DB)), 1),
+                          "stem_start": round(float(rng.uniform()), 3)})
+    return mixes
+
+
+def mixed(music: np.ndarray, stem: np.ndarray, mix: dict) -> np.ndarray:
+    """(samples,) ``music`` with the guitar ``stem`` (its part from ``mix["stem_start"]`` of its length on, looped)
+    added at ``mix["level_db"]`` of the music's RMS; as long as MIX_WINDOWS windows at most."""
+    length = min(len(music), MIX_WINDOWS * WINDOW_SAMPLES)
+    start = int(mix["stem_start"] * len(stem))
+    part = np.resize(np.roll(stem, -start), length)
+    ratio = np.sqrt(np.mean(music[:length] ** 2) / max(np.mean(part ** 2), 1e-12))
+    return music[:length] + part * ratio * 10 ** (mix["level_db"] / 20)
 
 
 def train_recordings(packages: Collection[str] | None = DISTILL_PACKAGES) -> list[dict]:
@@ -157,7 +194,7 @@ def cache_teachers(cache: Path, sources: list[dict], cut, started: float) -> Non
     windows, logits, source = [], [], []
     with click.progressbar(list(enumerate(sources)), label="teachers' tags") as bar:
         for index, clip in bar:
-            limit = 4 if clip["kind"] != "real" else \
+            limit = 4 if clip["kind"] in RENDER_KINDS else \
                 package_of(Path(clip["path"])).max_windows or MAX_WINDOWS_PER_RECORDING
             mine, theirs = cut(clip, limit)
             if len(mine) == 0:
@@ -187,7 +224,8 @@ def student(kind: str, tags: list[str]) -> DreamNet:
     return DreamNet(meta)
 
 
-def adversarial(model: DreamNet, logmag: torch.Tensor, target: torch.Tensor, radius_db: float) -> torch.Tensor:
+def adversarial(model: DreamNet, logmag: torch.Tensor, target: torch.Tensor,
+                radius_db: float = ADV_DB) -> torch.Tensor:
     """``logmag`` plus the change within +-radius_db that most raises the loss: one signed-gradient step of 1.25
     radii from a uniform random start, clipped to the radius (Wong et al. 2020)."""
     radius = radius_db / 20 * float(np.log(10))
@@ -233,7 +271,8 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None, adversary_db
     if kind == "judge":  # the judge hears real recordings only, whatever the dreamers learn from
         sources = [s for s in sources if s["kind"] == "real"]
         data = {k: v[data["source"] < len(sources)] for k, v in data.items()}
-    rendered = any(s["kind"] != "real" for s in sources)
+    rendered = any(s["kind"] in RENDER_KINDS for s in sources)
+    mixes = any(s["kind"] == "mix" for s in sources)
     held_out = held_out_windows(data["source"], sources)
     train_idx, test_idx = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     targets = torch.sigmoid(data["logits"])
@@ -264,8 +303,10 @@ def train(cache: Path, kind: str, output: Path, epochs: int | None, adversary_db
     model.meta["training"] = {
         "teachers": list(TEACHERS),
         "data": "train split of training/real_recordings.py" + (
-            " and FluidSynth renders (training/genres.py)" if rendered else ""),
-        "recordings": [{k: v for k, v in s.items() if k != "path" or s["kind"] == "real"} for s in sources],
+            " and FluidSynth renders (training/genres.py)" if rendered else "") + (
+            ", its isolated guitars also mixed into its other recordings" if mixes else ""),
+        "recordings": [{k: v for k, v in s.items() if k != "path" or s["kind"] not in RENDER_KINDS}
+                       for s in sources],
         "windows": len(train_idx), "held_out_windows": len(test_idx), "held_out_every": HOLDOUT_EVERY,
         "seed": SEED, "epochs": epochs, "batch": BATCH, "gain_jitter_db": GAIN_JITTER_DB,
         "adversarial": {"radius_db": adversary_db, "method": "FGSM, random start"} if kind == "robust" else None,
