@@ -4,6 +4,7 @@ never heard, and ``dreamfx live`` starts on a real-music preset."""
 
 from __future__ import annotations
 
+import numpy as np
 from click.testing import CliRunner
 
 from dreamfx.cli import cli
@@ -74,3 +75,29 @@ def test_the_students_hear_metal_in_a_song_they_never_heard(measured):
             assert scores[teacher]["teacher_top_in_top5"] >= 0.8, (model, teacher, scores[teacher])
         metal = scores["msd-vgg"]["tags"]["msd:metal"]
         assert metal["student_mean"] >= 0.5 * metal["teacher_mean"], (model, metal)
+
+
+def test_guitar_mixes_put_each_training_stem_into_other_music_at_its_level():
+    """``cache --mixes`` (a measured lever, not shipped): each isolated guitar of the train split, held-out songs
+    left out, goes into other packages' recordings, and the stem sits at the drawn level of the music's RMS."""
+    from training.distill import MIX_WINDOWS, WINDOW_SAMPLES, guitar_mixes, mixed
+
+    def source(name, package, held_out=False):
+        return {"name": name, "path": f"/{package}/{name}.ogg", "kind": "real", "package": package,
+                "licence": package, "held_out": held_out}
+    sources = [source("a/guitar", "muldjord"), source("a/song", "muldjord"), source("b/guitar", "muldjord", True),
+               *(source(f"track{i}", "game") for i in range(5))]
+    mixes = guitar_mixes(sources, 3, np.random.default_rng(0))
+    assert [m["stem"] for m in mixes] == ["/muldjord/a/guitar.ogg"] * 3
+    assert len({m["path"] for m in mixes}) == 3 and all(m["package"] == "game" for m in mixes)
+
+    rng = np.random.default_rng(1)
+    music = rng.standard_normal(50 * WINDOW_SAMPLES).astype(np.float32) * 0.1
+    stem = np.sin(np.arange(3 * WINDOW_SAMPLES) * 0.05).astype(np.float32)
+    out = mixed(music, stem, {"level_db": -6.0, "stem_start": 0.5})
+    assert len(out) == MIX_WINDOWS * WINDOW_SAMPLES
+    added = out - music[:len(out)]
+    level_db = 10 * np.log10(np.mean(added ** 2) / np.mean(music[:len(out)] ** 2))
+    assert abs(level_db + 6.0) < 0.01, level_db
+    from_the_middle = np.resize(np.roll(stem, -len(stem) // 2), len(out))  # the stem from its middle on, looped
+    assert np.corrcoef(added, from_the_middle)[0, 1] > 0.9999
