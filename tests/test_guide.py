@@ -131,7 +131,8 @@ def test_guide_errors_are_one_line_and_name_what_to_do(tmp_path):
     assert DreamEffect("tags-plain", guide=features).guide == features.name  # the same network: taken as they are
     with pytest.raises(DreamfxError, match="were summarised by another network: set the guide's file instead"):
         DreamEffect("tags-robust", guide=features)  # the same layers and tags, other weights
-    with pytest.raises(DreamfxError, match="summarised by one network, and every network of the ensemble must listen: set the guide's file"):
+    with pytest.raises(DreamfxError, match="summarised by one network, and every network of the ensemble must "
+                                           "listen: set the guide's file"):
         DreamEffect("tags-plain", guide=features, ensemble={"tags-robust": 0.5})
     result = CliRunner().invoke(cli, ["process", str(short), str(tmp_path / "out.wav"), "--preset", "guide"])
     assert isinstance(result.exception, DreamfxError) and "give one with --guide FILE" in str(result.exception)

@@ -403,8 +403,9 @@ class DreamEffect:
         if not path.is_file():
             raise DreamfxError(f"guide: {path} not found: give a recording (wav, flac, ogg, mp3) to dream toward")
         audio, sample_rate = read_audio(path, GUIDE_SECONDS)
-        listen = lambda net: guide_features(net, audio, sample_rate, self.chunk_frames + self.context_frames,  # noqa
-                                            str(path.resolve()), self.backend.device)
+        def listen(net: DreamNet) -> GuideFeatures:
+            return guide_features(net, audio, sample_rate, self.chunk_frames + self.context_frames,
+                                  str(path.resolve()), self.backend.device)
         return listen(network), tuple((name, listen(net)) for name, net, _ in self.backend.members)
 
     @property
