@@ -25,12 +25,15 @@ Values are log-likelihoods or negative distances, so their gains are differences
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dreamfx.audio_io import read_audio
 from dreamfx.dsp.spectral import analyze_signal, log_magnitude
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import DreamNet, class_probabilities
@@ -40,6 +43,7 @@ GUIDE_TAGS_GRAPH = "guide-tags"  # the exported dream step of the "tags" match: 
 MAX_WINDOWS = 64   # windows of a guide the statistics are taken over (evenly spread over the recording)
 MAX_SAMPLES = 512  # activation vectors kept per layer for the "dot" match
 MIN_GUIDE_SECONDS = 1.0
+GUIDE_SECONDS = 600.0  # the most of a guide recording that is read
 SILENCE = 1e-5     # a guide whose peak is below this (-100 dBFS) holds nothing to dream toward
 
 
@@ -142,3 +146,14 @@ def guide_features(model: DreamNet, audio: np.ndarray, sample_rate: int, window_
     if not all(torch.isfinite(t).all() for t in [*energy.values(), *gram.values(), profile]):
         raise DreamfxError(f"guide {name}: its features are not finite (is the file damaged?)")
     return GuideFeatures(name, model_digest(model), energy, gram, samples, profile)
+
+
+def summarise_guide_file(path: str | Path, networks: Sequence[DreamNet], window_frames: int,
+                         device: torch.device | None = None) -> list[GuideFeatures]:
+    """The statistics of the recording at ``path`` (its first GUIDE_SECONDS, at its own rate) under each of
+    ``networks``, over windows of ``window_frames`` STFT frames."""
+    path = Path(path)
+    if not path.is_file():
+        raise DreamfxError(f"guide: {path} not found: give a recording (wav, flac, ogg, mp3) to dream toward")
+    audio, sample_rate = read_audio(path, GUIDE_SECONDS)
+    return [guide_features(net, audio, sample_rate, window_frames, str(path.resolve()), device) for net in networks]

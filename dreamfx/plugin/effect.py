@@ -18,9 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from dreamfx.audio_io import check_finite, read_audio, to_channels_first
+from dreamfx.audio_io import check_finite, to_channels_first
 from dreamfx.dream.ascent import MAX_SMOOTH_BINS, MAX_SMOOTH_FRAMES, Objective, Transforms
-from dreamfx.dream.guide import MATCHES, GuideFeatures, guide_features, model_digest
+from dreamfx.dream.guide import MATCHES, GuideFeatures, model_digest, summarise_guide_file
 from dreamfx.engine.backends import open_backend
 from dreamfx.engine.streaming import DreamEngine, DreamSettings, stream_latency
 from dreamfx.errors import DreamfxError
@@ -64,7 +64,6 @@ class _Flag(_Range):
 
 
 RECONSTRUCTIONS = ("input-phase", "phase-refine")
-GUIDE_SECONDS = 600.0  # the most of a guide recording that is read
 MAX_WINDOW_PART = 512  # largest chunk_frames / context_frames (a tagger's 3.1 s window has 260 context frames)
 
 
@@ -367,8 +366,8 @@ class DreamEffect:
     @property
     def guide(self) -> str | None:
         """The path of the recording the dream moves toward (:mod:`dreamfx.dream.guide`), or None.  Set a file
-        path (its first :data:`GUIDE_SECONDS` are summarised by the model once) or GuideFeatures; None goes
-        back to the layer."""
+        path (its first :data:`~dreamfx.dream.guide.GUIDE_SECONDS` are summarised by the model once) or
+        GuideFeatures; None goes back to the layer."""
         o = self.settings.objective
         return o.guide.name if o.kind == "guide" else None
 
@@ -382,11 +381,13 @@ class DreamEffect:
         if not isinstance(value, (str, Path, GuideFeatures)) or value == "":
             raise DreamfxError(f"guide must be a recording's path (or None), got {value!r}: e.g. effect.guide = "
                                "'that-sound.flac'")
-        if isinstance(value, GuideFeatures) and (self.ensemble or self.backend.network is None or
+        if isinstance(value, GuideFeatures) and self.ensemble:
+            raise DreamfxError(f"guide: the features of {value.name} were summarised by one network, and every "
+                               "network of the ensemble must listen: set the guide's file instead")
+        if isinstance(value, GuideFeatures) and (self.backend.network is None or
                                                  value.model_digest != model_digest(self.backend.network)):
-            by = "one network, and every network of the ensemble must listen" if self.ensemble else "another network"
-            raise DreamfxError(f"guide: the features of {value.name} were summarised by {by}: set the guide's file "
-                               "instead (the networks listen to it)")
+            raise DreamfxError(f"guide: the features of {value.name} were summarised by another network: set the "
+                               "guide's file instead (this effect's network listens to it)")
         value, members = (value, ()) if isinstance(value, GuideFeatures) else self.summarise_guide(value)
         self._set_objective(replace(o, kind="guide", target=None, blend=(), guide=value, member_guides=members),
                             "guide")
@@ -394,19 +395,15 @@ class DreamEffect:
     def summarise_guide(self, path: str | Path) -> tuple[GuideFeatures, tuple[tuple[str, GuideFeatures], ...]]:
         """The statistics of the recording at ``path`` under this effect's network, and under each ensemble
         member ``((name, features), ...)`` (for :attr:`guide`)."""
-        path = Path(path)
         network = self.backend.network
         if network is None:
             raise DreamfxError("guide: the network must listen to the guide, which an exported dream step or a "
                                "mel-image model cannot: build the effect from a safetensors model that dreams STFT "
                                "bins (e.g. tags-live; its step is exported on demand)")
-        if not path.is_file():
-            raise DreamfxError(f"guide: {path} not found: give a recording (wav, flac, ogg, mp3) to dream toward")
-        audio, sample_rate = read_audio(path, GUIDE_SECONDS)
-        def listen(net: DreamNet) -> GuideFeatures:
-            return guide_features(net, audio, sample_rate, self.chunk_frames + self.context_frames,
-                                  str(path.resolve()), self.backend.device)
-        return listen(network), tuple((name, listen(net)) for name, net, _ in self.backend.members)
+        names = [name for name, _, _ in self.backend.members]
+        features = summarise_guide_file(path, [network, *(net for _, net, _ in self.backend.members)],
+                                        self.chunk_frames + self.context_frames, self.backend.device)
+        return features[0], tuple(zip(names, features[1:]))
 
     @property
     def match(self) -> str:
