@@ -20,7 +20,7 @@ networks that did not dream:
   input noise on the first 3 s (toward the first guide only: two more renders); RTF of the render with its
   re-analysis (offline, one thread per worker).
 
-    python benchmarks/guide.py [--split test] [--inputs 4] [--seconds 8] [--matches energy,gram,dot,tags]
+    python benchmarks/guide.py [--split test] [--inputs N] [--seconds 8] [--matches energy,gram,dot,tags]
                                [--preset guide] [--models tags-live] [--settings "iterations=16,step=0.3;along=True"]
 """
 
@@ -78,8 +78,9 @@ def guide_name(path: Path) -> str:
 
 
 def input_files(split: str, count: int, guides: list[Path]) -> list[Path]:
-    """``count`` recordings of ``split`` that are not guides, spread over the split."""
-    return spread([p for p in recordings(split) if p not in guides], count)
+    """``count`` recordings of ``split`` that are not guides, spread over the split (0: all of them)."""
+    files = [p for p in recordings(split) if p not in guides]
+    return spread(files, count) if count else files
 
 
 def profiles(audio: np.ndarray, dreamer: str) -> dict[str, np.ndarray]:
@@ -207,7 +208,8 @@ def parse_settings(text: str) -> list[tuple[str, dict]]:
 @click.command()
 @click.option("--split", type=click.Choice(["test", "tune"]), default="test", show_default=True,
               help="test: the verdict (never tuned on); tune: for choosing settings")
-@click.option("--inputs", "count", default=4, show_default=True, help="recordings of the split dreamt")
+@click.option("--inputs", "count", default=0, help="recordings of the split dreamt (default: every one that is "
+              "not a guide, 18 of the test split)")
 @click.option("--seconds", default=8.0, show_default=True, help="length of each input excerpt")
 @click.option("--matches", default=",".join(MATCHES), show_default=True)
 @click.option("--models", default="", help="dreaming networks, comma-separated (default: the preset's)")
@@ -220,6 +222,7 @@ def main(split: str, count: int, seconds: float, matches: str, models: str, pres
          jobs: int, save: Path | None) -> None:
     guides = guide_files(split)
     inputs = input_files(split, count, guides)
+    count = len(inputs)
     print(f"# guide: {machine()}; {count} inputs of {seconds:g} s from the {split} split, {len(guides)} guides of "
           f"{GUIDE_SECONDS:g} s; preset {preset}")
     print("inputs: " + ", ".join(f"{package_of(p).name}/{p.name}" for p in inputs))

@@ -18,7 +18,7 @@ lever's settings, and measured:
 Then the four presets as shipped, whole chains, on the same recordings; with ``--chains``, also each preset's chain
 with stages after the dream removed (:data:`CHAINS`): what in a chain takes away what the dream gives.
 
-    python benchmarks/transfer.py [--split test] [--recordings 10] [--seconds 8] [--jobs 2] [--chains all]
+    python benchmarks/transfer.py [--split test] [--recordings N] [--seconds 8] [--jobs 2] [--chains all]
                                   [--variants benchmarks/reports/issue31-variants.json]
 """
 
@@ -218,7 +218,8 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.command()
 @click.option("--split", type=click.Choice(["test", "tune"]), default="test", show_default=True,
               help="test: the verdict (never tuned on); tune: for choosing settings")
-@click.option("--recordings", "count", default=10, show_default=True)
+@click.option("--recordings", "count", default=0, help="excerpts, spread over the split (default: every recording "
+              "of it, 20 of the test split)")
 @click.option("--seconds", default=8.0, show_default=True)
 @click.option("--jobs", default=2, show_default=True)
 @click.option("--levers", default=";".join(LEVERS), show_default=False, help="lever names separated by semicolons")
@@ -240,6 +241,7 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
             merged.update({(r["lever"], r["tag"], r["recording"]): r for r in json.loads(path.read_text())})
         rows = list(merged.values())
     else:
+        count = count or len(recordings(split))
         print(f"# transfer: {machine()}; {count} excerpts of {seconds:g} s from the {split} split")
         chosen = [lever for lever in levers.split(";") if lever]
         tags = [tag for tag in TAGS if tag in tags_chosen.split(",")]

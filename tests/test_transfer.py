@@ -3,7 +3,7 @@ judged by a network that never dreams (judge-deep, trained for judging only: tra
 
 Real clip: an excerpt of one of Debian's asc-music recordings (installed by .ci/run; the test split of
 training/real_recordings.py: no network was trained on them and no preset was tuned on them).
-benchmarks/transfer.py measures the same on ten recordings, lever by lever.
+benchmarks/transfer.py measures the same on the test split's twenty recordings, lever by lever.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ TAGGER_PRESETS = {"msd-jazz": "msd:jazz", "msd-metal": "msd:metal", "mtt-piano":
 @pytest.fixture(scope="module")
 def clips() -> dict[str, np.ndarray]:
     """name -> (2, SECONDS) float32 at 44.1 kHz: an excerpt of the first asc-music recording (frontiers), a
-    minute in (benchmarks/transfer.py judges ten recordings)."""
+    minute in (benchmarks/transfer.py judges all twenty)."""
     paths = [p for p in recordings("test") if "asc" in str(p)][:1]  # one of three: the suite's time
     if not paths:
         require_system("/usr/share/games/asc/music", "asc-music")
@@ -130,7 +130,7 @@ def test_ensembles_and_transforms_refuse_what_they_cannot_do(tmp_path):
 def test_tagger_preset_is_heard_by_networks_that_never_dream(preset, clips, judges, measured):
     """The whole preset chain on a real clip: some network that did not dream (judge-deep, trained for judging
     only; the shipped taggers; the genre model; the student that did not dream) hears the preset's tag rise
-    >= 1.5x and by >= 0.05 (benchmarks/transfer.py: how often, on ten recordings); the dream's retention
+    >= 1.5x and by >= 0.05 (benchmarks/transfer.py: how often, on twenty recordings); the dream's retention
     through resynthesis >= 0.9."""
     tag = TAGGER_PRESETS[preset]
     chain = Chain.from_preset(preset)
