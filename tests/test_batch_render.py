@@ -72,6 +72,24 @@ def assert_same_files(a, b, measured, label):
     assert worst == 0.0
 
 
+def test_a_render_here_gives_the_caller_its_thread_count_back(folder, tmp_path):
+    """A file rendered in this process computes on the ``threads`` asked for, and the caller's torch thread count
+    is as it was afterwards (a render once left its caller on 1 thread for good: a Python user's later work, and
+    the rest of this suite, ran on one core)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    during = set()
+    try:
+        summary = render_files(jobs_of(folder, tmp_path)[:1], RECIPE, threads=1,
+                               progress=lambda samples: during.add(torch.get_num_threads()))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert not summary.failed, summary.line()
+    assert during == {1} and after == 3
+
+
 def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measured):
     """The command as a user runs it (its worker forked as it starts)."""
     out = tmp_path / "out"

@@ -44,7 +44,7 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     MIDI program change n switches to the preset's midi.programs[n] (default: the shipped presets in
     `dreamfx presets list` order), crossfaded over one chunk.
     """
-    import torch
+    from dreamfx.engine.backends import torch_threads
     from dreamfx.live.processor import LiveProcessor, headroom_frames
     from dreamfx.live.stream import find_audio_device, run_live, soak_summary
     from dreamfx.plugin.midi import MidiControl
@@ -74,39 +74,39 @@ def live(preset, model, chain_spec, input_device, output_device, samplerate, blo
     devices = find_audio_device(input_device, "input"), find_audio_device(output_device, "output")
     midi_in = open_midi_input(midi_port, midi_virtual) if midi else None
     try:
-        torch.set_num_threads(threads)  # before the chains are built: onnxruntime sessions take this count too
-        chain = build_chain(source, model, chain_spec, **overrides)
+        with torch_threads(threads):  # before the chains are built: onnxruntime sessions take this count too
+            chain = build_chain(source, model, chain_spec, **overrides)
 
-        def chain_factory(name: str):
-            switched = load_preset(name)
-            guide = overrides["guide"] if switched.needs_guide else None  # --guide serves the presets that need one
-            return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"],
-                               guide=guide), switched.midi
+            def chain_factory(name: str):
+                switched = load_preset(name)
+                guide = overrides["guide"] if switched.needs_guide else None  # --guide serves the presets that need one
+                return build_chain(switched, model, None, backend=overrides["backend"], device=overrides["device"],
+                                   guide=guide), switched.midi
 
-        control = MidiControl(chain.dream_effects[0], source.midi_map(), chain=chain) if midi else None
-        programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # by program change
-        processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control,
-                                  chain_factory=chain_factory, programs=programs, preset_name=source.name,
-                                  headroom=headroom_frames(source, samplerate, headroom))
-        if processor.unswitchable:
-            click.echo("not switchable by program change: " + "; ".join(
-                f"{name} ({why})" for name, why in processor.unswitchable.items()), err=True)
-        if control is not None:
-            control.recording = record is not None
-            control.source = midi_in.get_message
-            if learn is not None:
-                control.learn(learn)
-                click.echo(f"MIDI learn: move the controller for {learn}", err=True)
-            click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
-        interactive = sys.stderr.isatty()
-        report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
-            (lambda line: click.echo(line, err=True))
-        try:
-            stats = run_live(processor, input_device=devices[0], output_device=devices[1], blocksize=blocksize,
-                             duration=soak if soak is not None else duration, report=report,
-                             report_every=10.0 if soak is not None else 0.5)
-        except KeyboardInterrupt:
-            stats = processor.stats
+            control = MidiControl(chain.dream_effects[0], source.midi_map(), chain=chain) if midi else None
+            programs = (source.midi_map().programs or tuple(preset_names())) if midi else ()  # by program change
+            processor = LiveProcessor(chain, samplerate, channels, blocksize, control=control,
+                                      chain_factory=chain_factory, programs=programs, preset_name=source.name,
+                                      headroom=headroom_frames(source, samplerate, headroom))
+            if processor.unswitchable:
+                click.echo("not switchable by program change: " + "; ".join(
+                    f"{name} ({why})" for name, why in processor.unswitchable.items()), err=True)
+            if control is not None:
+                control.recording = record is not None
+                control.source = midi_in.get_message
+                if learn is not None:
+                    control.learn(learn)
+                    click.echo(f"MIDI learn: move the controller for {learn}", err=True)
+                click.echo(f"MIDI input: {midi_virtual or midi_port}", err=True)
+            interactive = sys.stderr.isatty()
+            report = (lambda line: click.echo("\r" + line, nl=False, err=True)) if interactive else \
+                (lambda line: click.echo(line, err=True))
+            try:
+                stats = run_live(processor, input_device=devices[0], output_device=devices[1], blocksize=blocksize,
+                                 duration=soak if soak is not None else duration, report=report,
+                                 report_every=10.0 if soak is not None else 0.5)
+            except KeyboardInterrupt:
+                stats = processor.stats
     finally:
         if midi_in is not None:
             close_midi_port(midi_in)

@@ -14,6 +14,7 @@ one-line :class:`~dreamfx.errors.DreamfxError` naming what it was built for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import zipfile
@@ -42,6 +43,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Compute with ``count`` torch threads inside the block (onnxruntime sessions made there take the count
+    too), and with the caller's count again after it: a render never changes its caller's process."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def check_torch_device(device) -> str:

@@ -97,27 +97,25 @@ def render_one(recipe: ChainRecipe, source: Path, destination: Path, threads: in
     """Render one file (in a worker, or here) with ``threads`` torch threads, through ``chain`` when given (the
     recipe's, already built) or the recipe's chain built here.  A DreamfxError (bad input, bad preset) becomes
     the result's error line; anything else propagates (Dask then retries the task elsewhere)."""
-    import torch
     from threadpoolctl import threadpool_limits
+    from dreamfx.engine.backends import torch_threads
     from dreamfx.render.file import render_file
     from dreamfx.plugin.midi import Automation, MidiControl
-    torch.set_num_threads(threads)
     started = time.perf_counter()
     result = FileResult(Path(source), Path(destination), worker=_worker_name())
+    # numpy's BLAS takes the same count: its own pool (a thread per core) beside every process's torch threads
+    # made the processes of --jobs 2 compete for the cores
     try:
-        if recipe.automation:  # the automation moves the chain's parameters: a fresh chain for every file
-            chain = recipe.build()
-        elif chain is None:
-            chain = _cached_chain(recipe)
-        attach = None if recipe.automation is None else lambda sr, channels: Automation(recipe.automation).attach(
-            MidiControl(chain.dream_effects[0], recipe.midi_map(), chain=chain), sr, channels)
-        result.destination.parent.mkdir(parents=True, exist_ok=True)
-        # numpy's BLAS takes the same count: its own pool (a thread per core) beside every process's torch
-        # threads made the processes of --jobs 2 compete for the cores
-        with threadpool_limits(threads):
-            result.sample_rate, result.frames = render_file(chain, source, destination,
-                                                            buffer_size=recipe.buffer_size, before=attach,
-                                                            progress=progress)
+        with torch_threads(threads), threadpool_limits(threads):
+            if recipe.automation:  # the automation moves the chain's parameters: a fresh chain for every file
+                chain = recipe.build()
+            elif chain is None:
+                chain = _cached_chain(recipe)
+            attach = None if recipe.automation is None else lambda sr, channels: Automation(recipe.automation).attach(
+                MidiControl(chain.dream_effects[0], recipe.midi_map(), chain=chain), sr, channels)
+            result.destination.parent.mkdir(parents=True, exist_ok=True)
+            result.sample_rate, result.frames = render_file(chain, source, destination, buffer_size=recipe.buffer_size,
+                                                            before=attach, progress=progress)
     except DreamfxError as exc:
         result.error = str(exc)
     result.seconds = time.perf_counter() - started
