@@ -77,15 +77,12 @@ def test_a_render_here_gives_the_caller_its_thread_count_back(folder, tmp_path):
     is as it was afterwards (a render once left its caller on 1 thread for good: a Python user's later work, and
     the rest of this suite, ran on one core)."""
     import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)
+    from dreamfx.engine.backends import torch_threads
     during = set()
-    try:
+    with torch_threads(3):  # the caller's count, and this suite's again afterwards
         summary = render_files(jobs_of(folder, tmp_path)[:1], RECIPE, threads=1,
                                progress=lambda samples: during.add(torch.get_num_threads()))
         after = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
     assert not summary.failed, summary.line()
     assert during == {1} and after == 3
 
