@@ -275,6 +275,18 @@ def test_a_controller_sweeps_a_pedalboard_plugins_control_over_its_range(tmp_pat
     with pytest.raises(DreamfxError, match=r"chain\[2\]: LowpassFilter cutoff_frequency_hz = 10000 is above half"):
         render_file(chain, tmp_path / "low.wav", tmp_path / "out.wav")
     assert not (tmp_path / "out.wav").exists()
+    chain[2].cutoff_frequency_hz = 5000.0
+    chain(excerpt(1.0, 16000), 16000)
+    chain[2].cutoff_frequency_hz = 10000.0  # set from Python mid-stream: checked on every call, not only at a reset
+    with pytest.raises(DreamfxError, match=r"chain\[2\]: LowpassFilter cutoff_frequency_hz = 10000 is above half"):
+        chain(excerpt(0.5, 16000), 16000, reset=False)
+    control.sample_rate = 16000  # the stream's rate known (live, a MIDI file's render): the knob stops below 8 kHz
+    control.apply([0xB0, 21, 127])
+    top = chain[2].cutoff_frequency_hz
+    highest = max(f for f in (20 * 500 ** (v / 127) for v in range(128)) if f <= 8000)  # of the knob's 128 values
+    assert top == pytest.approx(highest, rel=1e-6)
+    swept = chain(excerpt(1.0, 16000), 16000)
+    assert np.isfinite(swept).all() and np.std(swept) > 0.01
     (tmp_path / "knobs.toml").write_text(KNOBS.replace("chain[1].wet_level", "chain[1].freeze_mode"))
     with pytest.raises(DreamfxError, match=r"midi.cc.20 = 'chain\[1\].freeze_mode': Reverb has no control "
                                            r"'freeze_mode' a controller can sweep: use one of room_size, damping"):

@@ -134,7 +134,7 @@ class LiveProcessor:
         self.load_target, self.realtime = load_target, realtime
         self.control, self.programs = control, programs
         if control is not None:
-            control.on_program = self.program_change
+            control.on_program, control.sample_rate = self.program_change, sample_rate
         self.preset_name = preset_name
         self.notice = ""  # the latest switch or MIDI-learn event, for the status line
         chain.check_rate(sample_rate)

@@ -176,10 +176,10 @@ class Chain(list):
         """
         audio, restore = to_channels_first(input_array, None if reset else self._stream_channels)
         check_finite(audio, "input audio")
+        self.check_rate(sample_rate)  # every call: a control set from Python mid-stream is checked too
         object.__setattr__(self, "_stream_channels", audio.shape[0])
         latency = self.latency_samples(sample_rate) if reset else 0
         if reset:
-            self.check_rate(sample_rate)
             self.reset()
             audio = np.pad(audio, ((0, 0), (0, latency)))
         stages = functools.partial(self._stages, sample_rate=sample_rate, buffer_size=buffer_size, progress=progress)

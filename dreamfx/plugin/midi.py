@@ -36,7 +36,9 @@ class MidiControl:
     """Applies MIDI messages (3-byte lists) to a DreamEffect, on the thread that calls :meth:`apply_pending`.
 
     ``on_program``: called with the program number of a program change (preset switching); ``chain``: the chain
-    whose stages' controls the map may name (``chain[2].drive``).
+    whose stages' controls the map may name (``chain[2].drive``).  ``sample_rate``: the stream's, once known (live,
+    a MIDI file's render); a controller then sweeps a stage's control no further than the chain can run at it
+    (a low-pass cutoff stops below half the rate, where pedalboard's filter would blow up).
     """
 
     def __init__(self, effect: DreamEffect, midi_map: MidiMap | None = None,
@@ -50,6 +52,7 @@ class MidiControl:
         self.recording = False
         self.learning: str | None = None  # the parameter the next controller moved is bound to
         self.learned: list[tuple[int, str]] = []  # (controller, parameter) bound by learning
+        self.sample_rate: float | None = None
 
     def learn(self, parameter: str) -> None:
         """Bind the next controller moved to ``parameter``: a dream parameter (MIDI_PARAMETERS) or a stage's
@@ -134,7 +137,8 @@ class MidiControl:
     def _set_parameter(self, name: str, value: int) -> None:
         if STAGE_CONTROL.fullmatch(name) is not None:
             plugin, symbol, sweep = self._stage_control(name)
-            setattr(plugin, symbol, sweep.at(value))
+            allowed = next((v for v in range(value, -1, -1) if self._runs_at_rate(plugin, symbol, sweep.at(v))), value)
+            setattr(plugin, symbol, sweep.at(allowed))
             return
         effect = self.effect
         if name == "layer":
@@ -144,6 +148,18 @@ class MidiControl:
         low, high = MIDI_PARAMETERS[name]
         scaled = low + (high - low) * value / 127
         setattr(effect, name, round(scaled) if isinstance(low, int) else scaled)
+
+    def _runs_at_rate(self, plugin, symbol: str, value: float) -> bool:
+        """Whether the chain can run at :attr:`sample_rate` (True while it is unknown) with ``plugin``'s control
+        ``symbol`` set to ``value`` (left set)."""
+        setattr(plugin, symbol, value)
+        if self.sample_rate is None:
+            return True
+        try:
+            self.chain.check_rate(self.sample_rate)
+        except DreamfxError:
+            return False
+        return True
 
     def _note_on(self, note: int, velocity: int) -> None:
         effect = self.effect
@@ -185,6 +201,7 @@ class Automation:
     def attach(self, control: MidiControl, sample_rate: int, channels: int) -> None:
         """Play the file through ``control`` on its effect's engine for this rate and channel count."""
         engine = control.effect.engine(sample_rate, channels)
+        control.sample_rate = sample_rate
         chunk, upcoming = engine.chunk_samples, collections.deque(self.events)
 
         def before_chunk(index: int) -> None:
