@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.signal
 import torch
 
 from dreamfx import DreamEffect, DreamfxError
@@ -27,6 +28,7 @@ OPTIONS = {
     "band": dict(band_hz=(300.0, 3000.0)),
     "consistency": dict(consistency=True),
     "layer blend": dict(layers={"conv1": 0.5, "conv4": 0.5}),
+    "canvas": dict(canvas_db=-30.0),  # changes a dense clip by only -23 dB: what it does is measured on sparse notes
 }
 
 
@@ -35,7 +37,7 @@ def audio():
     return excerpt(4.0, SR)
 
 
-@pytest.mark.parametrize("name", OPTIONS)
+@pytest.mark.parametrize("name", [name for name in OPTIONS if name != "canvas"])
 def test_option_changes_the_output_and_keeps_the_null_test(name, audio, measured):
     base = DreamEffect(intensity=1.0)(audio, SR)
     out = DreamEffect(intensity=1.0, **OPTIONS[name])(audio, SR)
@@ -46,7 +48,7 @@ def test_option_changes_the_output_and_keeps_the_null_test(name, audio, measured
     assert np.abs(null - audio).max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["memory", "octaves", "class blend", "consistency", "layer blend"])
+@pytest.mark.parametrize("name", ["memory", "octaves", "class blend", "consistency", "layer blend", "canvas"])
 def test_option_is_block_size_independent(name, audio):
     effect = DreamEffect(intensity=1.0, iterations=4, **OPTIONS[name])
     offline = effect(audio[:, :2 * SR], SR)
@@ -138,6 +140,8 @@ def test_layer_blend_raises_each_layer_more_than_the_other_alone(audio, measured
     ("channels", {99: 1.0}, "the blend names an unknown channel 99 of layer 'conv3': use 0..63"),
     ("octaves", 0, "octaves must be an integer in 1..4"),
     ("memory", 1.0, "memory must be a number in 0.0..0.95"),
+    ("canvas_db", 0.0, "canvas_db must be None or a number in -60.0..-10.0"),
+    ("canvas_db", "loud", "canvas_db must be None or a number in -60.0..-10.0"),
 ])
 def test_invalid_options_are_rejected(attribute, value, fragment):
     effect = DreamEffect()
@@ -145,6 +149,7 @@ def test_invalid_options_are_rejected(attribute, value, fragment):
         setattr(effect, attribute, value)
     assert fragment in str(err.value)
     assert effect.objective == "layer" and effect.octaves == 1 and effect.memory == 0.0  # nothing half-applied
+    assert effect.canvas_db is None
 
 
 def test_blend_and_single_objectives_replace_each_other():
@@ -164,3 +169,48 @@ def test_blend_and_single_objectives_replace_each_other():
     assert effect.objective == "layer" and effect.layers is None and effect.layer == "conv1"
     with pytest.raises(DreamfxError, match="a blend of layers runs on the torch backend only"):
         DreamEffect(layers={"conv2": 1.0}, backend="torchscript")
+
+
+def test_the_canvas_is_pink_noise_that_follows_the_input_level():
+    """Through the engine, with the dream's change bounded to 0 dB, the output is the input plus its canvas."""
+    audio = excerpt(4.0, SR)
+    audio[:, 2 * SR:] *= 0.01  # 40 dB quieter for the last 2 s
+    canvas = DreamEffect(canvas_db=-30.0, max_gain_db=0.0)(audio, SR) - audio
+    def level_db(a, b):
+        return 10 * np.log10(np.square(a).sum() / np.square(b).sum())
+    loud, quiet = slice(SR // 2, 2 * SR), slice(2 * SR + SR // 2, 4 * SR)  # past each change of level by 0.5 s
+    freqs, power = scipy.signal.welch(canvas[0], SR, nperseg=8192)
+    octaves = [power[(freqs >= low) & (freqs < 2 * low)].sum() for low in (100, 400, 1600, 6400)]
+    assert abs(level_db(canvas[:, loud], audio[:, loud]) + 30) < 1.5
+    assert abs(level_db(canvas[:, quiet], audio[:, quiet]) + 30) < 1.5, "the canvas follows the input down"
+    assert max(octaves) < 1.5 * min(octaves), f"about equal power per octave (pink): {octaves}"
+    assert np.abs(canvas[0] - canvas[1]).max() < 1e-6, "one canvas for all channels, like the dream's gain"
+
+
+def test_the_canvas_lets_the_dream_paint_where_a_sparse_input_leaves_gaps(measured):
+    """A few decaying sine notes leave most STFT bins empty: a dream is a gain on what sounds, so without a canvas
+    it can barely raise its class there; with one, the class rises far more in the rendered audio."""
+    t = np.arange(3 * SR) / SR
+    notes = sum(0.3 * np.sin(2 * np.pi * f * (t - 0.5 * i)) * np.exp(-4 * (t - 0.5 * i)) * (t >= 0.5 * i)
+                for i, f in enumerate((220, 277, 330, 440, 330, 277)))
+    audio = np.stack([notes, notes]).astype(np.float32)
+    rise = {}
+    for level in (None, -30.0):
+        effect = DreamEffect(intensity=1.0, iterations=10, target="metal", canvas_db=level)
+        rise[level] = class_logits(effect, effect(audio, SR))["metal"] - class_logits(effect, audio)["metal"]
+    silence = DreamEffect(target="metal", canvas_db=-30.0)(np.zeros_like(audio), SR)
+    null = DreamEffect(intensity=0.0, target="metal", canvas_db=-30.0)(audio, SR)
+    measured(f"canvas on sparse notes: metal logit rises {rise[-30.0]:+.2f} with a -30 dB canvas, "
+             f"{rise[None]:+.2f} without")
+    assert rise[-30.0] > 2 * rise[None] and rise[-30.0] > 0.3
+    assert not np.any(silence), "silence stays silent: the canvas follows the input's level"
+    assert np.abs(null - audio).max() < 1e-5, "intensity 0 passes the input, canvas and all"
+
+
+def test_a_canvas_dreamt_in_offline_batches_equals_streaming(audio):
+    """Chunks dreamt ahead in batches get the same canvas as chunk by chunk (its state runs in chunk order)."""
+    effect = DreamEffect(intensity=1.0, iterations=4, canvas_db=-30.0)
+    streamed = stream(effect, audio, SR, 512)
+    effect.offline_batch = 8
+    batched = effect(audio, SR)
+    assert effect.stats.batched_chunks > 0 and snr_db(streamed, batched) >= 60

@@ -47,6 +47,7 @@ import torch
 
 from dreamfx.engine.backends import GraphBackend, TorchBackend
 from dreamfx.dream.ascent import Objective, Transforms, dream, level_preserved
+from dreamfx.dsp.canvas import canvas_samples, frame_energy, span_frames
 from dreamfx.dsp.ringbuffer import RingBuffer
 from dreamfx.dsp.spectral import LOG_EPS, OverlapAdd, StftConfig, stft
 
@@ -71,6 +72,7 @@ class DreamSettings:
     consistency: bool = False   # project each iteration's change onto what overlap-add delivers
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
+    canvas_db: float | None = None  # faint pink noise this many dB under the input, for the dream to paint on
     offline_batch: int = 1      # offline: chunks dreamed in one batch (1: chunk by chunk, as streaming)
     objective: Objective = field(default_factory=Objective)
     transforms: Transforms = field(default_factory=Transforms)  # the gradient's random transforms (torch backend)
@@ -104,6 +106,14 @@ class PlannedChunk:
     settings: DreamSettings      # its parameters, after its before_chunk hooks ran
     spec: torch.Tensor           # (channels, n_bins, K) complex STFT of its new frames
     delta: torch.Tensor | None   # (1, n_bins, K) its dream's change of log-magnitude; None: dream at its turn
+
+
+@dataclass
+class CanvasState:
+    """What the next chunk's canvas continues from."""
+
+    energies: torch.Tensor       # (1, 1, span) the input's frame energies before it
+    tail: np.ndarray             # (pad,) the canvas's last samples, which its first frames overlap
 
 
 def stream_latency(stft: StftConfig, chunk_frames: int) -> int:
@@ -144,6 +154,7 @@ class DreamEngine:
         self.channels, self.chunk_frames, self.context_frames = channels, chunk_frames, context_frames
         cfg = self.stft
         self.chunk_samples = chunk_frames * cfg.hop
+        self.canvas_span = span_frames(cfg.hop / cfg.sample_rate)
         self.window = cfg.window()
         self.input = np.zeros((channels, cfg.pad + self.chunk_samples), dtype=np.float32)
         self.output = RingBuffer(channels, 2 * self.chunk_samples)
@@ -187,6 +198,7 @@ class DreamEngine:
         self.ola.reset()
         empty = torch.zeros(1, self.stft.n_bins, self.context_frames)
         self.context_dry, self.context_out = empty, empty.clone()
+        self.canvas_state = self._canvas_start()
         self.planned: dict[int, PlannedChunk] = {}     # chunk index -> its dream, computed ahead
         self.ramp_from = (self.settings.intensity, self.settings.mix)
         self.previous_delta: torch.Tensor | None = None
@@ -247,7 +259,7 @@ class DreamEngine:
             return
         audio = np.concatenate([self.input[:, :cfg.pad + self.filled],
                                 block[:, :n_chunks * self.chunk_samples - self.filled]], axis=1)
-        context, ramp = self.context_dry, self.ramp_from
+        context, ramp, canvas_state = self.context_dry, self.ramp_from, self.canvas_state
         batches: dict[tuple, list] = {}  # dream parameters -> [(chunk index, window)]
         for j in range(n_chunks):
             index = self.chunk_index + j
@@ -258,9 +270,11 @@ class DreamEngine:
                 ramp = (settings.intensity, settings.mix)
             spec = stft(torch.from_numpy(audio[:, j * self.chunk_samples:(j + 1) * self.chunk_samples + cfg.pad]),
                         cfg, self.window)
-            window = torch.cat([context, spec.mean(dim=0, keepdim=True).abs()], dim=-1)
+            dreams = self._dreams(settings, ramp)
+            seen, _, canvas_state = self._canvased(spec, settings, ramp, index, canvas_state)
+            window = torch.cat([context, seen.abs()], dim=-1)
             self.planned[index] = PlannedChunk(settings, spec, None)
-            if self._dreams(settings, ramp) and not settings.consistency:
+            if dreams and not settings.consistency:
                 key = (settings.iterations, settings.step, settings.max_gain_db, settings.jitter,
                        settings.smooth_bins, settings.smooth_frames, settings.preserve_level, settings.octaves,
                        settings.objective, settings.transforms)
@@ -344,6 +358,28 @@ class DreamEngine:
             return torch.ones_like(magnitude)
         return gain
 
+    def _canvas_start(self) -> CanvasState:
+        """The canvas's state before the first chunk: silence."""
+        return CanvasState(torch.zeros(1, 1, self.canvas_span), np.zeros(self.stft.pad, dtype=np.float32))
+
+    def _canvased(self, spec: torch.Tensor, s: DreamSettings, ramp_from: tuple[float, float], index: int,
+                  state: CanvasState) -> tuple[torch.Tensor, torch.Tensor | None, CanvasState]:
+        """Chunk ``index``'s downmix (1, n_bins, K) of its spectrum ``spec`` (channels, n_bins, K) as the dream
+        sees it: with the canvas's STFT added when it has one and is dreamt (after (intensity, mix) ``ramp_from``);
+        that STFT (else None); the state after the chunk (``state``: before it).  The canvas fades in and out with
+        intensity x mix, so intensity 0 still passes the input exactly."""
+        downmix = spec.mean(dim=0, keepdim=True)
+        energies = torch.cat([state.energies, frame_energy(downmix)], dim=-1)
+        later = energies[..., -self.canvas_span:]
+        if s.canvas_db is None or not self._dreams(s, ramp_from):
+            return downmix, None, CanvasState(later, np.zeros_like(state.tail))
+        cfg, k = self.stft, self.chunk_frames
+        scale = np.linspace(ramp_from[0] * ramp_from[1], s.intensity * s.mix, k + 1)
+        new = canvas_samples(energies, scale, s.canvas_db, cfg.hop, s.seed, index, cfg.sample_rate)
+        samples = np.concatenate([state.tail, new])
+        painted = stft(torch.from_numpy(samples)[None], cfg, self.window)
+        return downmix + painted, painted, CanvasState(later, samples[-cfg.pad:])
+
     def _remember(self, delta: torch.Tensor, magnitude: torch.Tensor, s: DreamSettings) -> torch.Tensor:
         """This chunk's change (1, n_bins, K) blended with the previous chunk's mean change: ``(1 - memory) * own +
         memory * previous``, then, with ``preserve_level``, level-corrected again (``magnitude``: the new frames
@@ -394,12 +430,14 @@ class DreamEngine:
             settings, spec, delta = planned.settings, planned.spec, planned.delta
         if self.chunk_index == 0:  # nothing before it to ramp from: values set for the first chunk are where it starts
             self.ramp_from = (settings.intensity, settings.mix)
-        downmix = spec.mean(dim=0, keepdim=True)                                 # (1, n_bins, K)
-        magnitude = downmix.abs()
+        downmix, painted, self.canvas_state = self._canvased(spec, settings, self.ramp_from, self.chunk_index,
+                                                             self.canvas_state)
+        magnitude = downmix.abs()                                                # (1, n_bins, K)
         with torch.no_grad():
             gain = self._gain(downmix, settings, delta)
         dreamed = not torch.all(gain == 1)
-        out_magnitude = magnitude * gain
+        out = spec * gain if painted is None else (spec + painted) * gain
+        out_magnitude = out.mean(dim=0, keepdim=True).abs()
         if self.on_chunk is not None:
             self.on_chunk(ChunkReport(self.chunk_index, torch.cat([self.context_dry, magnitude], -1),
                                       torch.cat([self.context_out, out_magnitude], -1)))
@@ -408,7 +446,6 @@ class DreamEngine:
         self.context_out = torch.cat([self.context_out, out_magnitude], -1)[..., -c:]
         self.chunk_index += 1
         self.stats.chunks += 1
-        out = spec * gain
         if dreamed and settings.reconstruction == "phase-refine":
             out = self.ola.refine_phase(out, settings.phase_iterations)
         return self.ola.push(out).numpy()

@@ -30,10 +30,10 @@ from dreamfx.plugin.presets import CONSTRUCTION_KEYS, OBJECTIVE_KEYS, TUNABLE, P
 
 
 class _Range:
-    """A numeric attribute stored in DreamSettings, checked against [low, high]."""
+    """A numeric attribute stored in DreamSettings, checked against [low, high] (``optional``: or None)."""
 
-    def __init__(self, kind: type, low: float, high: float, doc: str):
-        self.kind, self.low, self.high, self.__doc__ = kind, low, high, doc
+    def __init__(self, kind: type, low: float, high: float, doc: str, optional: bool = False):
+        self.kind, self.low, self.high, self.__doc__, self.optional = kind, low, high, doc, optional
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -42,12 +42,15 @@ class _Range:
         return self if obj is None else getattr(obj.settings, self.name)
 
     def __set__(self, obj, value):
+        if value is None and self.optional:
+            return setattr(obj.settings, self.name, None)
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
         if self.kind is int:
             ok = ok and float(value).is_integer()
         if not ok or not self.low <= value <= self.high or value != value:
-            raise DreamfxError(f"{self.name} must be {'an integer' if self.kind is int else 'a number'} in "
-                               f"{self.low}..{self.high}, got {value!r}: e.g. effect.{self.name} = {self.low}")
+            kind = ("None or " if self.optional else "") + ("an integer" if self.kind is int else "a number")
+            raise DreamfxError(f"{self.name} must be {kind} in {self.low}..{self.high}, got {value!r}: e.g. "
+                               f"effect.{self.name} = {self.low}")
         setattr(obj.settings, self.name, self.kind(value))
 
 
@@ -113,6 +116,8 @@ class DreamEffect:
     phase_iterations = _Range(int, 1, 64, "Griffin-Lim iterations per chunk when reconstruction is 'phase-refine'.")
     memory = _Range(float, 0.0, 0.95, "Weight of the previous chunk's change in each chunk's, against 1 - memory "
                     "for its own dream (temporal smoothing); 0: every chunk's change is its own.")
+    canvas_db = _Range(float, -60.0, -10.0, "Faint pink noise this many dB under the input, which the dream sees and "
+                       "paints on where the input leaves gaps (dreamfx.dsp.canvas); None: none.", optional=True)
     preserve_level = _Flag("Keep each frame's energy, so the dream changes timbre, not loudness.")
     offline_batch = _Range(int, 1, 64, "Chunks dreamt in one batch (files): up to 2x faster; the chunks reach "
                            "the engine in pieces of that many (a FIFO: the latency grows by as many chunks), so "
@@ -132,7 +137,7 @@ class DreamEffect:
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
                  device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None,
-                 guide: str | Path | GuideFeatures | None = None, match: str = "tags"):
+                 guide: str | Path | GuideFeatures | None = None, match: str = "tags", canvas_db: float | None = None):
         self._backend = open_backend(model, backend, device, ensemble, exporter=export_step_graph)
         self._ensemble = dict(ensemble) if ensemble else None
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
@@ -146,7 +151,7 @@ class DreamEffect:
         self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
-        self.band_hz = band_hz
+        self.band_hz, self.canvas_db = band_hz, canvas_db
         self.settings.objective = self.backend.default_objective or Objective()
         self._building = True  # the objective is checked against the backend once all its parts are set
         self.octaves, self.memory = octaves, memory
@@ -449,7 +454,7 @@ class DreamEffect:
             params["channels"] = {str(k): w for k, w in params["channels"].items()}
         for name, unset in (("channel", None), ("channels", None), ("target", None), ("targets", None),
                             ("layers", None), ("band_hz", [0.0, float("inf")]), ("ensemble", None),
-                            ("transforms", None), ("guide", None)):
+                            ("transforms", None), ("guide", None), ("canvas_db", None)):
             if params[name] == unset:
                 del params[name]
         if "guide" not in params:
