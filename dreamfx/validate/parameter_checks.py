@@ -39,7 +39,10 @@ def parameter_values(effect: DreamEffect, name: str, rng: np.random.Generator) -
         if rng.random() < 0.5:
             value = int(rng.integers(low, high, endpoint=True)) if kind is int else float(rng.uniform(low, high))
             return value, True
-        outside = [low - 1 - rng.random() * 1e6, high + 1 + rng.random() * 1e6, True] + junk
+        if attribute.optional and rng.random() < 0.1:
+            return None, True
+        outside = [low - 1 - rng.random() * 1e6, high + 1 + rng.random() * 1e6, True] + \
+            [j for j in junk if j is not None or not attribute.optional]
         if kind is int:
             outside.append(float(rng.integers(low, high)) + 0.5)
         return outside[rng.integers(len(outside))], False
