@@ -39,6 +39,11 @@ def build_chain(preset: str | Path | Preset, model=None, chain_spec: str | None 
     for table in ("ensemble", "transforms"):
         if isinstance(overrides.get(table), str):
             overrides[table] = parse_blend(overrides[table], table)
+    if overrides.get("canvas_db") not in (None, "off"):
+        try:
+            overrides["canvas_db"] = float(overrides["canvas_db"])
+        except ValueError:
+            raise DreamfxError(f"--canvas {overrides['canvas_db']!r}: give a level in dB, e.g. -30, or 'off'") from None
     if chain_spec:
         stages = [s.strip() for s in chain_spec.split(",") if s.strip()]
         for s in stages:

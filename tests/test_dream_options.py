@@ -140,8 +140,8 @@ def test_layer_blend_raises_each_layer_more_than_the_other_alone(audio, measured
     ("channels", {99: 1.0}, "the blend names an unknown channel 99 of layer 'conv3': use 0..63"),
     ("octaves", 0, "octaves must be an integer in 1..4"),
     ("memory", 1.0, "memory must be a number in 0.0..0.95"),
-    ("canvas_db", 0.0, "canvas_db must be None or a number in -60.0..-10.0"),
-    ("canvas_db", "loud", "canvas_db must be None or a number in -60.0..-10.0"),
+    ("canvas_db", 0.0, "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
+    ("canvas_db", "loud", "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
 ])
 def test_invalid_options_are_rejected(attribute, value, fragment):
     effect = DreamEffect()
@@ -149,6 +149,9 @@ def test_invalid_options_are_rejected(attribute, value, fragment):
         setattr(effect, attribute, value)
     assert fragment in str(err.value)
     assert effect.objective == "layer" and effect.octaves == 1 and effect.memory == 0.0  # nothing half-applied
+    assert effect.canvas_db is None
+    effect.canvas_db = -30
+    effect.canvas_db = "off"  # as a preset or --canvas writes "no canvas"
     assert effect.canvas_db is None
 
 

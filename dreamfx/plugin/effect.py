@@ -30,7 +30,7 @@ from dreamfx.plugin.presets import CONSTRUCTION_KEYS, OBJECTIVE_KEYS, TUNABLE, P
 
 
 class _Range:
-    """A numeric attribute stored in DreamSettings, checked against [low, high] (``optional``: or None)."""
+    """A numeric attribute stored in DreamSettings, checked against [low, high] (``optional``: or None / "off")."""
 
     def __init__(self, kind: type, low: float, high: float, doc: str, optional: bool = False):
         self.kind, self.low, self.high, self.__doc__, self.optional = kind, low, high, doc, optional
@@ -42,13 +42,13 @@ class _Range:
         return self if obj is None else getattr(obj.settings, self.name)
 
     def __set__(self, obj, value):
-        if value is None and self.optional:
+        if self.optional and (value is None or value == "off" and isinstance(value, str)):
             return setattr(obj.settings, self.name, None)
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
         if self.kind is int:
             ok = ok and float(value).is_integer()
         if not ok or not self.low <= value <= self.high or value != value:
-            kind = ("None or " if self.optional else "") + ("an integer" if self.kind is int else "a number")
+            kind = ("None, 'off' or " if self.optional else "") + ("an integer" if self.kind is int else "a number")
             raise DreamfxError(f"{self.name} must be {kind} in {self.low}..{self.high}, got {value!r}: e.g. "
                                f"effect.{self.name} = {self.low}")
         setattr(obj.settings, self.name, self.kind(value))
@@ -116,8 +116,8 @@ class DreamEffect:
     phase_iterations = _Range(int, 1, 64, "Griffin-Lim iterations per chunk when reconstruction is 'phase-refine'.")
     memory = _Range(float, 0.0, 0.95, "Weight of the previous chunk's change in each chunk's, against 1 - memory "
                     "for its own dream (temporal smoothing); 0: every chunk's change is its own.")
-    canvas_db = _Range(float, -60.0, -10.0, "Faint pink noise this many dB under the input, which the dream sees and "
-                       "paints on where the input leaves gaps (dreamfx.dsp.canvas); None: none.", optional=True)
+    canvas_db = _Range(float, -60.0, -10.0, "Faint pink noise this many dB under the input, which the dream paints on "
+                       "where the input leaves gaps (dreamfx.dsp.canvas); None or 'off': none.", optional=True)
     preserve_level = _Flag("Keep each frame's energy, so the dream changes timbre, not loudness.")
     offline_batch = _Range(int, 1, 64, "Chunks dreamt in one batch (files): up to 2x faster; the chunks reach "
                            "the engine in pieces of that many (a FIFO: the latency grows by as many chunks), so "
