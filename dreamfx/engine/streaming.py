@@ -437,7 +437,7 @@ class DreamEngine:
             gain = self._gain(downmix, settings, delta)
         dreamed = not torch.all(gain == 1)
         out = spec * gain if painted is None else (spec + painted) * gain
-        out_magnitude = out.mean(dim=0, keepdim=True).abs()
+        out_magnitude = magnitude * gain
         if self.on_chunk is not None:
             self.on_chunk(ChunkReport(self.chunk_index, torch.cat([self.context_dry, magnitude], -1),
                                       torch.cat([self.context_out, out_magnitude], -1)))
