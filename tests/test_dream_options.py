@@ -142,6 +142,7 @@ def test_layer_blend_raises_each_layer_more_than_the_other_alone(audio, measured
     ("memory", 1.0, "memory must be a number in 0.0..0.95"),
     ("canvas_db", 0.0, "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
     ("canvas_db", "loud", "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
+    ("canvas_db", np.array([-30.0, -20.0]), "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
 ])
 def test_invalid_options_are_rejected(attribute, value, fragment):
     effect = DreamEffect()

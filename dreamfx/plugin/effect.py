@@ -42,7 +42,7 @@ class _Range:
         return self if obj is None else getattr(obj.settings, self.name)
 
     def __set__(self, obj, value):
-        if self.optional and (value is None or value == "off" and isinstance(value, str)):
+        if self.optional and (value is None or isinstance(value, str) and value == "off"):
             return setattr(obj.settings, self.name, None)
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
         if self.kind is int:
