@@ -91,6 +91,8 @@ BAD_INPUTS = [
      "--canvas 'loud': give a level in dB, e.g. -30, or 'off'"),
     ("canvas too loud", lambda d, c: ["process", str(c), str(d / "o.wav"), "--canvas", "-3"],
      "canvas_db must be None, 'off' or a number in -60.0..-10.0, got -3.0"),
+    ("canvas slope too steep", lambda d, c: ["process", str(c), str(d / "o.wav"), "--canvas-slope", "5"],
+     "canvas_slope must be a number in 0.0..3.0, got 5.0"),
     ("output is the input", lambda d, c: ["process", str(c), str(c), "--overwrite"], "refusing to overwrite the input"),
     ("unwritable format", lambda d, c: ["process", str(c), str(d / "o.xyz")], "cannot write .xyz"),
     ("unknown preset", lambda d, c: ["process", str(c), str(d / "o.wav"), "--preset", "nosuch"], "unknown preset"),

@@ -143,6 +143,8 @@ def test_layer_blend_raises_each_layer_more_than_the_other_alone(audio, measured
     ("canvas_db", 0.0, "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
     ("canvas_db", "loud", "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
     ("canvas_db", np.array([-30.0, -20.0]), "canvas_db must be None, 'off' or a number in -60.0..-10.0"),
+    ("canvas_slope", 4.0, "canvas_slope must be a number in 0.0..3.0"),
+    ("canvas_slope", "off", "canvas_slope must be a number in 0.0..3.0"),
 ])
 def test_invalid_options_are_rejected(attribute, value, fragment):
     effect = DreamEffect()
@@ -175,19 +177,21 @@ def test_blend_and_single_objectives_replace_each_other():
         DreamEffect(layers={"conv2": 1.0}, backend="torchscript")
 
 
-def test_the_canvas_is_pink_noise_that_follows_the_input_level():
+@pytest.mark.parametrize("slope, per_octave", [(1.0, 1.0), (2.0, 0.5)])  # pink: equal power per octave; brown: half
+def test_the_canvas_is_noise_of_its_colour_that_follows_the_input_level(slope, per_octave):
     """Through the engine, with the dream's change bounded to 0 dB, the output is the input plus its canvas."""
     audio = excerpt(4.0, SR)
     audio[:, 2 * SR:] *= 0.01  # 40 dB quieter for the last 2 s
-    canvas = DreamEffect(canvas_db=-30.0, max_gain_db=0.0)(audio, SR) - audio
+    canvas = DreamEffect(canvas_db=-30.0, canvas_slope=slope, max_gain_db=0.0)(audio, SR) - audio
     def level_db(a, b):
         return 10 * np.log10(np.square(a).sum() / np.square(b).sum())
     loud, quiet = slice(SR // 2, 2 * SR), slice(2 * SR + SR // 2, 4 * SR)  # past each change of level by 0.5 s
     freqs, power = scipy.signal.welch(canvas[0], SR, nperseg=8192)
-    octaves = [power[(freqs >= low) & (freqs < 2 * low)].sum() for low in (100, 400, 1600, 6400)]
+    octaves = np.array([power[(freqs >= 100 * 2 ** i) & (freqs < 200 * 2 ** i)].sum() for i in range(7)])
+    ratios = octaves[1:] / octaves[:-1]  # each octave's power over the one below, 100 Hz .. 12.8 kHz
     assert abs(level_db(canvas[:, loud], audio[:, loud]) + 30) < 1.5
     assert abs(level_db(canvas[:, quiet], audio[:, quiet]) + 30) < 1.5, "the canvas follows the input down"
-    assert max(octaves) < 1.5 * min(octaves), f"about equal power per octave (pink): {octaves}"
+    assert np.all(np.abs(np.log2(ratios / per_octave)) < 0.25), f"power per octave {octaves}"
     assert np.abs(canvas[0] - canvas[1]).max() < 1e-6, "one canvas for all channels, like the dream's gain"
 
 

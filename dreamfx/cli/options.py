@@ -47,8 +47,10 @@ def dream_options(f=None, *, preset: str = "default"):
         click.option("--consistency/--no-consistency", default=None, help="Project the change after every "
                      "iteration onto what overlap-add can deliver (the dream survives resynthesis)."),
         click.option("--band", "band_hz", type=float, nargs=2, help="Confine the dream to LOW HIGH Hz."),
-        click.option("--canvas", "canvas_db", help="Give the dream faint pink noise this many dB under the input to "
+        click.option("--canvas", "canvas_db", help="Give the dream faint noise this many dB under the input to "
                      "paint on (-60..-10, e.g. -30), or 'off'."),
+        click.option("--canvas-slope", "canvas_slope", type=float, help="The canvas's colour: power 1 / f ** "
+                     "SLOPE, 0 white, 1 pink, 2 brown."),
         click.option("--ensemble", help="Networks that dream with the model toward the same tag, with weights "
                      "(the model's is 1): tags-robust=1.0 (torch backend)."),
         click.option("--transforms", help="Random transforms each iteration's gradient is averaged over: "

@@ -1,9 +1,11 @@
-"""A canvas for the dream: faint pink noise under the input, following its level.
+"""A canvas for the dream: faint noise under the input, following its level.
 
 The dream is a gain on the input's spectrogram: it can re-weight what sounds, not put partials where nothing
-sounds.  A canvas gives it something to paint on in the gaps: pink noise (1/f power above 50 Hz) whose power is
-``level_db`` under the input's mean power over the last ``span`` frames (about 0.1 s, no look-ahead), so it
-follows the input's loudness, fills the gap just after a note as much as the note, and silence stays silent.
+sounds.  A canvas gives it something to paint on in the gaps: noise whose power falls as 1 / f ** ``slope`` above
+50 Hz (1: pink, -3 dB per octave; 2: brown, -6 dB per octave) and is ``level_db`` under the input's mean power over
+the last ``span`` frames (about 0.1 s, no look-ahead), so it follows the input's loudness, fills the gap just after
+a note as much as the note, and silence stays silent.  The steeper the slope, the less noise in the many wide
+upper bands, where it blurs the input's onsets most (BENCHMARKS.md, "The canvas's colour").
 
 It is a signal, not frames of noise: the engine adds its STFT, taken like the input's, to the input's, so the
 dream and its consistency projection see a spectrogram audio can have.  Its white noise is drawn per chunk from a
@@ -20,8 +22,8 @@ import scipy.signal
 import torch
 
 SPAN_SECONDS = 0.1      # the canvas follows the input's level over this long
-KERNEL_SECONDS = 0.02   # the pink filter's length
-PINK_FROM_HZ = 50.0     # 1/f power above this, flat below
+KERNEL_SECONDS = 0.02   # the filter's length
+SLOPE_FROM_HZ = 50.0    # the slope starts here, flat below
 # A signal of power P has STFT frames of energy 0.75 P (periodic Hann, spectra scaled by 1 / sum(window),
 # bins up to Nyquist): dreamfx.dsp.spectral's convention.
 FRAME_ENERGY_PER_POWER = 0.75
@@ -39,25 +41,27 @@ def frame_energy(spectrum: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=8)
-def pink_kernel(sample_rate: int) -> np.ndarray:
-    """FIR (taps,) that turns white noise of unit variance into pink noise of unit variance."""
+def slope_kernel(sample_rate: int, slope: float) -> np.ndarray:
+    """FIR (taps,) that turns white noise of unit variance into noise of unit variance whose power falls as
+    1 / f ** ``slope`` above 50 Hz."""
     taps = 2 * round(KERNEL_SECONDS * sample_rate / 2) + 1
     fraction = np.linspace(0.0, 1.0, 513)  # of Nyquist
-    gain = 1 / np.sqrt(np.maximum(fraction * sample_rate / 2, PINK_FROM_HZ) / PINK_FROM_HZ)
+    gain = (np.maximum(fraction * sample_rate / 2, SLOPE_FROM_HZ) / SLOPE_FROM_HZ) ** (-slope / 2)
     kernel = scipy.signal.firwin2(taps, fraction, gain)
     return kernel / np.sqrt(np.square(kernel).sum())
 
 
-def pink_noise(seed: int, chunk_index: int, samples: int, sample_rate: int) -> np.ndarray:
-    """(samples,) float64 pink noise of unit variance for chunk ``chunk_index`` of ``samples`` samples."""
-    kernel = pink_kernel(sample_rate)
+def sloped_noise(seed: int, chunk_index: int, samples: int, sample_rate: int, slope: float) -> np.ndarray:
+    """(samples,) float64 noise of unit variance, power 1 / f ** ``slope``, for chunk ``chunk_index`` of
+    ``samples`` samples."""
+    kernel = slope_kernel(sample_rate, slope)
     earlier = -(-(len(kernel) - 1) // samples)  # chunks of white noise the filter reaches back into
     white = [np.random.default_rng([seed, i, CANVAS_STREAM]).standard_normal(samples) if i >= 0 else
              np.zeros(samples) for i in range(chunk_index - earlier, chunk_index + 1)]
     return scipy.signal.oaconvolve(np.concatenate(white), kernel, mode="valid")[-samples:]
 
 
-def canvas_samples(energies: torch.Tensor, scale: np.ndarray, level_db: float, hop: int, seed: int,
+def canvas_samples(energies: torch.Tensor, scale: np.ndarray, level_db: float, slope: float, hop: int, seed: int,
                    chunk_index: int, sample_rate: int) -> np.ndarray:
     """The canvas's K * hop new samples (float32) for the K new frames of chunk ``chunk_index``.
 
@@ -71,4 +75,4 @@ def canvas_samples(energies: torch.Tensor, scale: np.ndarray, level_db: float, h
     amplitude = np.sqrt(power * 10 ** (level_db / 10)) * scale
     k = len(scale) - 1
     envelope = np.interp(np.arange(k * hop), np.arange(-1, k) * hop + hop - 1, amplitude)
-    return (pink_noise(seed, chunk_index, k * hop, sample_rate) * envelope).astype(np.float32)
+    return (sloped_noise(seed, chunk_index, k * hop, sample_rate, slope) * envelope).astype(np.float32)

@@ -72,7 +72,8 @@ class DreamSettings:
     consistency: bool = False   # project each iteration's change onto what overlap-add delivers
     preserve_level: bool = True # keep each frame's energy (timbre change, not level change)
     band_hz: tuple[float, float] = (0.0, float("inf"))  # the band the dream may change, Hz
-    canvas_db: float | None = None  # faint pink noise this many dB under the input, for the dream to paint on
+    canvas_db: float | None = None  # faint noise this many dB under the input, for the dream to paint on
+    canvas_slope: float = 1.0   # the canvas's power falls as 1 / f ** slope: 1 pink, 2 brown
     offline_batch: int = 1      # offline: chunks dreamed in one batch (1: chunk by chunk, as streaming)
     objective: Objective = field(default_factory=Objective)
     transforms: Transforms = field(default_factory=Transforms)  # the gradient's random transforms (torch backend)
@@ -375,7 +376,7 @@ class DreamEngine:
             return downmix, None, CanvasState(later, np.zeros_like(state.tail))
         cfg, k = self.stft, self.chunk_frames
         scale = np.linspace(ramp_from[0] * ramp_from[1], s.intensity * s.mix, k + 1)
-        new = canvas_samples(energies, scale, s.canvas_db, cfg.hop, s.seed, index, cfg.sample_rate)
+        new = canvas_samples(energies, scale, s.canvas_db, s.canvas_slope, cfg.hop, s.seed, index, cfg.sample_rate)
         samples = np.concatenate([state.tail, new])
         painted = stft(torch.from_numpy(samples)[None], cfg, self.window)
         return downmix + painted, painted, CanvasState(later, samples[-cfg.pad:])

@@ -4,10 +4,9 @@
     wet = effect(audio, sample_rate)                 # offline: aligned, same length
     block_out = effect(block, sr, reset=False)       # streaming: delayed by latency_samples(sr)
 
-Parameters are plain attributes, validated on assignment; an invalid value
-raises :class:`~dreamfx.errors.DreamfxError` with the allowed range.  Arrays are
-float32 ``(channels, samples)`` or ``(samples,)``; ``(samples, channels)`` is
-recognised as pedalboard does when the first axis is the longer one.
+Parameters are plain attributes, validated on assignment; an invalid value raises
+:class:`~dreamfx.errors.DreamfxError` with the allowed range.  Arrays are float32 ``(channels, samples)`` or
+``(samples,)``; ``(samples, channels)`` is recognised as pedalboard does when the first axis is the longer one.
 """
 
 from __future__ import annotations
@@ -78,16 +77,14 @@ def _read_only(name: str, doc: str) -> property:
 class DreamEffect:
     """A DeepDream audio effect with pedalboard's calling convention.
 
-    model: a model file (safetensors, or a TorchScript / ONNX dream step from
-    ``dreamfx export``), a loaded DreamNet, or None for the bundled default.
-    layer / channel / target: the objective (default: an exported step's own
-    objective, else the energy of conv3); channels / targets / layers: a
-    weighted blend of channels of ``layer``, of classes, or of conv layers.
-    band_hz: (low, high) frequency band the dream may change, Hz (edges
-    tapered over a third of an octave); the default (0, inf) is the whole spectrum.
-    chunk_frames / context_frames: STFT frames dreamed per chunk / frames of
-    past context the model sees (fixed at construction: they set the latency;
-    default: the model's own, 8 / 24 for the genre models).
+    model: a model file (safetensors, or a TorchScript / ONNX dream step from ``dreamfx export``), a loaded
+    DreamNet, or None for the bundled default.
+    layer / channel / target: the objective (default: an exported step's own objective, else the energy of conv3);
+    channels / targets / layers: a weighted blend of channels of ``layer``, of classes, or of conv layers.
+    band_hz: (low, high) frequency band the dream may change, Hz (edges tapered over a third of an octave); the
+    default (0, inf) is the whole spectrum.
+    chunk_frames / context_frames: STFT frames dreamed per chunk / frames of past context the model sees (fixed at
+    construction: they set the latency; default: the model's own, 8 / 24 for the genre models).
     backend: "auto", "torch", "torchscript" or "onnxruntime" (see :mod:`dreamfx.engine.backends`).
     device: "auto" (CUDA when available), "cpu" or "cuda".
     ensemble: ``{model: weight}``, networks that dream with ``model`` (weight 1) toward the same tag or guide
@@ -116,8 +113,10 @@ class DreamEffect:
     phase_iterations = _Range(int, 1, 64, "Griffin-Lim iterations per chunk when reconstruction is 'phase-refine'.")
     memory = _Range(float, 0.0, 0.95, "Weight of the previous chunk's change in each chunk's, against 1 - memory "
                     "for its own dream (temporal smoothing); 0: every chunk's change is its own.")
-    canvas_db = _Range(float, -60.0, -10.0, "Faint pink noise this many dB under the input, which the dream paints on "
+    canvas_db = _Range(float, -60.0, -10.0, "Faint noise this many dB under the input, which the dream paints on "
                        "where the input leaves gaps (dreamfx.dsp.canvas); None or 'off': none.", optional=True)
+    canvas_slope = _Range(float, 0.0, 3.0, "The canvas's colour: its power falls as 1 / f ** slope above 50 Hz; 0 "
+                          "white, 1 pink (-3 dB per octave), 2 brown (-6 dB per octave).")
     preserve_level = _Flag("Keep each frame's energy, so the dream changes timbre, not loudness.")
     offline_batch = _Range(int, 1, 64, "Chunks dreamt in one batch (files): up to 2x faster; the chunks reach "
                            "the engine in pieces of that many (a FIFO: the latency grows by as many chunks), so "
@@ -137,7 +136,8 @@ class DreamEffect:
                  consistency: bool = False, band_hz: tuple[float, float] = (0.0, float("inf")),
                  chunk_frames: int | None = None, context_frames: int | None = None, backend: str = "auto",
                  device: str = "auto", ensemble: dict | None = None, transforms: dict | None = None,
-                 guide: str | Path | GuideFeatures | None = None, match: str = "tags", canvas_db: float | None = None):
+                 guide: str | Path | GuideFeatures | None = None, match: str = "tags", canvas_db: float | None = None,
+                 canvas_slope: float = 1.0):
         self._backend = open_backend(model, backend, device, ensemble, exporter=export_step_graph)
         self._ensemble = dict(ensemble) if ensemble else None
         # What the effect was built from, for saving it as a preset: "default", a file path, or None (in memory).
@@ -151,13 +151,12 @@ class DreamEffect:
         self.intensity, self.iterations, self.step, self.mix = intensity, iterations, step, mix
         self.seed, self.jitter, self.max_gain_db = seed, jitter, max_gain_db
         self.smooth_bins, self.smooth_frames, self.preserve_level = smooth_bins, smooth_frames, preserve_level
-        self.band_hz, self.canvas_db = band_hz, canvas_db
+        self.band_hz, self.canvas_db, self.canvas_slope = band_hz, canvas_db, canvas_slope
         self.settings.objective = self.backend.default_objective or Objective()
         self._building = True  # the objective is checked against the backend once all its parts are set
         self.octaves, self.memory = octaves, memory
         self.reconstruction, self.phase_iterations = reconstruction, phase_iterations
-        self.consistency, self.transforms = consistency, transforms
-        self.match = match
+        self.consistency, self.transforms, self.match = consistency, transforms, match
         for name, value in (("layer", layer), ("channel", channel), ("channels", channels), ("target", target),
                             ("targets", targets), ("layers", layers), ("guide", guide)):
             if value is not None:
@@ -457,8 +456,9 @@ class DreamEffect:
                             ("transforms", None), ("guide", None), ("canvas_db", None)):
             if params[name] == unset:
                 del params[name]
-        if "guide" not in params:
-            del params["match"]
+        for name, needs in (("match", "guide"), ("canvas_slope", "canvas_db")):
+            if needs not in params:
+                del params[name]
         return params
 
     # --- pedalboard calling convention ---------------------------------------------

@@ -56,7 +56,8 @@ PRESET_VERSION = 1
 # applied (layer before channel/target).
 TUNABLE = ("intensity", "iterations", "step", "mix", "layer", "channel", "channels", "target", "targets", "layers",
            "seed", "jitter", "max_gain_db", "smooth_bins", "smooth_frames", "octaves", "memory", "preserve_level",
-           "band_hz", "canvas_db", "reconstruction", "phase_iterations", "consistency", "transforms", "match", "guide")
+           "band_hz", "canvas_db", "canvas_slope", "reconstruction", "phase_iterations", "consistency", "transforms",
+           "match", "guide")
 MIDI_PARAMETERS = {  # name -> (low, high) of the 0..127 controller range
     "intensity": (0.0, 1.0), "mix": (0.0, 1.0), "iterations": (0, 32), "step": (0.0, 0.5), "layer": (0, 1),
 }
