@@ -68,7 +68,8 @@ def canvas_samples(energies: torch.Tensor, scale: np.ndarray, level_db: float, s
     energies: (1, 1, span + K) :func:`frame_energy` of the input, the span of frames before the chunk then its
     K frames.  scale: (K + 1,) a factor (e.g. a ramp of the dream's intensity) at the frame before the chunk and
     at each of its frames.  The amplitude at each frame's last sample follows the mean power over the span of
-    frames ending there, and is interpolated in between.
+    frames ending there (``level_db`` under it), and is interpolated in between; ``slope``: the colour,
+    power 1 / f ** slope.
     """
     span = energies.shape[-1] - len(scale) + 1
     power = energies[0, 0].double().unfold(0, span, 1).mean(dim=-1).numpy() / FRAME_ENERGY_PER_POWER  # (K + 1,)
