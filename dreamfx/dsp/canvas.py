@@ -18,7 +18,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import scipy.signal
 import torch
 
 SPAN_SECONDS = 0.1      # the canvas follows the input's level over this long
@@ -47,6 +46,7 @@ def slope_kernel(sample_rate: int, slope: float) -> np.ndarray:
     taps = 2 * round(KERNEL_SECONDS * sample_rate / 2) + 1
     fraction = np.linspace(0.0, 1.0, 513)  # of Nyquist
     gain = (np.maximum(fraction * sample_rate / 2, SLOPE_FROM_HZ) / SLOPE_FROM_HZ) ** (-slope / 2)
+    import scipy.signal  # here, not at the top: it takes a second to import, which every start of dreamfx paid
     kernel = scipy.signal.firwin2(taps, fraction, gain)
     return kernel / np.sqrt(np.square(kernel).sum())
 
@@ -54,6 +54,7 @@ def slope_kernel(sample_rate: int, slope: float) -> np.ndarray:
 def sloped_noise(seed: int, chunk_index: int, samples: int, sample_rate: int, slope: float) -> np.ndarray:
     """(samples,) float64 noise of unit variance, power 1 / f ** ``slope``, for chunk ``chunk_index`` of
     ``samples`` samples."""
+    import scipy.signal  # a lookup once slope_kernel has imported it
     kernel = slope_kernel(sample_rate, slope)
     earlier = -(-(len(kernel) - 1) // samples)  # chunks of white noise the filter reaches back into
     white = [np.random.default_rng([seed, i, CANVAS_STREAM]).standard_normal(samples) if i >= 0 else

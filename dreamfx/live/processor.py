@@ -48,6 +48,7 @@ from dreamfx.plugin.midi import MidiControl
 from dreamfx.plugin.presets import MidiMap, Preset
 from dreamfx.live.native_audio import (CALLBACKS, DROPPED_FRAMES, LAST_XRUN, LATE_BLOCKS, N_COUNTERS, OWED, XRUNS,
                                        callback_layout, exchange)
+from dreamfx.dsp.canvas import slope_kernel
 from dreamfx.dsp.ringbuffer import RingBuffer
 
 MAX_BLOCK = 8192  # the largest callback block the buffers are sized for
@@ -192,9 +193,11 @@ class LiveProcessor:
 
     def _warm_up(self, engine: DreamEngine | None) -> None:
         """Build the dream-step graphs ``engine`` can need (no export or trace may happen on the worker while
-        streaming): its objective's, and with MIDI every layer's and the classes'."""
+        streaming): its objective's, and with MIDI every layer's and the classes'; and the canvas's filter, which
+        a parameter change may turn on while streaming (its first design imports scipy.signal: a second)."""
         if engine is not None:
             engine.backend.warm_up(engine.settings.objective, every_layer=self.control is not None)
+            slope_kernel(self.sample_rate, engine.settings.canvas_slope)
 
     def _latency(self, chain: Chain, engine: DreamEngine | None) -> int:
         """Samples from input to output with ``chain`` (whose first dream runs on ``engine``): the chain's latency
