@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from pedalboard.io import AudioFile
 from safetensors import safe_open
 from safetensors.numpy import load_file
@@ -23,6 +24,7 @@ from scipy.stats import spearmanr
 
 from dreamfx import DreamEffect
 from dreamfx.audio_io import write_audio
+from dreamfx.cli import cli
 from dreamfx.engine.backends import OnnxGraph, open_backend, torchscript_graph
 from dreamfx.dream.ascent import Objective, first_step_inputs
 from dreamfx.validate.metrics import measure_retention
@@ -156,24 +158,27 @@ def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, meas
 
 
 def test_models_by_name_everywhere(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "dreamfx.cli", *a], capture_output=True,  # noqa: E731
-                                    text=True, timeout=120)
+    """Tagger names in each command (run in this process: tests/test_cli.py runs the CLI in subprocesses), and a
+    wrong name's one-line error from the entry point."""
+    def run(*args: str):
+        result = CliRunner().invoke(cli, list(args))
+        assert result.exit_code == 0, (args, result.output, result.exception)
+        return result.output
     info = run("info", "msd-vgg")
-    assert info.returncode == 0, info.stderr
-    assert "heavy metal" in info.stdout and "Million Song Dataset" in info.stdout and "Pompeu Fabra" in info.stdout
-    assert json.loads(run("info", "mtt-vgg", "--json").stdout)["classes"][:2] == ["guitar", "classical"]
-    wrong = run("info", "no-such-model")
+    assert "heavy metal" in info and "Million Song Dataset" in info and "Pompeu Fabra" in info
+    assert json.loads(run("info", "mtt-vgg", "--json"))["classes"][:2] == ["guitar", "classical"]
+    wrong = subprocess.run([sys.executable, "-m", "dreamfx.cli", "info", "no-such-model"], capture_output=True,
+                           text=True, timeout=120)
     assert wrong.returncode == 2 and "msd-vgg" in wrong.stderr and "\n" not in wrong.stderr.strip()
     clip = tmp_path / "clip.wav"
     write_audio(clip, excerpt(3.0), 44100)
-    processed = run("process", str(clip), str(tmp_path / "out.wav"), "--model", "msd-vgg", "--target", "heavy metal",
-                    "--iterations", "2")
-    assert processed.returncode == 0 and (tmp_path / "out.wav").is_file(), processed.stderr
-    analyzed = run("analyze", str(clip), "--model", "mtt-vgg", "--target", "piano=0.5,violin=0.5", "--iterations", "2")
-    assert analyzed.returncode == 0 and "retention" in analyzed.stdout, analyzed.stderr
-    exported = run("export", "mtt-vgg", "--format", "torchscript", "--what", "classifier", "-o", str(tmp_path / "t.pt"))
-    assert exported.returncode == 0, exported.stderr
-    assert "50 tags: guitar, classical" in run("info", str(tmp_path / "t.pt")).stdout
+    run("process", str(clip), str(tmp_path / "out.wav"), "--model", "msd-vgg", "--target", "heavy metal",
+        "--iterations", "2")
+    assert (tmp_path / "out.wav").is_file()
+    assert "retention" in run("analyze", str(clip), "--model", "mtt-vgg", "--target", "piano=0.5,violin=0.5",
+                              "--iterations", "2")
+    run("export", "mtt-vgg", "--format", "torchscript", "--what", "classifier", "-o", str(tmp_path / "t.pt"))
+    assert "50 tags: guitar, classical" in run("info", str(tmp_path / "t.pt"))
     effect = DreamEffect(model="mtt-vgg", target="piano")
     assert effect.parameters()["model"] == "mtt-vgg" and effect.chunk_frames == 128
     assert DreamEffect(model="mtt-vgg", context_frames=260).latency_samples(44100) == 128 * 353 - 1 + 3 * 353
