@@ -24,7 +24,7 @@ from dreamfx.export import export_model
 from dreamfx.files import SEAL_KEY
 from dreamfx.nets.models import default_model_path, load_model
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import excerpt
+from tests.conftest import cli_output, excerpt
 
 SR = 44100
 OBJECTIVES = {
@@ -267,17 +267,16 @@ def test_cli_export_and_info(workdir, exported):
     result = run("export", "--format", "torchscript", "--what", "classifier", "--sample-rate", "22050", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert model_format(out) == "torchscript" and "classifier, 22050 Hz, 513 bins" in result.stdout
-    info = run("info", str(out))
-    assert "export: torchscript classifier for 22050 Hz" in info.stdout
-    info = run("info", str(out), "--json")
-    assert '"what": "classifier"' in info.stdout and '"sample_rate": 22050' in info.stdout
+    assert "export: torchscript classifier for 22050 Hz" in cli_output("info", str(out))
+    info = cli_output("info", str(out), "--json")
+    assert '"what": "classifier"' in info and '"sample_rate": 22050' in info
     again = run("export", "--format", "torchscript", "-o", str(out))
     assert again.returncode == 2 and "already exists" in again.stderr
     wrong = run("export", "--format", "onnx", "-o", str(workdir / "x.pt"))
     assert wrong.returncode == 2 and "use .onnx" in wrong.stderr
     step = exported["onnx", "dream-step", "class-metal"]
-    info = run("info", str(step))
-    assert "objectives on logits, gradient temperatures ReLU 0.1, max 1" in info.stdout, info.stdout
+    info = cli_output("info", str(step))
+    assert "objectives on logits, gradient temperatures ReLU 0.1, max 1" in info, info
     clip = workdir / "clip.wav"
     from dreamfx.audio_io import write_audio
     write_audio(clip, excerpt(1.0, SR), SR)

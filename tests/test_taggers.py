@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from pedalboard.io import AudioFile
 from safetensors import safe_open
 from safetensors.numpy import load_file
@@ -24,13 +23,12 @@ from scipy.stats import spearmanr
 
 from dreamfx import DreamEffect
 from dreamfx.audio_io import write_audio
-from dreamfx.cli import cli
 from dreamfx.engine.backends import OnnxGraph, open_backend, torchscript_graph
 from dreamfx.dream.ascent import Objective, first_step_inputs
 from dreamfx.validate.metrics import measure_retention
 from dreamfx.nets.models import load_model, model_path, patch_logits
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import excerpt, require_system
+from tests.conftest import cli_output, excerpt, require_system
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.musicnn_reference import CLIPS, read_clip
 from training.render_dataset import DEFAULT_SOUNDFONT, render_midi
@@ -160,10 +158,7 @@ def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, meas
 def test_models_by_name_everywhere(tmp_path):
     """Tagger names in each command (run in this process: tests/test_cli.py runs the CLI in subprocesses), and a
     wrong name's one-line error from the entry point."""
-    def run(*args: str):
-        result = CliRunner().invoke(cli, list(args))
-        assert result.exit_code == 0, (args, result.output, result.exception)
-        return result.output
+    run = cli_output
     info = run("info", "msd-vgg")
     assert "heavy metal" in info and "Million Song Dataset" in info and "Pompeu Fabra" in info
     assert json.loads(run("info", "mtt-vgg", "--json"))["classes"][:2] == ["guitar", "classical"]
