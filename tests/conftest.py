@@ -41,7 +41,6 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
-
 def cli_output(*args: str) -> str:
     """What ``dreamfx ARGS`` prints, run in this process (no Python start: tests/test_cli.py runs the entry point
     in subprocesses); the command must succeed."""
@@ -51,6 +50,7 @@ def cli_output(*args: str) -> str:
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, (args, result.output, result.exception)
     return result.output
+
 
 def require_system(binary: str, install: str) -> str:
     """Path of ``binary``; skip (or fail under DREAMFX_REQUIRE_SYSTEM=1) when it is missing."""

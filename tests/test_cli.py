@@ -67,13 +67,13 @@ def test_info_prints_model_metadata():
         assert key in full.stdout
 
 
-
 def test_the_cli_starts_without_scipy_signal():
     """scipy.signal takes a second to import (pulling scipy.stats): the canvas imports it when it designs its
     filter, so a start of dreamfx that draws no canvas never pays for it."""
     result = subprocess.run([sys.executable, "-c", "import sys, dreamfx.cli; print(sorted(m for m in sys.modules "
                              "if m.startswith(('scipy.signal', 'scipy.stats'))))"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
 
 def nan_file(workdir: Path) -> Path:
     audio = excerpt(1.0, 22050)
