@@ -124,7 +124,8 @@ def test_dream_raises_the_tag_on_the_rendered_audio(tag, taggers, example, measu
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, measured):
-    """One dream iteration of the exported step vs torch autograd, for a tag and for a conv layer."""
+    """Two dream iterations of the exported step vs torch autograd: for a tag, and in TorchScript for a conv layer
+    too (torch.onnx takes ~17 s per graph here; a graph cut at a layer is checked on ONNX in tests/test_export.py)."""
     from dreamfx.export import onnx_dream_step, traced_dream_step
     model = taggers["mtt-vgg"]
     audio, sr = example
@@ -133,7 +134,8 @@ def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, meas
     frames = analyze_signal(audio.mean(axis=0), stft).abs()[:, 100:100 + chunk + context]
     reference = open_backend(model)
     worst = 0.0
-    for objective in (Objective("class", target="piano"), Objective("layer", "conv4")):
+    objectives = [Objective("class", target="piano")] + ([Objective("layer", "conv4")] if fmt == "torchscript" else [])
+    for objective in objectives:
         if fmt == "onnx":
             graph = OnnxGraph(onnx_dream_step(model, objective.graph_layer), torch.device("cpu"), "test", stft.n_bins)
         else:
@@ -151,8 +153,8 @@ def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, meas
                         float((value - ref_value).abs().max() / ref_value.abs().max()))
             inputs = inputs._replace(delta=ref_delta)
     assert worst <= 1e-4, worst
-    measured(f"mtt-vgg {fmt} dream step vs torch autograd (tag 'piano', conv4; 2 iterations): max relative "
-             f"error {worst:.1e}")
+    measured(f"mtt-vgg {fmt} dream step vs torch autograd (tag 'piano'{', conv4' if fmt == 'torchscript' else ''}; "
+             f"2 iterations): max relative error {worst:.1e}")
 
 
 def test_models_by_name_everywhere(tmp_path):
