@@ -54,8 +54,8 @@ def slope_kernel(sample_rate: int, slope: float) -> np.ndarray:
 def sloped_noise(seed: int, chunk_index: int, samples: int, sample_rate: int, slope: float) -> np.ndarray:
     """(samples,) float64 noise of unit variance, power 1 / f ** ``slope``, for chunk ``chunk_index`` of
     ``samples`` samples."""
-    import scipy.signal  # a lookup once slope_kernel has imported it
     kernel = slope_kernel(sample_rate, slope)
+    import scipy.signal  # a lookup: slope_kernel imported it
     earlier = -(-(len(kernel) - 1) // samples)  # chunks of white noise the filter reaches back into
     white = [np.random.default_rng([seed, i, CANVAS_STREAM]).standard_normal(samples) if i >= 0 else
              np.zeros(samples) for i in range(chunk_index - earlier, chunk_index + 1)]
