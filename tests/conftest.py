@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,6 +41,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("dreamfx measurements")
         for line in MEASUREMENTS:
             terminalreporter.write_line(line)
+
+
+DREAMFX = (sys.executable, "-m", "dreamfx.cli")  # the entry point, as a command line
+
+
+def cli_subprocess(*args: str, timeout: float = 300, **options) -> subprocess.CompletedProcess:
+    """``dreamfx ARGS`` in a fresh Python, as a user runs it: the entry point's exit status and one-line errors;
+    stdout and stderr captured as text; ``options`` (cwd, env) go to subprocess.run."""
+    return subprocess.run([*DREAMFX, *args], capture_output=True, text=True, timeout=timeout, **options)
 
 
 def cli_output(*args: str) -> str:

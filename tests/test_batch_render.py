@@ -6,15 +6,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from conftest import require_lv2
+from conftest import cli_subprocess, require_lv2
 from dreamfx.audio_io import read_audio, write_audio
 from dreamfx.recipe import ChainRecipe
 from dreamfx.render.folder import WorkerProcesses, render_files, start_local_cluster
@@ -90,9 +88,8 @@ def test_a_render_here_gives_the_caller_its_thread_count_back(folder, tmp_path):
 def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measured):
     """The command as a user runs it (its worker forked as it starts)."""
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", str(folder), str(out),
-                             "--no-consistency", "--iterations", "2", "--jobs", "2"],  # --batch 16 by default
-                            capture_output=True, text=True, timeout=300)
+    result = cli_subprocess("process", str(folder), str(out), "--no-consistency", "--iterations", "2", "--jobs", "2")
+    # --batch 16 by default
     assert result.returncode == 0, result.stderr
     assert "rendered 4 of 4 file(s)" in result.stdout
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")
@@ -107,14 +104,14 @@ def test_jobs_2_with_an_lv2_stage_renders_what_one_process_renders(folder, tmp_p
     alone = tmp_path / "alone"
     assert not render_files(jobs_of(folder, alone), dataclasses.replace(RECIPE, chain_spec=chain_spec),
                             threads=1).failed
-    command = [sys.executable, "-m", "dreamfx.cli", "process", str(folder), str(tmp_path / "out"),
-               "--no-consistency", "--iterations", "2", "--jobs", "2", "--chain", chain_spec]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    command = ["process", str(folder), str(tmp_path / "out"), "--no-consistency", "--iterations", "2", "--jobs", "2",
+               "--chain", chain_spec]
+    result = cli_subprocess(*command)
     assert result.returncode == 0, result.stderr
     assert_same_files(alone, tmp_path / "out", measured, "--jobs 2 with an LV2 stage")
     (tmp_path / "empty").mkdir()
-    missing = subprocess.run(command[:5] + [str(tmp_path / "nothing")] + command[6:], capture_output=True, text=True,
-                             timeout=300, env={**os.environ, "LV2_PATH": str(tmp_path / "empty")})
+    missing = cli_subprocess(*command[:2], str(tmp_path / "nothing"), *command[3:],
+                             env={**os.environ, "LV2_PATH": str(tmp_path / "empty")})
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert f"LV2 plugin {overdrive} is not installed" in missing.stderr
     assert not (tmp_path / "nothing").exists()

@@ -12,12 +12,11 @@ import pytest
 from pedalboard.io import AudioFile
 
 from dreamfx.audio_io import write_audio
-from tests.conftest import excerpt
+from tests.conftest import DREAMFX, cli_subprocess, excerpt
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dreamfx.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return cli_subprocess(*args, cwd=cwd, timeout=600)
 
 
 def sha(path: Path) -> str:
@@ -137,7 +136,7 @@ def test_ctrl_c_leaves_no_partial_output(workdir):
     out = workdir / "out.wav"
     # SIGINT's default action in the child, whatever this process inherited (a shell's background job ignores
     # SIGINT, and so would the child: then the render ran to the end)
-    proc = subprocess.Popen([sys.executable, "-m", "dreamfx.cli", "process", str(long), str(out), "--iterations", "32"],
+    proc = subprocess.Popen([*DREAMFX, "process", str(long), str(out), "--iterations", "32"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4.0)

@@ -24,7 +24,7 @@ from dreamfx.export import export_model
 from dreamfx.files import SEAL_KEY
 from dreamfx.nets.models import default_model_path, load_model
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import cli_output, excerpt
+from tests.conftest import cli_output, cli_subprocess, excerpt
 
 SR = 44100
 OBJECTIVES = {
@@ -261,8 +261,7 @@ def test_bad_model_files_fail_cleanly_and_never_run_code(exported, workdir):
 
 
 def test_cli_export_and_info(workdir, exported):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "dreamfx.cli", *a], capture_output=True,  # noqa: E731
-                                    text=True, timeout=300)
+    run = cli_subprocess
     out = workdir / "clf.pt"
     result = run("export", "--format", "torchscript", "--what", "classifier", "--sample-rate", "22050", "-o", str(out))
     assert result.returncode == 0, result.stderr

@@ -34,7 +34,7 @@ import pytest
 
 from dreamfx.plugin.chain import Chain
 from dreamfx.plugin.effect import DreamEffect
-from tests.conftest import require_lv2, require_module, require_system
+from tests.conftest import DREAMFX, cli_subprocess, require_lv2, require_module, require_system
 
 SR, BLOCK = 48000, 256
 
@@ -470,17 +470,14 @@ def test_program_change_and_learn_through_a_jack_port(jack_server, measured):
 
 def test_cli_live_runs_and_reports(jack_server):
     """Without --preset: live-jazz, the taggers' live student, with its preset's headroom (live.headroom_ms 24)."""
-    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--duration", "2"], capture_output=True,
-                            text=True, timeout=120)
+    result = cli_subprocess("live", "--duration", "2", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "latency:" in result.stderr and "iterations" in result.stderr and "stopped:" in result.stdout
     assert "samples of dreamfx, 1152 of them the worker's headroom" in result.stderr  # 24 ms at 48 kHz
 
 
 def test_cli_live_soak_prints_its_summary(jack_server, measured):
-    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--preset", "default", "--soak", "3",
-                             "--headroom", "40"],
-                            capture_output=True, text=True, timeout=120)
+    result = cli_subprocess("live", "--preset", "default", "--soak", "3", "--headroom", "40", timeout=120)
     assert result.returncode == 0, result.stderr
     summary = result.stdout[result.stdout.index("soak: 3 s"):]
     measured("dreamfx live --soak 3: " + " | ".join(summary.splitlines()))
@@ -500,9 +497,8 @@ def test_cli_live_with_an_lv2_stage_stays_under_100_ms(jack_server, measured):
     """live-tight's dream into mda's Overdrive (LV2): the plugin runs on the worker with the chain."""
     overdrive = "http://drobilla.net/plugins/mda/Overdrive"
     require_lv2(overdrive, "mda-lv2")
-    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--preset", "live-tight", "--chain",
-                             f"dream,lv2:{overdrive},Compressor", "--soak", "3"], capture_output=True, text=True,
-                            timeout=180)
+    result = cli_subprocess("live", "--preset", "live-tight", "--chain", f"dream,lv2:{overdrive},Compressor",
+                            "--soak", "3", timeout=180)
     assert result.returncode == 0, result.stderr
     summary = result.stdout[result.stdout.index("soak: 3 s"):]
     measured("dreamfx live --preset live-tight with an LV2 Overdrive: " + " | ".join(summary.splitlines()))
@@ -520,8 +516,7 @@ def test_cli_live_with_an_lv2_stage_stays_under_100_ms(jack_server, measured):
                           "channels at 48000 Hz? Devices: 0: system"),
 ])
 def test_cli_live_missing_device_or_port(jack_server, args, message):
-    result = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--duration", "1", *args],
-                            capture_output=True, text=True, timeout=120)
+    result = cli_subprocess("live", "--duration", "1", *args, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.startswith("dreamfx:")]
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
 
@@ -548,7 +543,7 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     # one program: without a list, MIDI would build every shipped preset's chain first (this test is about learning)
     preset.midi = dataclasses.replace(preset.midi_map(), programs=("default",))
     save_preset(preset, mine)
-    cli = subprocess.Popen([sys.executable, "-m", "dreamfx.cli", "live", "--preset", str(mine), "--midi-virtual",
+    cli = subprocess.Popen([*DREAMFX, "live", "--preset", str(mine), "--midi-virtual",
                             "dreamfx-learn-in", "--learn", "step", "--duration", "6"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sender = jack_midi_sender("dreamfx-learn-in")
@@ -561,7 +556,6 @@ def test_cli_live_learn_saves_the_map_into_the_preset(jack_server, workdir):
     learned = load_preset(mine)
     assert learned.midi.cc[21] == "step" and 4 not in learned.midi.cc  # CC4 moved step before; now CC21 does
     assert learned.midi.cc[1] == "intensity" and learned.dream == load_preset("default").dream
-    shipped = subprocess.run([sys.executable, "-m", "dreamfx.cli", "live", "--midi-virtual", "x", "--learn", "mix",
-                              "--duration", "1"], capture_output=True, text=True, timeout=60)
+    shipped = cli_subprocess("live", "--midi-virtual", "x", "--learn", "mix", "--duration", "1", timeout=60)
     assert shipped.returncode == 2 and "--learn would change the shipped preset 'live-jazz': add --save-preset" \
         in shipped.stderr

@@ -18,7 +18,7 @@ import pytest
 import soundfile
 import tomli_w
 
-from conftest import excerpt, require_lv2, require_system
+from conftest import cli_subprocess, excerpt, require_lv2, require_system
 from dreamfx import Chain
 from dreamfx.errors import DreamfxError
 from dreamfx.plugin.lv2 import LV2Plugin
@@ -134,11 +134,8 @@ def test_controls_are_checked_and_bad_plugins_get_one_line(tmp_path):
         load_preset(preset)
     assert str(error.value) == (f"{preset}: chain[1]: LV2 plugin MDA Overdrive: drive = 2.0 is outside its range "
                                 "0..1")
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", "in.wav", "out.wav", "--chain",
-                          "dream,lv2:urn:nosuch"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     soundfile.write(tmp_path / "in.wav", excerpt(0.5, SR).T, SR)
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", "in.wav", "out.wav", "--chain",
-                          "dream,lv2:urn:nosuch"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    run = cli_subprocess("process", "in.wav", "out.wav", "--chain", "dream,lv2:urn:nosuch", cwd=tmp_path)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "urn:nosuch is not installed" in run.stderr
     assert not (tmp_path / "out.wav").exists()
 
@@ -245,11 +242,9 @@ def test_midi_learn_binds_a_controller_to_an_lv2_control(tmp_path):
 
 def test_dreamfx_plugins_lists_lv2_plugins_and_one_plugins_controls():
     require_lv2(MDA + "Overdrive", "mda-lv2")
-    listing = subprocess.run([sys.executable, "-m", "dreamfx.cli", "plugins"], capture_output=True, text=True,
-                             timeout=120)
+    listing = cli_subprocess("plugins", timeout=120)
     assert f"lv2:{MDA}Overdrive  MDA Overdrive" in listing.stdout.splitlines()
-    one = subprocess.run([sys.executable, "-m", "dreamfx.cli", "plugins", f"lv2:{MDA}Overdrive"],
-                         capture_output=True, text=True, timeout=120)
+    one = cli_subprocess("plugins", f"lv2:{MDA}Overdrive", timeout=120)
     assert "  drive = 0  (Drive; float, 0..1)" in one.stdout.splitlines()
 
 
@@ -292,8 +287,7 @@ def test_a_plugin_that_crashes_or_outputs_nan_gets_one_line_and_nothing_is_writt
     preset.write_text(f'version = 1\n[dream]\nintensity = 0.0\n[[chain]]\nplugin = "dream"\n[[chain]]\n'
                       f'plugin = "lv2:urn:dreamfx:test:faulty"\n{control} = 1.0\n')
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", "in.wav", "out.wav", "--preset",
-                          str(preset)], capture_output=True, text=True, cwd=tmp_path, env=faulty_plugin, timeout=300)
+    run = cli_subprocess("process", "in.wav", "out.wav", "--preset", str(preset), cwd=tmp_path, env=faulty_plugin)
     measured(f"LV2 faulty plugin ({control}): refused in {time.perf_counter() - started:.1f} s")
     assert run.returncode == 2
     assert run.stderr == f"dreamfx: error: {preset}: chain[1]: {message}\n"
@@ -319,8 +313,7 @@ def test_the_validator_passes_a_preset_with_an_lv2_stage(tmp_path, measured):
     whose chain hosts guitarix's amplifier)."""
     require_lv2(MDA + "Overdrive", "mda-lv2")
     preset = lv2_preset(tmp_path, MDA + "Overdrive", {"drive": 0.4}, intensity=0.8)
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "validate", str(preset), "--strictness", "1",
-                          "--json"], capture_output=True, text=True, timeout=900)
+    run = cli_subprocess("validate", str(preset), "--strictness", "1", "--json", timeout=900)
     report = json.loads(run.stdout)  # the plugins' chatter stays off stdout
     measured(f"dreamfx validate --strictness 1 on a preset with an LV2 stage: {report['passed']} passed, "
              f"{report['failed']} failed")
@@ -331,8 +324,7 @@ def test_a_shipped_preset_whose_plugin_is_missing_names_its_package(tmp_path):
     """metal-amp hosts guitarix's amplifier: where it is not installed, one line says which package has it."""
     soundfile.write(tmp_path / "in.wav", excerpt(0.5, SR).T, SR)
     (tmp_path / "no-plugins").mkdir()
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "process", "in.wav", "out.wav", "--preset",
-                          "metal-amp"], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    run = cli_subprocess("process", "in.wav", "out.wav", "--preset", "metal-amp", cwd=tmp_path,
                          env={**os.environ, "LV2_PATH": str(tmp_path / "no-plugins")})
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert "chain[2]: LV2 plugin http://guitarix.sourceforge.net/plugins/gx_amp#GUITARIX is not installed" in run.stderr

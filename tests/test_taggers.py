@@ -9,8 +9,6 @@ Three of its clips are real recordings from Debian's asc-music (installed by .ci
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ from dreamfx.dream.ascent import Objective, first_step_inputs
 from dreamfx.validate.metrics import measure_retention
 from dreamfx.nets.models import load_model, model_path, patch_logits
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import cli_output, excerpt, require_system
+from tests.conftest import cli_output, cli_subprocess, excerpt, require_system
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.musicnn_reference import CLIPS, read_clip
 from training.render_dataset import DEFAULT_SOUNDFONT, render_midi
@@ -164,8 +162,7 @@ def test_models_by_name_everywhere(tmp_path):
     info = run("info", "msd-vgg")
     assert "heavy metal" in info and "Million Song Dataset" in info and "Pompeu Fabra" in info
     assert json.loads(run("info", "mtt-vgg", "--json"))["classes"][:2] == ["guitar", "classical"]
-    wrong = subprocess.run([sys.executable, "-m", "dreamfx.cli", "info", "no-such-model"], capture_output=True,
-                           text=True, timeout=120)
+    wrong = cli_subprocess("info", "no-such-model")
     assert wrong.returncode == 2 and "msd-vgg" in wrong.stderr and "\n" not in wrong.stderr.strip()
     clip = tmp_path / "clip.wav"
     write_audio(clip, excerpt(3.0), 44100)

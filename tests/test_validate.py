@@ -7,8 +7,6 @@ should refuse.  Each test runs only the check it breaks.
 
 import json
 import pickle
-import subprocess
-import sys
 import threading
 import zipfile
 
@@ -21,6 +19,7 @@ from dreamfx.nets.models import load_model, model_path
 from dreamfx.plugin.presets import PRESET_DIR
 from dreamfx.validate.battery import run_checks, subject_for
 from dreamfx.validate.framework import CHECKS, Subject
+from tests.conftest import cli_subprocess
 
 DEFAULT_MODEL = model_path("default")
 
@@ -284,9 +283,8 @@ def test_a_flipped_bit_in_a_models_weights_is_refused_and_an_unsealed_model_stil
 
 def test_the_cli_validates_a_preset_and_a_model_and_prints_json():
     """Both fail only the peak check (listed in .ci/known-validate-failures): declared known, the run passes."""
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "validate", "default", "model:default",
-                          "--strictness", "1", "--json", "--known-failure", "default:peak", "--known-failure",
-                          "model:default:peak"], capture_output=True, text=True, timeout=600)
+    run = cli_subprocess("validate", "default", "model:default", "--strictness", "1", "--json", "--known-failure",
+                         "default:peak", "--known-failure", "model:default:peak", timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(run.stdout)
     assert {c["subject"] for c in report["checks"]} == {"default", "model:default"}
@@ -297,8 +295,7 @@ def test_the_cli_validates_a_preset_and_a_model_and_prints_json():
 
 
 def test_the_cli_refuses_an_unknown_target_in_one_line():
-    run = subprocess.run([sys.executable, "-m", "dreamfx.cli", "validate", "no-such-preset"], capture_output=True,
-                         text=True, timeout=120)
+    run = cli_subprocess("validate", "no-such-preset", timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "cannot validate" in run.stderr
 
 
