@@ -47,9 +47,14 @@ def main() -> None:
     except DreamfxError as exc:
         click.echo(f"dreamfx: error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
         click.echo("dreamfx: interrupted; no partial output was kept", err=True)
-        sys.exit(130)
+        # Python ends an uncaught KeyboardInterrupt by SIGINT, as a shell expects of Ctrl-C (it shows status
+        # 130), after its usual shutdown.  sys.exit(130) would too, but only sometimes: a KeyboardInterrupt that
+        # passed through code a C extension runs with PyRun_String (torch's import) marks the interpreter to end
+        # by SIGINT whatever the exit status.  The line above is the report: no traceback.
+        sys.excepthook = lambda *exc_info: None
+        raise KeyboardInterrupt from None
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
