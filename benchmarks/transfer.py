@@ -18,8 +18,8 @@ lever's settings, and measured:
 Then the four presets as shipped, whole chains, on the same recordings; with ``--chains``, also each preset's chain
 with stages after the dream removed (:data:`CHAINS`): what in a chain takes away what the dream gives.
 
-    python benchmarks/transfer.py [--split test] [--recordings N] [--seconds 8] [--jobs 2] [--chains all]
-                                  [--variants benchmarks/reports/issue31-variants.json]
+    python benchmarks/transfer.py [--split test] [--packages xmoto-data] [--recordings N] [--seconds 8] [--jobs 2]
+                                  [--chains all] [--variants benchmarks/reports/issue31-variants.json]
 """
 
 from __future__ import annotations
@@ -92,9 +92,12 @@ def excerpt(path: Path, seconds: float) -> np.ndarray:
     return read_recording(path, SAMPLE_RATE, soundfile.info(str(path)).duration / 3, seconds)
 
 
-def excerpts(split: str, count: int, seconds: float) -> list[tuple[str, np.ndarray]]:
-    """``count`` excerpts of ``seconds`` from ``split``, spread over its recordings, a third of the way in."""
-    return [(f"{package_of(p).name}/{p.name}", excerpt(p, seconds)) for p in spread(recordings(split), count)]
+def excerpts(split: str, count: int, seconds: float,
+             packages: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
+    """``count`` excerpts of ``seconds`` from ``split`` (its ``packages`` only, when given), spread over its
+    recordings, a third of the way in."""
+    return [(f"{package_of(p).name}/{p.name}", excerpt(p, seconds))
+            for p in spread(recordings(split, packages), count)]
 
 
 def dream_effect(tag: str, lever: str) -> tuple[DreamEffect, set[str]]:
@@ -172,8 +175,8 @@ def dry_probability(index: int, judge, tag: str) -> float:
     return _cache["dry"][key]
 
 
-def start_worker(split: str, count: int, seconds: float) -> None:
-    _cache.update(excerpts=excerpts(split, count, seconds), judges=load_judges(JUDGES), dry={})
+def start_worker(split: str, packages: list[str] | None, count: int, seconds: float) -> None:
+    _cache.update(excerpts=excerpts(split, count, seconds, packages), judges=load_judges(JUDGES), dry={})
 
 
 def rises(before: float, after: float) -> bool:
@@ -220,6 +223,8 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
               help="test: the verdict (never tuned on); tune: for choosing settings")
 @click.option("--recordings", "count", default=0, help="excerpts, spread over the split (default: every recording "
               "of it, 20 of the test split)")
+@click.option("--packages", default="", help="only these packages' recordings of the split, comma-separated (the "
+              "tune split was xmoto-data alone until issue 31's sixth stop)")
 @click.option("--seconds", default=8.0, show_default=True)
 @click.option("--jobs", default=2, show_default=True)
 @click.option("--levers", default=";".join(LEVERS), show_default=False, help="lever names separated by semicolons")
@@ -233,15 +238,17 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), default=None, help="raw rows as JSON")
 @click.option("--rows", "saved", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
               help="print the tables of rows saved before (later files replace earlier rows of the same lever)")
-def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets: bool, tags_chosen: str,
-         chain_variants: str, variants_file: Path | None, save: Path | None, saved: tuple[Path, ...]) -> None:
+def main(split: str, count: int, packages: str, seconds: float, jobs: int, levers: str, presets: bool,
+         tags_chosen: str, chain_variants: str, variants_file: Path | None, save: Path | None,
+         saved: tuple[Path, ...]) -> None:
     if saved:
         merged = {}
         for path in saved:
             merged.update({(r["lever"], r["tag"], r["recording"]): r for r in json.loads(path.read_text())})
         rows = list(merged.values())
     else:
-        count = count or len(recordings(split))
+        chosen_packages = packages.split(",") if packages else None
+        count = count or len(recordings(split, chosen_packages))
         print(f"# transfer: {machine()}; {count} excerpts of {seconds:g} s from the {split} split")
         chosen = [lever for lever in levers.split(";") if lever]
         tags = [tag for tag in TAGS if tag in tags_chosen.split(",")]
@@ -254,7 +261,7 @@ def main(split: str, count: int, seconds: float, jobs: int, levers: str, presets
             for name, tag in add_variants(variants_file):
                 tasks += [(i, tag, lever) for lever in (name, "chain: " + name) for i in range(count)]
         started = time.time()
-        with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, count, seconds)) as pool:
+        with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, chosen_packages, count, seconds)) as pool:
             rows = list(pool.map(measure, tasks))
         if save:
             save.write_text(json.dumps(rows, indent=1))

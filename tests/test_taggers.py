@@ -151,8 +151,8 @@ def test_exported_tagger_dream_step_matches_autograd(fmt, taggers, example, meas
                         float((value - ref_value).abs().max() / ref_value.abs().max()))
             inputs = inputs._replace(delta=ref_delta)
     assert worst <= 1e-4, worst
-    measured(f"mtt-vgg {fmt} dream step vs torch autograd (tag 'piano'{', conv4' if fmt == 'torchscript' else ''}; "
-             f"2 iterations): max relative error {worst:.1e}")
+    checked = ", ".join(f"tag '{o.target}'" if o.kind == "class" else o.layer for o in objectives)
+    measured(f"mtt-vgg {fmt} dream step vs torch autograd ({checked}; 2 iterations): max relative error {worst:.1e}")
 
 
 def test_models_by_name_everywhere(tmp_path):

@@ -17,6 +17,7 @@ Install with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +75,15 @@ def recordings(split: str, packages: Collection[str] | None = None) -> list[Path
     contribute none)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    import soundfile
     return sorted(path for p in PACKAGES if p.split == split and (packages is None or p.name in packages)
-                  for path in Path("/").glob(p.glob)
-                  if not p.min_seconds or soundfile.info(str(path)).duration >= p.min_seconds)
+                  for path in Path("/").glob(p.glob) if not p.min_seconds or _seconds(path) >= p.min_seconds)
+
+
+@functools.cache
+def _seconds(path: Path) -> float:
+    """A recording's length, read from its header once per process."""
+    import soundfile
+    return soundfile.info(str(path)).duration
 
 
 def package_of(path: Path) -> Package:
