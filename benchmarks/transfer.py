@@ -261,7 +261,8 @@ def main(split: str, count: int, packages: str, seconds: float, jobs: int, lever
             for name, tag in add_variants(variants_file):
                 tasks += [(i, tag, lever) for lever in (name, "chain: " + name) for i in range(count)]
         started = time.time()
-        with ProcessPoolExecutor(jobs, initializer=start_worker, initargs=(split, chosen_packages, count, seconds)) as pool:
+        with ProcessPoolExecutor(jobs, initializer=start_worker,
+                                 initargs=(split, chosen_packages, count, seconds)) as pool:
             rows = list(pool.map(measure, tasks))
         if save:
             save.write_text(json.dumps(rows, indent=1))
