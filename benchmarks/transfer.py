@@ -224,7 +224,7 @@ def table(rows: list[dict], group: str, tags: list[str]) -> None:
 @click.option("--recordings", "count", default=0, help="excerpts, spread over the split (default: every recording "
               "of it, 20 of the test split)")
 @click.option("--packages", default="", help="only these packages' recordings of the split, comma-separated (the "
-              "tune split was xmoto-data alone until issue 31's sixth stop)")
+              "tune split was xmoto-data alone before commit 31bb8f7)")
 @click.option("--seconds", default=8.0, show_default=True)
 @click.option("--jobs", default=2, show_default=True)
 @click.option("--levers", default=";".join(LEVERS), show_default=False, help="lever names separated by semicolons")
