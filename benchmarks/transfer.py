@@ -41,7 +41,7 @@ from dreamfx import Chain, DreamEffect  # noqa: E402
 from dreamfx.validate.metrics import measure_retention, perturbation_snr  # noqa: E402
 from dreamfx.plugin.presets import load_preset  # noqa: E402
 from dreamfx.testing.transfer import TAG_SETS, judges_of, kept, load_judges  # noqa: E402
-from training.real_recordings import package_of, read_recording, recordings  # noqa: E402
+from training.real_recordings import package_of, read_recording, recording_seconds, recordings  # noqa: E402
 
 SAMPLE_RATE = 44100
 TAGS = {"msd:jazz": "msd-jazz", "msd:metal": "msd-metal", "mtt:piano": "mtt-piano",
@@ -88,8 +88,7 @@ def spread(files: list[Path], count: int) -> list[Path]:
 
 def excerpt(path: Path, seconds: float) -> np.ndarray:
     """``seconds`` of the recording at ``path`` from a third of the way in, (2, samples) at SAMPLE_RATE."""
-    import soundfile
-    return read_recording(path, SAMPLE_RATE, soundfile.info(str(path)).duration / 3, seconds)
+    return read_recording(path, SAMPLE_RATE, recording_seconds(path) / 3, seconds)
 
 
 def excerpts(split: str, count: int, seconds: float,

@@ -88,8 +88,8 @@ def test_a_render_here_gives_the_caller_its_thread_count_back(folder, tmp_path):
 def test_jobs_2_renders_what_one_process_renders(folder, serial, tmp_path, measured):
     """The command as a user runs it (its worker forked as it starts)."""
     out = tmp_path / "out"
-    result = cli_subprocess("process", str(folder), str(out), "--no-consistency", "--iterations", "2", "--jobs", "2")
-    # --batch 16 by default
+    result = cli_subprocess("process", str(folder), str(out), "--no-consistency", "--iterations", "2",
+                            "--jobs", "2")  # --batch 16 by default
     assert result.returncode == 0, result.stderr
     assert "rendered 4 of 4 file(s)" in result.stdout
     assert_same_files(serial, out, measured, "--jobs 2 (1 thread each)")

@@ -76,11 +76,11 @@ def recordings(split: str, packages: Collection[str] | None = None) -> list[Path
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     return sorted(path for p in PACKAGES if p.split == split and (packages is None or p.name in packages)
-                  for path in Path("/").glob(p.glob) if not p.min_seconds or _seconds(path) >= p.min_seconds)
+                  for path in Path("/").glob(p.glob) if not p.min_seconds or recording_seconds(path) >= p.min_seconds)
 
 
 @functools.cache
-def _seconds(path: Path) -> float:
+def recording_seconds(path: Path) -> float:
     """A recording's length, read from its header once per process."""
     import soundfile
     return soundfile.info(str(path)).duration
