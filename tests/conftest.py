@@ -57,7 +57,7 @@ def cli_output(*args: str) -> str:
     in subprocesses); the command must succeed."""
     from click.testing import CliRunner
 
-    from dreamfx.cli import cli
+    from dreamfx.cli.commands import cli
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, (args, result.output, result.exception)
     return result.output

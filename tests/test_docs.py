@@ -14,7 +14,7 @@ import pytest
 
 from conftest import require_module, require_system
 from test_gallery import page_report, serve
-from dreamfx.cli import cli
+from dreamfx.cli.commands import cli
 from dreamfx.nets.models import SHIPPED_MODELS
 from dreamfx.plugin.presets import preset_names
 

@@ -132,7 +132,7 @@ def test_consistency_keeps_the_dream_through_resynthesis(audio, measured):
 
 def test_visualize_draws_the_figure(tmp_path):
     from click.testing import CliRunner
-    from dreamfx.cli import cli
+    from dreamfx.cli.commands import cli
     out = tmp_path / "dream.png"
     result = CliRunner().invoke(cli, ["visualize", "-o", str(out), "--seconds", "2", "--iterations", "4"])
     assert result.exit_code == 0, result.output

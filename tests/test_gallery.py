@@ -12,7 +12,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dreamfx.cli import cli
+from dreamfx.cli.commands import cli
 from dreamfx.plugin.presets import preset_names
 from tests.conftest import require_system
 

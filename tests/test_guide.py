@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import require_system
 
 from dreamfx import DreamEffect
-from dreamfx.cli import cli
+from dreamfx.cli.commands import cli
 from dreamfx.dream.guide import MATCHES
 from dreamfx.errors import DreamfxError
 from dreamfx.plugin.presets import PRESET_DIR, load_preset

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from dreamfx import Chain, DreamEffect, DreamfxError, load_preset
-from dreamfx.cli import cli
+from dreamfx.cli.commands import cli
 from dreamfx.validate.metrics import snr_db
 from conftest import require_preset_plugins
 from dreamfx.plugin.chain import stage_record
@@ -240,7 +240,7 @@ def test_objective_overrides_replace_the_presets_objective():
 
 def test_cli_layer_blend_is_saved_and_loaded(tmp_path):
     from click.testing import CliRunner
-    from dreamfx.cli import cli
+    from dreamfx.cli.commands import cli
     saved = CliRunner().invoke(cli, ["presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset",
                                      "metal-hallucination", "--layer", "conv2=0.5,conv4=0.5"])
     assert saved.exit_code == 0, saved.output

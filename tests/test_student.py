@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from click.testing import CliRunner
 
-from dreamfx.cli import cli
+from dreamfx.cli.commands import cli
 from dreamfx.nets.models import load_model
 from dreamfx.plugin.presets import load_preset
 from tests.conftest import require_system

@@ -3,7 +3,7 @@
 Errors are one line on stderr (``dreamfx: error: ...``) with exit status 2;
 no traceback, no output file left behind.  One module per group of subcommands: render (process, demo,
 analyze, visualize, gallery), models (info, export), live (live, devices), presets, plugins, validate; options holds
-what they share.
+what they share; commands gathers them into the group ``cli``.
 
 Layer: the top; may import every layer below.
 """
@@ -15,20 +15,7 @@ import sys
 
 import click
 
-from dreamfx.cli import live, models, plugins, presets, render, validate
 from dreamfx.errors import DreamfxError
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dreamfx")
-def cli() -> None:
-    """dreamfx: a DeepDream audio effect."""
-
-
-for command in (render.process, render.demo, render.analyze, render.visualize, render.gallery, models.info,
-                models.export_command, live.live, live.devices, presets.presets, plugins.plugins,
-                validate.validate_command):
-    cli.add_command(command)
 
 
 def keep_stdout_for_output() -> None:
@@ -43,11 +30,13 @@ def main() -> None:
     """Entry point: run the CLI, turning DreamfxError into a one-line message and exit status 2."""
     keep_stdout_for_output()
     try:
+        from dreamfx.cli.commands import cli  # here, so that Ctrl-C while torch loads (~1.3 s) ends as any other
+
         cli(standalone_mode=False)
     except DreamfxError as exc:
         click.echo(f"dreamfx: error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C (click turns KeyboardInterrupt into Abort)
         click.echo("dreamfx: interrupted; no partial output was kept", err=True)
         # Python ends an uncaught KeyboardInterrupt by SIGINT, as a shell expects of Ctrl-C (it shows status
         # 130), after its usual shutdown.  sys.exit(130) did so only sometimes (2 of 20 interrupts 1.5-2.1 s
