@@ -12,7 +12,7 @@ import pytest
 from pedalboard.io import AudioFile
 
 from dreamfx.audio_io import write_audio
-from tests.conftest import DREAMFX, cli_subprocess, excerpt
+from conftest import DREAMFX, cli_subprocess, excerpt
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

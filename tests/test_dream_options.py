@@ -16,8 +16,8 @@ from dreamfx import DreamEffect, DreamfxError
 from dreamfx.dream.ascent import Objective
 from dreamfx.validate.metrics import snr_db
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import excerpt
-from tests.test_engine import stream
+from conftest import excerpt
+from test_engine import stream
 
 SR = 44100
 OPTIONS = {

@@ -11,7 +11,7 @@ from dreamfx import Chain, DreamEffect, DreamfxError
 from dreamfx.audio_io import read_audio, write_audio
 from dreamfx.plugin.chain import PLUGIN_BLOCK
 from dreamfx.validate.framework import stream
-from tests.conftest import excerpt
+from conftest import excerpt
 
 
 def spectral_distance(a: np.ndarray, b: np.ndarray) -> float:

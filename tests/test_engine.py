@@ -7,7 +7,7 @@ import pytest
 
 from dreamfx.plugin.effect import DreamEffect
 from dreamfx.validate.metrics import measure_retention, snr_db
-from tests.conftest import excerpt
+from conftest import excerpt
 
 BLOCK_SIZES = (1, 7, 64, 511, 4096, 16384)
 

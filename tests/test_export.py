@@ -24,7 +24,7 @@ from dreamfx.export import export_model
 from dreamfx.files import SEAL_KEY
 from dreamfx.nets.models import default_model_path, load_model
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import cli_output, cli_subprocess, excerpt
+from conftest import cli_output, cli_subprocess, excerpt
 
 SR = 44100
 OBJECTIVES = {

@@ -18,8 +18,8 @@ from dreamfx.dream.step import ObjectiveGradient
 from dreamfx.validate.metrics import measure_retention, snr_db
 from dreamfx.nets.models import DreamNet, build_metadata, load_model
 from dreamfx.engine.reconstruction import griffin_lim
-from tests.conftest import excerpt
-from tests.test_engine import stream
+from conftest import excerpt
+from test_engine import stream
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 COMPARISON = {"linear": MODELS / "linear.safetensors", "mel": MODELS / "mel.safetensors",

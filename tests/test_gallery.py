@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from dreamfx.cli.commands import cli
 from dreamfx.plugin.presets import preset_names
-from tests.conftest import require_system
+from conftest import require_system
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

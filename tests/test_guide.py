@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-from conftest import require_system
+from conftest import excerpt, require_system
+from test_engine import stream
 
 from dreamfx import DreamEffect
 from dreamfx.cli.commands import cli
@@ -21,8 +22,6 @@ from dreamfx.dream.guide import MATCHES
 from dreamfx.errors import DreamfxError
 from dreamfx.plugin.presets import PRESET_DIR, load_preset
 from dreamfx.testing.transfer import load_judges, toward
-from tests.conftest import excerpt
-from tests.test_engine import stream
 from training.real_recordings import read_recording, recordings
 
 SR = 44100

@@ -34,7 +34,7 @@ import pytest
 
 from dreamfx.plugin.chain import Chain
 from dreamfx.plugin.effect import DreamEffect
-from tests.conftest import DREAMFX, cli_subprocess, require_lv2, require_module, require_system
+from conftest import DREAMFX, cli_subprocess, require_lv2, require_module, require_system
 
 SR, BLOCK = 48000, 256
 

@@ -15,7 +15,7 @@ import pytest
 from dreamfx.plugin.chain import Chain
 from dreamfx.plugin.effect import DreamEffect
 from dreamfx.plugin.lv2 import LV2Plugin
-from tests.conftest import excerpt, require_lv2
+from conftest import excerpt, require_lv2
 
 SR, BLOCK = 48000, 256
 OVERDRIVE, AMP = "http://drobilla.net/plugins/mda/Overdrive", "http://plugin.org.uk/swh-plugins/amp"

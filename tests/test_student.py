@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from dreamfx.cli.commands import cli
 from dreamfx.nets.models import load_model
 from dreamfx.plugin.presets import load_preset
-from tests.conftest import require_system
+from conftest import require_system
 from training.real_recordings import recordings
 
 

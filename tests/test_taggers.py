@@ -26,7 +26,7 @@ from dreamfx.dream.ascent import Objective, first_step_inputs
 from dreamfx.validate.metrics import measure_retention
 from dreamfx.nets.models import load_model, model_path, patch_logits
 from dreamfx.dsp.spectral import LOG_EPS, analyze_signal
-from tests.conftest import cli_output, cli_subprocess, excerpt, require_system
+from conftest import cli_output, cli_subprocess, excerpt, require_system
 from training.genres import SOLO_INSTRUMENTS, compose_solo
 from training.musicnn_reference import CLIPS, read_clip
 from training.render_dataset import DEFAULT_SOUNDFONT, render_midi

@@ -11,7 +11,7 @@ from pedalboard.io import AudioFile
 
 from dreamfx.errors import DreamfxError
 from dreamfx.nets.models import default_model_path, load_model, read_metadata
-from tests.conftest import require_system
+from conftest import require_system
 from training.dataset import logmag_spectrogram, scan
 from training.genres import GENRES
 from training.render_dataset import DEFAULT_SOUNDFONT, plan, render_jobs

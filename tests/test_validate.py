@@ -19,7 +19,7 @@ from dreamfx.nets.models import load_model, model_path
 from dreamfx.plugin.presets import PRESET_DIR
 from dreamfx.validate.battery import run_checks, subject_for
 from dreamfx.validate.framework import CHECKS, Subject
-from tests.conftest import cli_subprocess
+from conftest import cli_subprocess
 
 DEFAULT_MODEL = model_path("default")
 
