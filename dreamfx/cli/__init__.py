@@ -36,7 +36,7 @@ def main() -> None:
     except DreamfxError as exc:
         click.echo(f"dreamfx: error: {exc}", err=True)
         sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C: click makes it Abort; in the imports, bare
         click.echo("dreamfx: interrupted; no partial output was kept", err=True)
         # Python ends an uncaught KeyboardInterrupt by SIGINT, as a shell expects of Ctrl-C (it shows status
         # 130), after its usual shutdown.  sys.exit(130) did so only sometimes (2 of 20 interrupts 1.5-2.1 s
