@@ -18,7 +18,7 @@ from dreamfx.dream.step import ObjectiveGradient
 from dreamfx.validate.metrics import measure_retention, snr_db
 from dreamfx.nets.models import DreamNet, build_metadata, load_model
 from dreamfx.engine.reconstruction import griffin_lim
-from conftest import excerpt
+from conftest import cli_output, excerpt
 from test_engine import stream
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -131,13 +131,10 @@ def test_consistency_keeps_the_dream_through_resynthesis(audio, measured):
 
 
 def test_visualize_draws_the_figure(tmp_path):
-    from click.testing import CliRunner
-    from dreamfx.cli.commands import cli
     out = tmp_path / "dream.png"
-    result = CliRunner().invoke(cli, ["visualize", "-o", str(out), "--seconds", "2", "--iterations", "4"])
-    assert result.exit_code == 0, result.output
-    assert "median gain after 3 iterations" in result.output
-    gain = float(result.output.rsplit(" ", 1)[1].rstrip(")\n"))
+    output = cli_output("visualize", "-o", str(out), "--seconds", "2", "--iterations", "4")
+    assert "median gain after 3 iterations" in output
+    gain = float(output.rsplit(" ", 1)[1].rstrip(")\n"))
     assert gain > 0.05  # the layer's energy rose over the iterations
     import matplotlib.image
     pixels = matplotlib.image.imread(str(out))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 from click.testing import CliRunner
-from conftest import excerpt, require_system
+from conftest import cli_output, excerpt, require_system
 from test_engine import stream
 
 from dreamfx import DreamEffect
@@ -154,9 +154,8 @@ def test_a_saved_guided_preset_travels_with_its_guide(tmp_path):
     mine = tmp_path / "a" / "mine.toml"
     (tmp_path / "a" / "guides").mkdir(parents=True)
     shutil.copy(GUIDE, tmp_path / "a" / "guides" / GUIDE.name)
-    result = CliRunner().invoke(cli, ["presets", "save", "-o", str(mine), "--preset", "live-guide", "--guide",
-                                      str(tmp_path / "a" / "guides" / GUIDE.name), "--iterations", "2"])
-    assert result.exit_code == 0, result.output
+    cli_output("presets", "save", "-o", str(mine), "--preset", "live-guide", "--guide",
+               str(tmp_path / "a" / "guides" / GUIDE.name), "--iterations", "2")
     saved = load_preset(mine)
     assert saved.dream["guide"] == f"guides/{GUIDE.name}" and len(saved.dream["guide_sha256"]) == 64
     assert saved.dream["match"] == load_preset("guide").dream["match"]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from dreamfx import Chain, DreamEffect, DreamfxError, load_preset
 from dreamfx.cli.commands import cli
 from dreamfx.validate.metrics import snr_db
-from conftest import require_preset_plugins
+from conftest import cli_output, require_preset_plugins
 from dreamfx.plugin.chain import stage_record
 from dreamfx.plugin.presets import preset_names, save_preset
 from dreamfx.recipe import validate_preset
@@ -205,21 +205,18 @@ def test_band_confines_the_dream(example):
 
 
 def test_presets_cli_lists_shows_validates_and_saves(tmp_path):
-    runner = CliRunner()
     for name in preset_names():
         require_preset_plugins(name)
-    listing = runner.invoke(cli, ["presets", "list"])
-    assert listing.exit_code == 0 and all(n in listing.output for n in preset_names())
-    shown = runner.invoke(cli, ["presets", "show", "metal-hallucination"])
-    assert shown.exit_code == 0 and 'target = "metal"' in shown.output
+    listing = cli_output("presets", "list")
+    assert all(n in listing for n in preset_names())
+    assert 'target = "metal"' in cli_output("presets", "show", "metal-hallucination")
     bad = tmp_path / "bad.toml"
     bad.write_text(edit("intensity = 0.5", "intensity = 4.0"))
-    checked = runner.invoke(cli, ["presets", "validate", str(bad), "default"], standalone_mode=False)
+    checked = CliRunner().invoke(cli, ["presets", "validate", str(bad), "default"], standalone_mode=False)
     assert f"invalid: {bad}: dream.intensity = 4.0" in checked.output and "ok: default" in checked.output
     assert isinstance(checked.exception, DreamfxError)
-    saved = runner.invoke(cli, ["presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset", "ambient-wash",
-                                "--intensity", "0.3", "--target", "jazz"])
-    assert saved.exit_code == 0, saved.output
+    cli_output("presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset", "ambient-wash", "--intensity", "0.3",
+               "--target", "jazz")
     mine = load_preset(tmp_path / "mine.toml")
     assert mine.dream["intensity"] == 0.3 and mine.dream["target"] == "jazz" and mine.name == "mine"
     assert [s["plugin"] for s in mine.chain] == [s["plugin"] for s in load_preset("ambient-wash").chain]
@@ -239,11 +236,8 @@ def test_objective_overrides_replace_the_presets_objective():
 
 
 def test_cli_layer_blend_is_saved_and_loaded(tmp_path):
-    from click.testing import CliRunner
-    from dreamfx.cli.commands import cli
-    saved = CliRunner().invoke(cli, ["presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset",
-                                     "metal-hallucination", "--layer", "conv2=0.5,conv4=0.5"])
-    assert saved.exit_code == 0, saved.output
+    cli_output("presets", "save", "-o", str(tmp_path / "mine.toml"), "--preset", "metal-hallucination", "--layer",
+               "conv2=0.5,conv4=0.5")
     mine = load_preset(tmp_path / "mine.toml")
     assert mine.dream["layers"] == {"conv2": 0.5, "conv4": 0.5} and "target" not in mine.dream
     assert DreamEffect.from_preset(mine).layers == {"conv2": 0.5, "conv4": 0.5}

@@ -5,12 +5,10 @@ never heard, and ``dreamfx live`` starts on a real-music preset."""
 from __future__ import annotations
 
 import numpy as np
-from click.testing import CliRunner
 
-from dreamfx.cli.commands import cli
 from dreamfx.nets.models import load_model
 from dreamfx.plugin.presets import load_preset
-from conftest import require_system
+from conftest import cli_output, require_system
 from training.real_recordings import recordings
 
 
@@ -42,8 +40,8 @@ def test_the_live_student_hears_tags_rise_where_its_teachers_do(measured):
 def test_live_starts_on_a_real_music_preset():
     """Without --preset, ``dreamfx live`` plays live-jazz: the live student dreaming toward jazz, at the
     quarter-size chunks of a live preset."""
-    result = CliRunner().invoke(cli, ["live", "--help"])
-    assert result.exit_code == 0 and "[default: live-jazz]" in result.output, result.output
+    output = cli_output("live", "--help")
+    assert "[default: live-jazz]" in output, output
     dream = load_preset("live-jazz").dream
     assert dream["model"] == "tags-live" and dream["target"] == "msd:jazz" and dream["chunk_frames"] == 2
 
@@ -53,9 +51,7 @@ def test_the_retrained_students_and_judge_name_muldjord_and_its_licence():
     songs (Debian's fretsonfire-songs-muldjord); ``dreamfx info`` says so, with the licence."""
     from dreamfx.testing.transfer import JUDGE_FILE
     for model in ("tags-plain", "tags-robust", "tags-live", str(JUDGE_FILE)):
-        result = CliRunner().invoke(cli, ["info", model])
-        assert result.exit_code == 0, result.output
-        line = next(line for line in result.output.splitlines() if line.startswith("real recordings"))
+        line = next(line for line in cli_output("info", model).splitlines() if line.startswith("real recordings"))
         assert "fretsonfire-songs-muldjord, CC-BY-SA-3.0 (four songs by the Danish metal band Muldjord" in line, line
 
 
